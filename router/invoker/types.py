@@ -1,0 +1,82 @@
+"""What goes into and comes out of an instance: the invoker's contract with the dispatcher.
+
+An `Instance` (router/invoker/instance.py) runs one function instance as its own OS process group and speaks
+the Lambda Runtime API with it. Its contract:
+
+* `await Instance.start(spec, billing=..., logs=...)` launches the process and returns once the runtime asked
+  for its first event (init done). If init fails (import error, bad handler, crash, init timeout) it raises
+  `InitFailed` carrying the `InvocationResult` the caller gets (errorType Runtime.ImportModuleError,
+  Runtime.HandlerNotFound, Runtime.InitError, ...), and the process is gone.
+* `await instance.invoke(request)` runs one event (one at a time per instance, as on Lambda) and always
+  returns an `InvocationResult`: function errors, timeouts (Sandbox.Timeout), out of memory
+  (Runtime.OutOfMemory) and crashes (Runtime.ExitError) are data, never exceptions. After a timeout, OOM or
+  crash the instance is dead (`alive` is False), its whole process group killed.
+* `await instance.stop()` ends it (SIGTERM to the group, grace, SIGKILL). Idempotent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+
+class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A function as the invoker needs it: resolved code folder, limits, environment."""
+
+    name: str
+    runtime: str
+    handler: str
+    code_dir: Path  # an unpacked folder (ZIPs are unpacked by router.invoker.code before this)
+    memory_mb: int = 128
+    timeout_s: float = 3
+    environment: dict[str, str] = {}
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+    version: str = "$LATEST"
+    revision: str = "1"  # changes with every code/config update; instances of an old revision are retired
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.name}"
+
+
+class InvokeRequest(msgspec.Struct, frozen=True, kw_only=True):
+    request_id: str
+    payload: bytes
+    client_context: str | None = None  # base64 JSON, passed through as Lambda-Runtime-Client-Context
+    cognito_identity: str | None = None
+    trace_id: str | None = None  # X-Ray style; Lambda-Runtime-Trace-Id
+
+
+class InvocationResult(msgspec.Struct, kw_only=True):
+    """One call's outcome and meter reading. `payload` is the response body, or Lambda's error JSON."""
+
+    request_id: str
+    payload: bytes
+    function_error: str | None = None  # "Unhandled" when the function failed (X-Amz-Function-Error)
+    error_type: str | None = None  # errorType of a failure, e.g. Sandbox.Timeout
+    duration_ms: float = 0.0
+    billed_ms: int = 0
+    init_ms: float | None = None  # set on the call that paid for a cold start
+    memory_mb: int = 128  # configured size
+    max_memory_mb: int = 0  # measured peak RSS of the instance during the call
+    cost_usd: float = 0.0
+    cold: bool = False
+    log: bytes = b""  # this call's log lines (stdout/stderr of the instance, tagged), for X-Amz-Log-Result
+
+    @property
+    def ok(self) -> bool:
+        return self.function_error is None
+
+
+class InitFailed(Exception):
+    """Instance.start failed; `result` is what the call that triggered the cold start returns."""
+
+    def __init__(self, result: InvocationResult) -> None:
+        super().__init__(result.error_type or "init failed")
+        self.result = result
+
+
+def instance_root(state_dir: Path) -> Path:
+    return state_dir / "code"
