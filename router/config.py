@@ -251,7 +251,7 @@ def _lookup(raw: Any, steps: list[str]) -> Any:
 
 
 def _steps(jsonpath: str) -> list[str]:
-    return [s for s in re.split(r"\.|\[|\]", jsonpath) if s]
+    return [a or b for a, b in re.findall(r"\.([^.\[\]]+)|\[([^\]]*)\]", jsonpath)]
 
 
 def convert(raw: Any, typ: type, path: str, problems: list[str]) -> Any:
@@ -291,7 +291,7 @@ def _report(e: msgspec.ValidationError, raw: Any, typ: type, path: str, problems
     """Append one problem for a msgspec error; return the steps to the offending key ([] if not droppable)."""
     msg = str(e)
     m = _AT.search(msg)
-    steps = _steps(m.group(1)) if m else []
+    steps = _resolve_keys(raw, typ, _steps(m.group(1)) if m else [])
     text = msg[: m.start()] if m else msg
     value = _lookup(raw, steps)
     droppable = True
@@ -318,6 +318,32 @@ def _report(e: msgspec.ValidationError, raw: Any, typ: type, path: str, problems
         where = f"{where}[{step}]" if step.isdigit() else _join(where, step)
     problems.append(f"{where or '<root>'}: {text}")
     return steps if droppable else []
+
+
+def _resolve_keys(raw: Any, typ: type, steps: list[str]) -> list[str]:
+    """msgspec writes a dict key as '...'; find the key whose value fails to convert."""
+    out: list[str] = []
+    for step in steps:
+        if step == "...":
+            parent = _lookup(raw, out)
+            vtype = _field_type(typ, [*out, "..."])
+            for key, value in parent.items() if isinstance(parent, dict) else []:
+                try:
+                    msgspec.convert(value, type=_python_type(vtype), strict=False)
+                except (msgspec.ValidationError, TypeError):
+                    step = str(key)
+                    break
+        out.append(step)
+    return out
+
+
+def _python_type(t: msgspec.inspect.Type | None) -> Any:
+    simple = {msgspec.inspect.StrType: str, msgspec.inspect.IntType: int, msgspec.inspect.FloatType: float,
+              msgspec.inspect.BoolType: bool}
+    for k, v in simple.items():
+        if isinstance(t, k):
+            return v
+    return getattr(t, "cls", Any)
 
 
 def _known_fields(typ: type, steps: list[str]) -> list[str]:
@@ -357,6 +383,8 @@ def parse_config(text: str, *, base_dir: str | Path = ".", env: dict[str, str] |
         raise ConfigError([f"<root>: expected a mapping of sections, got {type(raw).__name__}"])
     problems: list[str] = []
     raw = interpolate(raw, dict(os.environ) if env is None else env, problems)
+    if problems:  # values built from a missing variable would only add noise
+        raise ConfigError(problems)
     config = _decode(raw, str(base_dir), problems)
     if config is not None:
         declared = set(_mapping(raw, "functions", [])) | set(_mapping(raw, "sources", []))
@@ -432,6 +460,8 @@ def check(config: Config, problems: list[str], declared: set[str] = frozenset())
     `declared` names functions and sources that exist in the file but failed to decode: they already have
     their own problems, so routes naming them are not reported again.
     """
+    from router.sources import source_kind
+
     for name, f in config.functions.items():
         check_function(config, name, f, problems)
     _check_concurrency(config, problems)
@@ -447,7 +477,7 @@ def check(config: Config, problems: list[str], declared: set[str] = frozenset())
         for fn in r.functions:
             if fn not in config.functions and fn not in declared:
                 problems.append(f"{where}.function: no function named {fn!r} (functions: {_names(config.functions)})")
-        kind = getattr(config.sources.get(r.source), "kind", None)
+        kind = source_kind(config.sources[r.source]) if r.source in config.sources else None
         if kind is not None:
             _check_route_for_kind(kind, r, where, problems)
         if r.filter is not None:

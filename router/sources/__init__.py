@@ -38,3 +38,8 @@ def kind_module(kind: Any) -> ModuleType:
 
 def config_type(kind: Any) -> type:
     return kind_module(kind).Config  # type: ignore[no-any-return]
+
+
+def source_kind(settings: Any) -> str:
+    """The kind of a decoded source Config (its msgspec tag)."""
+    return str(type(settings).__struct_config__.tag)

@@ -1,0 +1,2 @@
+// Node.js handler: returns the event it was given, with the request id.
+exports.handler = async (event, context) => ({ event, requestId: context.awsRequestId });

