@@ -49,8 +49,12 @@ class BoundRoute:
 
     def render(self, envelopes: Sequence[Envelope]) -> bytes:
         from router.shapes import render
+        from router.shapes.common import lambda_arn
 
-        return encoder.encode(render(self.kind, list(envelopes), self.event_format))
+        # Shapes that name the receiving function (SES's receipt.action.functionArn) get this route's.
+        account = getattr(getattr(self.dispatcher, "config", None), "account", None)
+        arn = lambda_arn(self.function, account.region, account.account_id) if account else None
+        return encoder.encode(render(self.kind, list(envelopes), self.event_format, function_arn=arn))
 
     async def invoke(
         self, payload: bytes, *, trace: str | None = None, client_context: str | None = None

@@ -1,0 +1,82 @@
+"""Small helpers every shape module shares: AWS time formats, ids, ARNs and defaults.
+
+Times are given to builders as epoch seconds (float) and rendered in the exact format each AWS service uses;
+`None` means "now". Ids are random in the format the service uses, so handlers that parse them do not choke.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import secrets
+import time as _time
+import uuid
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+_UTC = dt.UTC
+_B32 = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def now(t: float | None) -> float:
+    return _time.time() if t is None else t
+
+
+def iso_ms(t: float) -> str:
+    """2019-09-03T19:37:27.192Z (S3, SES)."""
+    d = dt.datetime.fromtimestamp(t, _UTC)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+
+
+def iso_s(t: float) -> str:
+    """2019-03-01T01:23:45Z (EventBridge)."""
+    return dt.datetime.fromtimestamp(t, _UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def clf(t: float) -> str:
+    """10/Mar/2020:05:16:23 +0000 (API Gateway requestTime). Month names are English whatever the locale."""
+    d = dt.datetime.fromtimestamp(t, _UTC)
+    month = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")[d.month - 1]
+    return f"{d.day:02d}/{month}/{d.year}:{d.strftime('%H:%M:%S')} +0000"
+
+
+def epoch_ms(t: float) -> int:
+    return round(t * 1000)
+
+
+def hex_id(n: int = 16) -> str:
+    """Upper-case hex, e.g. S3's x-amz-request-id (16 chars)."""
+    return secrets.token_hex((n + 1) // 2)[:n].upper()
+
+
+def lower_hex_id(n: int = 32) -> str:
+    return secrets.token_hex((n + 1) // 2)[:n]
+
+
+def uuid4() -> str:
+    return str(uuid.uuid4())
+
+
+def alnum_id(n: int) -> str:
+    """Lower-case letters and digits, e.g. SES message ids."""
+    return "".join(secrets.choice(_B32) for _ in range(n))
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def arn_region(arn: str | None, default: str = REGION) -> str:
+    """The region field of an ARN (arn:aws:service:REGION:account:...), or the default."""
+    parts = (arn or "").split(":")
+    return parts[3] if len(parts) > 4 and parts[3] else default
+
+
+def arn_account(arn: str | None, default: str = ACCOUNT) -> str:
+    parts = (arn or "").split(":")
+    return parts[4] if len(parts) > 5 and parts[4] else default
+
+
+def lambda_arn(function: str, region: str = REGION, account: str = ACCOUNT) -> str:
+    return f"arn:aws:lambda:{region}:{account}:function:{function}"
