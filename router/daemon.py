@@ -30,8 +30,8 @@ from aiohttp import web
 from router.clock import Clock, SystemClock
 from router.config import Config, RouteConfig
 from router.control.app import ControlPlane, create_app
+from router.control.catalog import FunctionCatalog
 from router.dispatch.dispatcher import Dispatcher
-from router.dispatch.registry import definitions_from_config
 from router.dispatch.routing import BoundRoute, bind_routes, make_submit
 from router.errors import ConfigError
 from router.metrics import Metrics
@@ -57,6 +57,7 @@ class Daemon:
         self.metrics = Metrics()
         self.state_dir = config.state_path
         self.dispatcher: Dispatcher | None = None
+        self.catalog: FunctionCatalog | None = None
         self.sources: dict[str, SourceHandle] = {}
         self.control_port: int | None = None
         self._tg: asyncio.TaskGroup | None = None
@@ -87,10 +88,14 @@ class Daemon:
 
     async def _start(self) -> None:
         self.dispatcher = Dispatcher(self.config, state_dir=self.state_dir, clock=self.clock, metrics=self.metrics)
-        await self.dispatcher.set_functions(definitions_from_config(self.config, self.state_dir))
+        # The catalog (control plane) merges the config's functions with those deployed through the API
+        # (persisted under state_dir) and is the only caller of dispatcher.set_functions.
+        self.catalog = FunctionCatalog(self.config, self.state_dir, self.dispatcher)
+        await self.catalog.start()
         await self.dispatcher.start()
         plane = ControlPlane(
-            config=self.config, dispatcher=self.dispatcher, metrics=self.metrics, is_ready=self.is_ready
+            config=self.config, dispatcher=self.dispatcher, metrics=self.metrics, is_ready=self.is_ready,
+            catalog=self.catalog,
         )
         self._runner = web.AppRunner(create_app(plane), access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -193,8 +198,8 @@ class Daemon:
                     log.warning(f"reload: '{key}' changed; it takes effect at the next restart")
             new = _keep(new, old, ("server", "state_dir", "account", "billing", "limits", "base_dir"))
             self.config = new
-            assert self.dispatcher is not None
-            await self.dispatcher.set_functions(definitions_from_config(new, self.state_dir))
+            assert self.catalog is not None
+            await self.catalog.reload(new)  # config functions replaced, API-deployed ones kept
             # Routes bind a function by name; only its event format is baked into the bound route.
             reformatted = {n for n in new.functions
                            if n in old.functions and old.functions[n].event_format != new.functions[n].event_format}

@@ -1,8 +1,16 @@
-"""The control-plane aiohttp application: routes for health, readiness, metrics and the Lambda API.
+"""The control-plane aiohttp application: health, readiness, metrics and the Lambda API on one port.
 
-`create_app(plane)` builds it from a `ControlPlane` (what the handlers need from the daemon). The Lambda API
-handlers live in their own modules (router/control/invoke.py, router/control/functions.py) and register
-themselves through `add_routes(app)`.
+`create_app(plane)` builds it from a `ControlPlane` (what the handlers need from the daemon). Routes:
+
+* `GET /healthz` (the process is up), `GET /readyz` (sources started and not draining: `plane.is_ready`),
+  `GET /metrics` (Prometheus text from router/metrics.py, plus `router_api_requests_total` by operation
+  and status);
+* Invoke (router/control/invoke.py) and function management (router/control/functions.py).
+
+Middlewares, outermost first: `error_middleware` gives each request an `x-amzn-RequestId` and answers every
+failure in Lambda's error shape (router/control/errors.py); the request counter; then, when
+`server.auth_token` is set, the token check (router/control/auth.py). Request bodies are capped at
+`server.max_body_mb` (Invoke payloads have their own 6 MB / 1 MB limits).
 """
 
 from __future__ import annotations
@@ -13,8 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from router.control.errors import MAX_BODY_KEY, Handler, error_middleware
+
 if TYPE_CHECKING:
     from router.config import Config
+    from router.control.catalog import FunctionCatalog
     from router.dispatch.dispatcher import Dispatcher
 
 PLANE_KEY: web.AppKey[ControlPlane] = web.AppKey("plane")
@@ -28,6 +39,7 @@ class ControlPlane:
     dispatcher: Dispatcher
     metrics: Any
     is_ready: Callable[[], bool]
+    catalog: FunctionCatalog | None = None  # function management; None: the management API answers 500
     reload: Callable[[], Any] | None = None
     extras: dict[str, Any] = field(default_factory=dict)  # e.g. the inspection store
 
@@ -44,18 +56,58 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    from router.metrics import CONTENT_TYPE
+
     plane = request.app[PLANE_KEY]
     body = plane.metrics.render() if plane.metrics is not None else b""
-    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+def request_counter(plane: ControlPlane) -> Any:
+    """Count API requests by route (e.g. `PUT /2015-03-31/functions/{name}/code`) and status."""
+    counter = plane.metrics.counter(
+        "router_api_requests_total",
+        "Control-plane requests, by operation and status",
+        ("operation", "status"),
+    )
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as e:
+            status = e.status
+            raise
+        except Exception as e:
+            status = getattr(e, "status", 500)
+            raise
+        finally:
+            resource = request.match_info.route.resource
+            route = resource.canonical if resource is not None else "unmatched"
+            counter.labels(f"{request.method} {route}", str(status)).inc()
+
+    return middleware
 
 
 def create_app(plane: ControlPlane) -> web.Application:
-    app = web.Application(client_max_size=plane.config.server.max_body_mb * 1024 * 1024)
+    from router.control import functions, invoke
+    from router.control.auth import auth_middleware
+
+    max_body = plane.config.server.max_body_mb * 1024 * 1024
+    middlewares: list[Any] = [error_middleware]
+    if plane.metrics is not None:
+        middlewares.append(request_counter(plane))
+    if plane.config.server.auth_token:
+        middlewares.append(auth_middleware(plane.config.server.auth_token))
+    app = web.Application(client_max_size=max_body, middlewares=middlewares)
     app[PLANE_KEY] = plane
+    app[MAX_BODY_KEY] = max_body
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    from router.control import invoke
-
     invoke.add_routes(app)
+    functions.add_routes(app)
     return app

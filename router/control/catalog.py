@@ -1,0 +1,250 @@
+"""The functions the router runs: those of the config file, plus those deployed through the Lambda API.
+
+`FunctionCatalog` is the one place that calls `dispatcher.set_functions`, so config reloads (SIGHUP) and API
+deployments never overwrite each other: both go through `self.lock` and hand the dispatcher the merged set.
+
+* `await start()` loads the deployed functions from the store (router.control.store), builds every
+  definition (router.dispatch.registry) and applies them; `await reload(config)` does the same for a new
+  config file, keeping the deployed ones.
+* Config-file functions are read-only through the API (their source of truth is the YAML): a change
+  request names them in a ResourceConflictException. A config function and a deployed one with the same
+  name: the config one wins (a warning is logged), and CreateFunction refuses the name.
+* Mutations (`create`, `update_code`, `update_settings`, `set_reserved`, `delete`) are persisted first and
+  applied second; a definition that cannot be built (the invoker refuses the code) rolls the change back.
+  After `set_functions`, new calls go to instances of the new revision while in-flight calls finish on the
+  old ones (the dispatcher's contract).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from router.config import Config, FunctionConfig
+from router.control.errors import ApiError, conflict, invalid_parameter, not_found
+from router.control.names import function_arn
+from router.control.store import FunctionRecord, FunctionStore, new_code_file
+from router.dispatch.registry import FunctionDefinition, definitions_from_config, make_definition
+from router.invoker.code import CodeError
+
+if TYPE_CHECKING:
+    from router.dispatch.dispatcher import Dispatcher
+
+log = logging.getLogger("router.control.catalog")
+
+PRECONDITION_FAILED = "PreconditionFailedException"
+# What building a definition raises when the code cannot be used (missing, broken or unsafe ZIP).
+BUILD_ERRORS = (OSError, ValueError, CodeError)
+
+
+class FunctionCatalog:
+    def __init__(self, config: Config, state_dir: Path, dispatcher: Dispatcher) -> None:
+        self.config = config
+        self.state_dir = state_dir
+        self.dispatcher = dispatcher
+        self.store = FunctionStore(state_dir / "functions")
+        self.records: dict[str, FunctionRecord] = {}
+        self.lock = asyncio.Lock()
+        self._config_defs: dict[str, FunctionDefinition] = {}
+        self._api_defs: dict[str, FunctionDefinition] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        async with self.lock:
+            self._config_defs = await asyncio.to_thread(definitions_from_config, self.config, self.state_dir)
+            self.records = await asyncio.to_thread(self.store.load)
+            for name, record in list(self.records.items()):
+                try:
+                    self._api_defs[name] = await asyncio.to_thread(self._build, record)
+                except BUILD_ERRORS as e:
+                    log.error(f"deployed function {name!r} cannot be prepared and is not loaded: {e}")
+                    del self.records[name]
+            self._warn_shadowed()
+            await self._apply()
+
+    async def reload(self, config: Config) -> None:
+        async with self.lock:
+            defs = await asyncio.to_thread(definitions_from_config, config, self.state_dir)
+            self.config, self._config_defs = config, defs
+            self._warn_shadowed()
+            await self._apply()
+
+    def _warn_shadowed(self) -> None:
+        for name in sorted(set(self._api_defs) & set(self._config_defs)):
+            log.warning(f"deployed function {name!r} is shadowed by the config function of the same name")
+
+    async def _apply(self) -> None:
+        await self.dispatcher.set_functions(self.definitions())
+
+    # -- reading --------------------------------------------------------------------------------------
+
+    def definitions(self) -> dict[str, FunctionDefinition]:
+        return {**self._api_defs, **self._config_defs}
+
+    def get(self, name: str) -> FunctionDefinition | None:
+        return self._config_defs.get(name) or self._api_defs.get(name)
+
+    def record(self, name: str) -> FunctionRecord | None:
+        """The deployed record, or None for a config function (or none at all)."""
+        return None if name in self._config_defs else self.records.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(set(self._config_defs) | set(self._api_defs))
+
+    def arn(self, name: str, qualifier: str | None = None) -> str:
+        return function_arn(self.config.account.region, self.config.account.account_id, name, qualifier)
+
+    def require(self, name: str) -> FunctionDefinition:
+        defn = self.get(name)
+        if defn is None:
+            raise not_found(self.arn(name))
+        return defn
+
+    def reserved_total(self, *, excluding: str | None = None) -> int:
+        return sum(
+            d.config.reserved_concurrency or 0 for n, d in self.definitions().items() if n != excluding
+        )
+
+    def code_path(self, name: str) -> Path | None:
+        record = self.record(name)
+        return self.store.code_path(record) if record is not None else None
+
+    # -- changes --------------------------------------------------------------------------------------
+
+    async def create(self, record: FunctionRecord, zip_bytes: bytes) -> FunctionDefinition:
+        async with self.lock:
+            if record.name in self._config_defs or record.name in self.records:
+                raise conflict(f"Function already exist: {record.name}")
+            record = msgspec.structs.replace(
+                record, code_file=new_code_file(), revision_id=str(uuid.uuid4()), last_modified=time.time()
+            )
+            await asyncio.to_thread(self.store.create, record, zip_bytes)
+            try:
+                defn = await asyncio.to_thread(self._build, record)
+            except BUILD_ERRORS as e:
+                await asyncio.to_thread(self.store.delete, record.name)
+                raise invalid_parameter(f"The code cannot be prepared: {e}") from None
+            self.records[record.name], self._api_defs[record.name] = record, defn
+            await self._apply()
+            _log_change("function created", defn)
+            return defn
+
+    async def update_code(
+        self, name: str, zip_bytes: bytes, *, revision_id: str | None
+    ) -> FunctionDefinition:
+        async with self.lock:
+            record = self.writable(name, revision_id)
+            code_file = new_code_file()
+            await asyncio.to_thread(self.store.write_code, name, code_file, zip_bytes)
+            updated = self._touched(record, code_file=code_file)
+            try:
+                defn = await asyncio.to_thread(self._build, updated)
+            except BUILD_ERRORS as e:
+                await asyncio.to_thread(self.store.discard_code, name, code_file)
+                raise invalid_parameter(f"The code cannot be prepared: {e}") from None
+            await asyncio.to_thread(self.store.save, updated)
+            _log_change("function code updated", defn)
+            return await self._commit(updated, defn)
+
+    async def update_settings(
+        self, name: str, changes: dict[str, Any], *, revision_id: str | None
+    ) -> FunctionDefinition:
+        """Apply FunctionRecord field changes (runtime, handler, memory_mb, ...) to a deployed function."""
+        async with self.lock:
+            updated = self._touched(self.writable(name, revision_id), **changes)
+            defn = await asyncio.to_thread(self._build, updated)
+            await asyncio.to_thread(self.store.save, updated)
+            _log_change("function configuration updated", defn, changed=sorted(changes))
+            return await self._commit(updated, defn)
+
+    async def set_reserved(self, name: str, reserved: int | None) -> None:
+        """PutFunctionConcurrency / DeleteFunctionConcurrency. Does not change the revision (as on Lambda)."""
+        async with self.lock:
+            record = self.writable(name, None)
+            if reserved is not None:
+                self._check_budget(name, reserved)
+            updated = msgspec.structs.replace(record, reserved_concurrency=reserved)
+            defn = await asyncio.to_thread(self._build, updated)
+            await asyncio.to_thread(self.store.save, updated)
+            _log_change("function concurrency set", defn, reserved_concurrency=reserved)
+            await self._commit(updated, defn)
+
+    async def delete(self, name: str) -> None:
+        async with self.lock:
+            self.writable(name, None)
+            await asyncio.to_thread(self.store.delete, name)
+            del self.records[name], self._api_defs[name]
+            await self._apply()
+            log.info("function deleted", extra={"fields": {"function": name}})
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    def writable(self, name: str, revision_id: str | None) -> FunctionRecord:
+        if name in self._config_defs:
+            raise conflict(
+                f"Function {name} is defined in the router's config file and is read-only through the API; "
+                "change the config file and reload the router (SIGHUP) instead"
+            )
+        record = self.records.get(name)
+        if record is None:
+            raise not_found(self.arn(name))
+        if revision_id and revision_id != record.revision_id:
+            raise ApiError(
+                412,
+                PRECONDITION_FAILED,
+                "The Revision Id provided does not match the latest Revision Id. "
+                "Call the GetFunction/GetAlias API to retrieve the latest Revision Id",
+            )
+        return record
+
+    def _touched(self, record: FunctionRecord, **changes: Any) -> FunctionRecord:
+        return msgspec.structs.replace(
+            record, revision_id=str(uuid.uuid4()), last_modified=time.time(), **changes
+        )
+
+    async def _commit(self, record: FunctionRecord, defn: FunctionDefinition) -> FunctionDefinition:
+        self.records[record.name], self._api_defs[record.name] = record, defn
+        await self._apply()
+        return defn
+
+    def _check_budget(self, name: str, reserved: int) -> None:
+        account = self.config.account
+        if self.reserved_total(excluding=name) + reserved > account.concurrency - account.unreserved_min:
+            raise invalid_parameter(
+                f"Specified ReservedConcurrentExecutions for function decreases account's "
+                f"UnreservedConcurrentExecution below its minimum value of [{account.unreserved_min}]."
+            )
+
+    def _build(self, record: FunctionRecord) -> FunctionDefinition:
+        config = FunctionConfig(
+            runtime=record.runtime,
+            handler=record.handler,
+            code=str(self.store.code_path(record)),
+            memory_mb=record.memory_mb,
+            timeout_s=record.timeout_s,
+            reserved_concurrency=record.reserved_concurrency,
+            environment=dict(record.environment),
+            description=record.description,
+        )
+        return make_definition(
+            record.name,
+            config,
+            self.store.code_path(record),
+            state_dir=self.state_dir,
+            origin="api",
+            region=self.config.account.region,
+            account_id=self.config.account.account_id,
+            last_modified=record.last_modified,
+        )
+
+
+def _log_change(message: str, defn: FunctionDefinition, **fields: Any) -> None:
+    log.info(message, extra={"fields": {"function": defn.name, "revision": defn.revision,
+                                        "code_sha256": defn.code_sha256, **fields}})  # fmt: skip
