@@ -3,15 +3,23 @@
 An `Instance` (router/invoker/instance.py) runs one function instance as its own OS process group and speaks
 the Lambda Runtime API with it. Its contract:
 
-* `await Instance.start(spec, billing=..., logs=...)` launches the process and returns once the runtime asked
-  for its first event (init done). If init fails (import error, bad handler, crash, init timeout) it raises
+* `await Instance.start(spec, billing=..., init_type="on-demand"|"provisioned-concurrency", request_id="",
+  init_timeout_s=10, stop_grace_s=0.5)` launches the process and returns once the runtime asked for its
+  first event (init done). If init fails (import error, bad handler, crash, init timeout) it raises
   `InitFailed` carrying the `InvocationResult` the caller gets (errorType Runtime.ImportModuleError,
-  Runtime.HandlerNotFound, Runtime.InitError, ...), and the process is gone.
-* `await instance.invoke(request)` runs one event (one at a time per instance, as on Lambda) and always
-  returns an `InvocationResult`: function errors, timeouts (Sandbox.Timeout), out of memory
-  (Runtime.OutOfMemory) and crashes (Runtime.ExitError) are data, never exceptions. After a timeout, OOM or
-  crash the instance is dead (`alive` is False), its whole process group killed.
+  Runtime.HandlerNotFound, Runtime.ExitError, Runtime.InitError for the init timeout, ...; `request_id` is
+  the one passed to start), and the process is gone. Instance logs go to logger "router.function.<name>".
+* `await instance.invoke(request)` runs one event (one at a time per instance, as on Lambda; a second
+  concurrent call raises RuntimeError) and always returns an `InvocationResult`: function errors, timeouts
+  (Sandbox.Timeout), out of memory (Runtime.OutOfMemory) and crashes (Runtime.ExitError) are data, never
+  exceptions. After a timeout, OOM or crash the instance is dead (`alive` is False), its whole process
+  group killed; calling a dead instance returns a Runtime.ExitError result without running anything, so
+  check `alive` right before `invoke` (no await in between). Cancelling `invoke` kills the instance.
+  The first call of an on-demand instance is the cold one: `cold=True`, `init_ms` set, and (as Lambda bills
+  since Aug 2025) its billed duration includes the init duration.
 * `await instance.stop()` ends it (SIGTERM to the group, grace, SIGKILL). Idempotent.
+* Read-only: `alive`, `busy`, `pid`, `last_used` (time.monotonic() of the last call's end), `init_ms`,
+  `address` (its AWS_LAMBDA_RUNTIME_API), `invocations`, `spec`.
 """
 
 from __future__ import annotations

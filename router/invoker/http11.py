@@ -1,0 +1,257 @@
+"""A small HTTP/1.1 server protocol for the Runtime API: one request at a time per connection, keep-alive.
+
+Why not aiohttp: one listener is opened per instance, and the warm path crosses it twice per call (the event
+out on `/next`, the result back on `/response`); a lean asyncio Protocol keeps both the listener start-up and
+the per-request cost to a few tens of microseconds.
+
+Contract:
+
+* `serve(handler)` returns a protocol factory for `loop.create_server`. `handler.accept(transport) -> bool`
+  is asked once per connection (False closes it at once: the peer is not the instance); then
+  `handler.handle(request) -> Response | Future[Response]` once per request. A future lets `/next` block;
+  when the connection drops while it is pending, the future is cancelled.
+* Bodies: Content-Length or chunked; `Expect: 100-continue` is answered. A body longer than `max_body`
+  is not buffered: with a Content-Length it is read and discarded and the request is handed over with
+  `too_large=True` (so the handler can answer 413 and the client can read it); a chunked one over the limit
+  gets 413 and the connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+import msgspec
+
+MAX_HEAD = 64 * 1024
+REASONS = {
+    100: "Continue",
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Request Entity Too Large",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+}
+
+
+class Request(msgspec.Struct):
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes = b""
+    too_large: bool = False
+
+
+class Response(msgspec.Struct):
+    status: int
+    body: bytes = b""
+    headers: list[tuple[str, str]] = []
+    content_type: str = "application/json"
+
+
+class Handler(Protocol):
+    def accept(self, transport: asyncio.Transport) -> bool: ...
+
+    def handle(self, request: Request) -> Response | asyncio.Future[Response]: ...
+
+
+def serve(handler: Handler, *, max_body: int) -> Callable[[], asyncio.Protocol]:
+    return lambda: Connection(handler, max_body)
+
+
+def render(response: Response, keep_alive: bool) -> bytes:
+    lines = [f"HTTP/1.1 {response.status} {REASONS.get(response.status, 'Status')}"]
+    lines.append(f"Content-Type: {response.content_type}")
+    lines.append(f"Content-Length: {len(response.body)}")
+    lines.extend(f"{name}: {value}" for name, value in response.headers)
+    if not keep_alive:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
+
+
+class _Head(msgspec.Struct):
+    request: Request
+    keep_alive: bool
+    length: int | None  # None: chunked
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, handler: Handler, max_body: int) -> None:
+        self._handler = handler
+        self._max_body = max_body
+        self._transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self._head: _Head | None = None
+        self._discard = 0  # bytes of an oversized body still to drop
+        self._chunks: list[bytes] = []
+        self._chunked_size = 0
+        self._pending: asyncio.Future[Response] | None = None
+        self._closed = False
+
+    # asyncio.Protocol --------------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        if not self._handler.accept(transport):
+            self._closed = True
+            transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        self._buf += data
+        try:
+            self._parse()
+        except _BadRequest as e:
+            self._fail(e.status)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        if self._pending is not None and not self._pending.done():
+            self._pending.cancel()
+
+    # parsing -----------------------------------------------------------------------------------------------
+
+    def _parse(self) -> None:
+        while not self._closed and self._pending is None:
+            if self._head is None and not self._read_head():
+                return
+            assert self._head is not None
+            body = self._read_body(self._head)
+            if body is None:
+                return
+            head, self._head = self._head, None
+            head.request.body = body
+            self._dispatch(head)
+
+    def _read_head(self) -> bool:
+        end = self._buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._buf) > MAX_HEAD:
+                raise _BadRequest(431)
+            return False
+        raw = bytes(self._buf[:end]).decode("latin-1")
+        del self._buf[: end + 4]
+        self._head = _parse_head(raw)
+        length = self._head.length
+        if length is not None and length > self._max_body:
+            self._head.request.too_large = True
+            self._discard = length
+        expect = self._head.request.headers.get("expect", "").lower()
+        if expect == "100-continue" and self._transport is not None:
+            self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return True
+
+    def _read_body(self, head: _Head) -> bytes | None:
+        if head.length is None:
+            return self._read_chunked()
+        if head.request.too_large:
+            dropped = min(self._discard, len(self._buf))
+            del self._buf[:dropped]
+            self._discard -= dropped
+            return b"" if self._discard == 0 else None
+        if len(self._buf) < head.length:
+            return None
+        body = bytes(self._buf[: head.length])
+        del self._buf[: head.length]
+        return body
+
+    def _read_chunked(self) -> bytes | None:
+        while True:
+            eol = self._buf.find(b"\r\n")
+            if eol < 0:
+                return None
+            try:
+                size = int(bytes(self._buf[:eol]).split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _BadRequest(400) from None
+            if size == 0:
+                # Last chunk, then optional trailers up to an empty line.
+                end = self._buf.find(b"\r\n\r\n", eol)
+                if end < 0:
+                    return None
+                del self._buf[: end + 4]
+                body, self._chunks, self._chunked_size = b"".join(self._chunks), [], 0
+                return body
+            if len(self._buf) < eol + 2 + size + 2:
+                return None
+            self._chunked_size += size
+            if self._chunked_size > self._max_body:
+                raise _BadRequest(413)
+            self._chunks.append(bytes(self._buf[eol + 2 : eol + 2 + size]))
+            del self._buf[: eol + 2 + size + 2]
+
+    # answering ---------------------------------------------------------------------------------------------
+
+    def _dispatch(self, head: _Head) -> None:
+        answer = self._handler.handle(head.request)
+        if isinstance(answer, Response):
+            self._write(answer, head.keep_alive)
+            return
+        self._pending = answer
+        answer.add_done_callback(lambda fut: self._answered(fut, head.keep_alive))
+
+    def _answered(self, fut: asyncio.Future[Response], keep_alive: bool) -> None:
+        self._pending = None
+        if fut.cancelled() or self._closed:
+            return
+        self._write(fut.result(), keep_alive)
+        if not self._closed and self._buf:
+            try:
+                self._parse()
+            except _BadRequest as e:
+                self._fail(e.status)
+
+    def _write(self, response: Response, keep_alive: bool) -> None:
+        if self._transport is None or self._closed:
+            return
+        self._transport.write(render(response, keep_alive))
+        if not keep_alive:
+            self._closed = True
+            self._transport.close()
+
+    def _fail(self, status: int) -> None:
+        body = msgspec.json.encode({"errorMessage": REASONS.get(status, "error"), "errorType": "BadRequest"})
+        self._write(Response(status, body), keep_alive=False)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+def _parse_head(raw: str) -> _Head:
+    lines = raw.split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise _BadRequest(400)
+    method, target, version = parts
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise _BadRequest(400)
+        headers[name.strip().lower()] = value.strip()
+    connection = headers.get("connection", "").lower()
+    keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        length: int | None = None
+    else:
+        try:
+            length = int(headers.get("content-length", "0"))
+        except ValueError:
+            raise _BadRequest(400) from None
+        if length < 0:
+            raise _BadRequest(400)
+    path = target.split("?", 1)[0]
+    return _Head(Request(method, path, headers), keep_alive, length)

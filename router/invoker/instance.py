@@ -1,0 +1,420 @@
+"""One function instance: a process group speaking the Runtime API, with its limits and its meter.
+
+The contract is in router/invoker/types.py. In short: `await Instance.start(spec, billing=...)` returns once
+the runtime asked for its first event, or raises `InitFailed`; `await invoke(request)` runs one event and
+always returns an `InvocationResult`; `await stop()` ends the whole group. One call at a time.
+
+How limits are enforced during a call (all from event-loop callbacks; nothing here blocks the router):
+* timeout: a timer at the deadline SIGKILLs the group and the call fails with Sandbox.Timeout;
+* memory: the RSS of the process tree is sampled every `memory_sample_s`; past memory_mb the group is killed
+  and the call fails with Runtime.OutOfMemory. The peak (VmHWM, reset per call through clear_refs, summed
+  over the tree) is checked once more when the answer arrives, so a short spike between samples counts too;
+* exit: the leader exiting mid-call fails the call with Runtime.ExitError (the rest of the group is killed).
+After any of these the instance is dead and the next call needs a fresh one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+
+import msgspec
+
+from router.config import BillingConfig
+from router.errors import FUNCTION_UNHANDLED, RUNTIME_OUT_OF_MEMORY, SANDBOX_TIMEOUT
+from router.invoker import launch, metering, outcomes, procs
+from router.invoker.outcomes import Outcome
+from router.invoker.process import InstanceProcess
+from router.invoker.runtime_api import (
+    Answer,
+    Event,
+    RuntimeApi,
+    client_context_header,
+    new_trace_id,
+    too_large_payload,
+)
+from router.invoker.types import FunctionSpec, InitFailed, InvocationResult, InvokeRequest
+
+MIB = 1024 * 1024
+_DEATHS = ("timeout", "oom", "exit")
+
+
+class Instance:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        *,
+        billing: BillingConfig,
+        init_type: str,
+        init_timeout_s: float,
+        stop_grace_s: float,
+        memory_sample_s: float,
+        verify_peer: bool,
+    ) -> None:
+        self.spec = spec
+        self._billing = billing
+        self._init_type = init_type
+        self._init_timeout_s = init_timeout_s
+        self._stop_grace_s = stop_grace_s
+        self._memory_sample_s = memory_sample_s
+        self._verify_peer = verify_peer
+        self._limit_bytes = spec.memory_mb * MIB
+        self._flog = logging.getLogger(f"router.function.{spec.name}")
+        self._loop = asyncio.get_running_loop()
+        self._proc: InstanceProcess | None = None
+        self._api: RuntimeApi | None = None
+        self._address: str | None = None
+        self._waiter: asyncio.Future[Outcome] | None = None  # init or the call in flight
+        self._log = metering.CallLog()
+        self._request_id: str | None = None
+        self._init_ms: float | None = None
+        self._cold = False
+        self._busy = False
+        self._stopping = False
+        self._last_used = time.monotonic()
+        self._sampled_peak = 0  # bytes, this call
+        self._last_peak = 0  # bytes, the last measured peak (a floor when a call dies before any sample)
+        self._members: list[int] = []  # the process tree, as of the call's start or the last sample
+        self._sampler: asyncio.TimerHandle | None = None
+        self.invocations = 0
+
+    # ------------------------------------------------------------------------------------------------------
+    # lifecycle
+
+    @classmethod
+    async def start(
+        cls,
+        spec: FunctionSpec,
+        *,
+        billing: BillingConfig,
+        init_type: str = "on-demand",
+        request_id: str = "",
+        init_timeout_s: float = 10.0,
+        stop_grace_s: float = 0.5,
+        memory_sample_s: float = 0.01,
+        verify_peer: bool = True,
+    ) -> Instance:
+        """Launch and initialise an instance; raises InitFailed (process gone) if init fails."""
+        instance = cls(
+            spec,
+            billing=billing,
+            init_type=init_type,
+            init_timeout_s=init_timeout_s,
+            stop_grace_s=stop_grace_s,
+            memory_sample_s=memory_sample_s,
+            verify_peer=verify_peer,
+        )
+        await instance._init(request_id)
+        return instance
+
+    async def _init(self, request_id: str) -> None:
+        self._api = RuntimeApi(
+            on_ready=lambda: self._settle("ready"),
+            on_init_error=lambda body, header: self._settle("init_error", body=body, error_type=header),
+            on_answer=self._on_answer,
+            pids=self._tree if self._verify_peer else None,
+        )
+        address = self._address = await self._api.start()
+        self._waiter = self._loop.create_future()
+        t0 = time.perf_counter()
+        try:
+            plan = launch.build(
+                self.spec, runtime_api=address, init_type=self._init_type, log_stream=launch.log_stream_name()
+            )
+            self._proc = InstanceProcess.spawn(plan, on_line=self._on_line, on_exit=self._on_exit)
+        except (launch.LaunchError, OSError) as e:
+            self._api.close()
+            error_type = getattr(e, "error_type", "Runtime.InvalidEntrypoint")
+            raise InitFailed(
+                self._init_failure(request_id, 0.0, _error(str(e), error_type), error_type)
+            ) from None
+        timer = self._loop.call_later(self._init_timeout_s, self._settle, "timeout")
+        try:
+            outcome = await self._waiter
+        except BaseException:
+            await self._abort()
+            raise
+        finally:
+            timer.cancel()
+        init_ms = (outcome.at - t0) * 1000
+        if outcome.kind == "ready":
+            self._init_ms = init_ms
+            self._last_peak = procs.peak_bytes(self._tree())
+            self._cold = self._init_type == "on-demand"
+            self._last_used = time.monotonic()
+            if not self._cold:
+                self._log = metering.CallLog()
+            return
+        await self._abort()
+        payload, error_type = self._init_error_payload(outcome, request_id)
+        raise InitFailed(self._init_failure(request_id, init_ms, payload, error_type))
+
+    def _init_error_payload(self, outcome: Outcome, request_id: str) -> tuple[bytes, str]:
+        if outcome.kind == "init_error":
+            return outcomes.function_error(outcome.body, outcome.error_type)
+        if outcome.kind == "timeout":
+            return outcomes.init_timeout_payload(self._init_timeout_s), "Runtime.InitError"
+        payload = outcomes.exit_payload(request_id, outcome.returncode)
+        return payload, "Runtime.ExitError"
+
+    def _init_failure(
+        self, request_id: str, init_ms: float, payload: bytes, error_type: str
+    ) -> InvocationResult:
+        billed = metering.billed_ms(init_ms, self._billing.granularity_ms)
+        self._log.add_text(metering.init_report_line(init_ms, error_type))
+        result = InvocationResult(
+            request_id=request_id,
+            payload=payload,
+            function_error=FUNCTION_UNHANDLED,
+            error_type=error_type,
+            init_ms=init_ms,
+            billed_ms=billed,
+            memory_mb=self.spec.memory_mb,
+            cost_usd=metering.cost_usd(billed, self.spec.memory_mb, self._billing),
+            cold=True,
+            log=self._log.take(),
+        )
+        metering.log_invocation(result, self.spec.name)
+        return result
+
+    async def stop(self) -> None:
+        """SIGTERM to the group, up to stop_grace_s for the leader to exit, then SIGKILL. Idempotent."""
+        self._stopping = True
+        proc = self._proc
+        if proc is not None and proc.running:
+            proc.kill(signal.SIGTERM)
+            await self._wait_exit(self._stop_grace_s)
+            proc.kill(signal.SIGKILL)
+        await self._abort()
+
+    async def _abort(self) -> None:
+        """Kill the group, wait (boundedly) for the leader, release everything."""
+        proc = self._proc
+        if proc is not None:
+            proc.kill(signal.SIGKILL)
+            if not await self._wait_exit(5.0):
+                self._flog.error("instance %s did not exit after SIGKILL; abandoning it", proc.pid)
+            else:
+                proc.close()
+        if self._api is not None:
+            self._api.close()
+
+    async def _wait_exit(self, limit_s: float) -> bool:
+        proc = self._proc
+        if proc is None or not proc.running:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.exited), limit_s)
+        except TimeoutError:
+            return False
+        return True
+
+    # ------------------------------------------------------------------------------------------------------
+    # state
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.running and not self._stopping
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def last_used(self) -> float:
+        """time.monotonic() of the end of the last call (or of init)."""
+        return self._last_used
+
+    @property
+    def address(self) -> str | None:
+        """The instance's AWS_LAMBDA_RUNTIME_API (host:port)."""
+        return self._address
+
+    @property
+    def init_ms(self) -> float | None:
+        return self._init_ms
+
+    def _tree(self) -> list[int]:
+        return procs.tree(self._proc.pid) if self._proc is not None else []
+
+    # ------------------------------------------------------------------------------------------------------
+    # callbacks from the Runtime API and the process
+
+    def _settle(self, kind: str, **fields: object) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(Outcome(kind=kind, at=time.perf_counter(), **fields))  # type: ignore[arg-type]
+
+    def _on_answer(self, answer: Answer) -> None:
+        if answer.request_id == self._request_id:
+            self._settle(answer.kind, body=answer.body, error_type=answer.error_type)
+
+    def _on_exit(self, returncode: int | None) -> None:
+        self._settle("exit", returncode=returncode)
+        if self._api is not None:
+            self._api.close()
+
+    def _on_line(self, line: bytes) -> None:
+        self._log.add(line)
+        if self._flog.isEnabledFor(logging.INFO):
+            text = line.decode("utf-8", "replace").rstrip("\r")
+            self._flog.info("%s", text, extra={"request_id": self._request_id, "function": self.spec.name})
+
+    def _watch(self, deadline: float) -> None:
+        """One timer per call, for both limits: fires every memory_sample_s and exactly at the deadline."""
+        self._sampler = None
+        if self._waiter is None or self._waiter.done():
+            return
+        if self._loop.time() >= deadline:
+            self._sampled_peak = max(self._sampled_peak, procs.peak_bytes(self._members))
+            self._kill()
+            self._settle("timeout")
+            return
+        self._members = self._tree()
+        rss = procs.rss_bytes(self._members)
+        self._sampled_peak = max(self._sampled_peak, rss)
+        if rss > self._limit_bytes:
+            self._kill()
+            self._settle("oom")
+            return
+        self._schedule_watch(deadline)
+
+    def _schedule_watch(self, deadline: float) -> None:
+        at = min(self._loop.time() + self._memory_sample_s, deadline)
+        self._sampler = self._loop.call_at(at, self._watch, deadline)
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            self._proc.kill(signal.SIGKILL)
+
+    # ------------------------------------------------------------------------------------------------------
+    # invoke
+
+    async def invoke(self, request: InvokeRequest) -> InvocationResult:
+        if self._busy:
+            raise RuntimeError(f"instance {self.pid} of {self.spec.name} is busy: one call at a time")
+        if not self.alive:
+            return self._dead_result(request)
+        self._busy = True
+        try:
+            return await self._run(request)
+        finally:
+            self._busy = False
+            self._request_id = None
+            self._last_used = time.monotonic()
+
+    async def _run(self, request: InvokeRequest) -> InvocationResult:
+        assert self._api is not None and self._proc is not None
+        rid = request.request_id
+        self._request_id = rid
+        self._log.add_text(metering.start_line(rid, self.spec.version))
+        self._members = self._tree()
+        procs.reset_peaks(self._members)
+        self._sampled_peak = 0
+        waiter = self._waiter = self._loop.create_future()
+        timeout = self.spec.timeout_s
+        self._schedule_watch(self._loop.time() + timeout)
+        t0 = time.perf_counter()
+        self._api.deliver(
+            Event(
+                request_id=rid,
+                payload=request.payload,
+                deadline_ms=int(time.time() * 1000 + timeout * 1000),
+                function_arn=self.spec.arn,
+                trace_id=request.trace_id or new_trace_id(),
+                client_context=client_context_header(request.client_context),
+                cognito_identity=request.cognito_identity,
+            )
+        )
+        try:
+            outcome = await waiter
+        except BaseException:
+            self._kill()  # cancelled mid-call: the instance's state is unknown, so it cannot be reused
+            raise
+        finally:
+            if self._sampler is not None:
+                self._sampler.cancel()
+                self._sampler = None
+        self.invocations += 1
+        return await self._finish(request, outcome, (outcome.at - t0) * 1000)
+
+    async def _finish(self, request: InvokeRequest, outcome: Outcome, duration_ms: float) -> InvocationResult:
+        assert self._proc is not None and self._api is not None
+        rid = request.request_id
+        if outcome.kind not in _DEATHS:
+            self._proc.drain()
+            peak = max(self._sampled_peak, procs.peak_bytes(self._members))
+            if peak > self._limit_bytes:
+                self._kill()
+                outcome = Outcome(kind="oom", at=outcome.at)
+            self._sampled_peak = self._last_peak = peak
+        if outcome.kind in _DEATHS:
+            self._api.withdraw()
+            await self._wait_exit(1.0)  # SIGKILLed already: returns in a few ms with the group gone
+            self._proc.drain()
+        payload, error_type, status = self._classify(rid, outcome)
+        cold, init_ms = self._cold, (self._init_ms if self._cold else None)
+        self._cold = False
+        billed = metering.billed_ms(duration_ms + (init_ms or 0.0), self._billing.granularity_ms)
+        result = InvocationResult(
+            request_id=rid,
+            payload=payload,
+            function_error=FUNCTION_UNHANDLED if error_type is not None else None,
+            error_type=error_type,
+            duration_ms=duration_ms,
+            billed_ms=billed,
+            init_ms=init_ms,
+            memory_mb=self.spec.memory_mb,
+            max_memory_mb=metering.memory_mb_used(self._sampled_peak or self._last_peak),
+            cost_usd=metering.cost_usd(billed, self.spec.memory_mb, self._billing),
+            cold=cold,
+        )
+        if outcome.kind == "timeout":
+            self._log.add(msgspec.json.decode(payload)["errorMessage"].encode())
+        self._log.add_text(metering.end_line(rid))
+        self._log.add_text(metering.report_line(result, status=status))
+        result.log = self._log.take()
+        metering.log_invocation(result, self.spec.name)
+        return result
+
+    def _classify(self, rid: str, outcome: Outcome) -> tuple[bytes, str | None, str | None]:
+        """(payload, errorType or None, REPORT status or None) of a finished call."""
+        match outcome.kind:
+            case "response":
+                return outcome.body, None, None
+            case "error":
+                payload, error_type = outcomes.function_error(outcome.body, outcome.error_type)
+                return payload, error_type, None
+            case "too_large":
+                return too_large_payload(rid), "Function.ResponseSizeTooLarge", None
+            case "timeout":
+                message = outcomes.timeout_message(rid, self.spec.timeout_s)
+                return outcomes.timeout_payload(message), SANDBOX_TIMEOUT, "timeout"
+            case "oom":
+                return outcomes.oom_payload(rid), RUNTIME_OUT_OF_MEMORY, "error"
+            case _:
+                return outcomes.exit_payload(rid, outcome.returncode), "Runtime.ExitError", "error"
+
+    def _dead_result(self, request: InvokeRequest) -> InvocationResult:
+        returncode = self._proc.returncode if self._proc is not None else None
+        return InvocationResult(
+            request_id=request.request_id,
+            payload=outcomes.exit_payload(request.request_id, returncode),
+            function_error=FUNCTION_UNHANDLED,
+            error_type="Runtime.ExitError",
+            memory_mb=self.spec.memory_mb,
+        )
+
+    def __repr__(self) -> str:
+        state = "busy" if self._busy else ("idle" if self.alive else "dead")
+        return f"<Instance {self.spec.name} pid={self.pid} {state}>"
+
+
+def _error(message: str, error_type: str) -> bytes:
+    return msgspec.json.encode({"errorMessage": message, "errorType": error_type})

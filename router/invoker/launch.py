@@ -1,0 +1,160 @@
+"""How an instance process is started: the command line and the environment, per runtime.
+
+* `python3.X`: the router's own interpreter (`sys.executable -u`) runs runtimes/python_bootstrap.py.
+* `nodejs*.x`: `node` from PATH runs runtimes/node_bootstrap.js.
+* `provided`, `provided.al2`, `provided.al2023`: the code folder's executable `bootstrap`.
+
+The environment is built from scratch (nothing of the router's own leaks in but PATH entries and the locale),
+with every variable Lambda sets, then the function's own `environment` on top; the reserved names Lambda
+does not let a function override are set last.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+import msgspec
+
+from router.errors import RUNTIME_INVALID_ENTRYPOINT
+from router.invoker.types import FunctionSpec
+
+RUNTIMES_DIR = Path(__file__).parent / "runtimes"
+PYTHON = re.compile(r"^python3\.\d+$")
+NODE = re.compile(r"^nodejs\d+\.x$")
+PROVIDED = ("provided", "provided.al2", "provided.al2023")
+LAMBDA_PATH = "/usr/local/bin:/usr/bin:/bin:/opt/bin"
+
+# Lambda refuses these in a function's configuration; here the function's values are overridden instead.
+RESERVED = (
+    "_HANDLER",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_LAMBDA_RUNTIME_API",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+)
+
+
+class LaunchError(Exception):
+    """The runtime cannot be started at all (no node, no bootstrap); `error_type` is Lambda's."""
+
+    def __init__(self, message: str, error_type: str = RUNTIME_INVALID_ENTRYPOINT) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+class Launch(msgspec.Struct, frozen=True, kw_only=True):
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+
+
+def log_stream_name(now: datetime.datetime | None = None, version: str = "$LATEST") -> str:
+    """Lambda's stream name: 2024/05/01/[$LATEST]<32 hex>."""
+    day = (now or datetime.datetime.now(datetime.UTC)).strftime("%Y/%m/%d")
+    return f"{day}/[{version}]{uuid.uuid4().hex}"
+
+
+def data_limit_bytes(memory_mb: int) -> int:
+    """RLIMIT_DATA for Python instances: a soft guard well above memory_mb (the RSS sampler is the limit).
+
+    Generous on purpose: thread stacks and arenas count as data, and a guard that breaks sound code is worse
+    than none. It only stops one runaway allocation between samples, or while no call is running.
+    """
+    return max(4 * memory_mb, memory_mb + 1024) * 1024 * 1024
+
+
+def site_dirs() -> list[str]:
+    """The router's own site-packages folders (so functions can import what is installed, boto3 included)."""
+    return [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and os.path.isdir(p)]
+
+
+def command(spec: FunctionSpec) -> list[str]:
+    runtime = spec.runtime
+    if PYTHON.match(runtime):
+        bootstrap = RUNTIMES_DIR / "python_bootstrap.py"
+        # -S: skipping site (and the .pth files of the router's own environment) saves ~15 ms per cold
+        # start; the bootstrap puts the same site-packages folders on sys.path itself.
+        return [
+            sys.executable,
+            "-S",
+            "-u",
+            str(bootstrap),
+            str(data_limit_bytes(spec.memory_mb)),
+            os.pathsep.join(site_dirs()),
+        ]
+    if NODE.match(runtime):
+        node = shutil.which("node")
+        if node is None:
+            raise LaunchError(f"runtime {runtime}: no 'node' executable on PATH")
+        return [node, str(RUNTIMES_DIR / "node_bootstrap.js")]
+    if runtime in PROVIDED:
+        bootstrap = spec.code_dir / "bootstrap"
+        if not bootstrap.is_file() or not os.access(bootstrap, os.X_OK):
+            raise LaunchError(f"Couldn't find valid bootstrap(s): [{bootstrap}]")
+        return [str(bootstrap)]
+    raise LaunchError(f"unknown runtime {runtime!r}", "Runtime.InvalidRuntime")
+
+
+def _path() -> str:
+    # The interpreters this machine has may live outside Lambda's PATH (a virtualenv, /usr/local/...).
+    extra = [str(Path(sys.executable).parent)]
+    node = shutil.which("node")
+    if node:
+        extra.append(str(Path(node).parent))
+    seen: list[str] = []
+    for entry in [*extra, *LAMBDA_PATH.split(":")]:
+        if entry not in seen:
+            seen.append(entry)
+    return ":".join(seen)
+
+
+def environment(spec: FunctionSpec, *, runtime_api: str, init_type: str, log_stream: str) -> dict[str, str]:
+    task_root = str(spec.code_dir)
+    reserved = {
+        "_HANDLER": spec.handler,
+        "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+        "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
+        "AWS_LAMBDA_INITIALIZATION_TYPE": init_type,
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
+        "AWS_LAMBDA_RUNTIME_API": runtime_api,
+        "AWS_REGION": spec.region,
+        "AWS_DEFAULT_REGION": spec.region,
+        "LAMBDA_TASK_ROOT": task_root,
+        "LAMBDA_RUNTIME_DIR": str(RUNTIMES_DIR),
+    }
+    if spec.runtime not in PROVIDED:
+        reserved["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{spec.runtime}"
+    base = {
+        "PATH": _path(),
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+        "LD_LIBRARY_PATH": f"{task_root}/lib:/opt/lib",
+        "HOME": os.environ.get("HOME", "/tmp"),
+    }
+    if NODE.match(spec.runtime):
+        base["NODE_PATH"] = f"/opt/nodejs/node_modules:{task_root}/node_modules"
+    return {**base, **spec.environment, **reserved}
+
+
+def build(spec: FunctionSpec, *, runtime_api: str, init_type: str, log_stream: str) -> Launch:
+    return Launch(
+        argv=command(spec),
+        env=environment(spec, runtime_api=runtime_api, init_type=init_type, log_stream=log_stream),
+        cwd=spec.code_dir,
+    )

@@ -1,0 +1,127 @@
+"""Metering and the per-call log: billed duration, cost, Lambda's START/END/REPORT lines, a bounded log.
+
+* `billed_ms(duration_ms, granularity_ms)`: rounded up to the granularity (Lambda: 1 ms since Dec 2020).
+* `cost_usd(billed_ms, memory_mb, billing)`: request price plus GB-seconds at the configured price.
+* `start_line`, `end_line`, `report_line`: Lambda's exact formats, REPORT fields separated by tabs.
+* `CallLog`: the lines of one call, keeping only the last `limit` bytes (the tail is what callers read).
+* `log_invocation(result, function)`: the one structured line per invocation on logger "router.invoke".
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+
+from router.config import BillingConfig
+from router.invoker.types import InvocationResult
+
+MIB = 1024 * 1024
+CALL_LOG_LIMIT = 64 * 1024
+
+invoke_log = logging.getLogger("router.invoke")
+
+
+def billed_ms(duration_ms: float, granularity_ms: int = 1) -> int:
+    # A hair of float noise (27.000000001 ms) must not bill a whole extra unit.
+    units = math.ceil(round(duration_ms / granularity_ms, 6))
+    return max(units, 0) * granularity_ms
+
+
+def cost_usd(billed: int, memory_mb: int, billing: BillingConfig) -> float:
+    return billing.request_usd + billed / 1000 * memory_mb / 1024 * billing.gb_second_usd
+
+
+def memory_mb_used(peak_bytes: int) -> int:
+    return math.ceil(peak_bytes / MIB)
+
+
+def start_line(request_id: str, version: str) -> str:
+    return f"START RequestId: {request_id} Version: {version}"
+
+
+def end_line(request_id: str) -> str:
+    return f"END RequestId: {request_id}"
+
+
+def report_line(result: InvocationResult, *, status: str | None = None) -> str:
+    """REPORT as Lambda prints it; `status` is "timeout" or "error" (with the error type) when the call failed
+    in the platform (timeout, out of memory, crash), as Lambda's newer REPORT lines say."""
+    fields = [
+        f"REPORT RequestId: {result.request_id}",
+        f"Duration: {result.duration_ms:.2f} ms",
+        f"Billed Duration: {result.billed_ms} ms",
+        f"Memory Size: {result.memory_mb} MB",
+        f"Max Memory Used: {result.max_memory_mb} MB",
+    ]
+    if result.init_ms is not None:
+        fields.append(f"Init Duration: {result.init_ms:.2f} ms")
+    if status == "timeout":
+        fields.append("Status: timeout")
+    elif status == "error":
+        fields.append("Status: error")
+        fields.append(f"Error Type: {result.error_type}")
+    return "\t".join(fields)
+
+
+def init_report_line(init_ms: float, error_type: str) -> str:
+    return (
+        f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: init\tStatus: error\tError Type: {error_type}"
+    )
+
+
+class CallLog:
+    """The lines of one call; only the last `limit` bytes are kept."""
+
+    def __init__(self, limit: int = CALL_LOG_LIMIT) -> None:
+        self._limit = limit
+        self._lines: deque[bytes] = deque()
+        self._size = 0
+
+    def add(self, line: bytes) -> None:
+        if not line.endswith(b"\n"):
+            line += b"\n"
+        if len(line) > self._limit:
+            line = line[-self._limit :]
+        self._lines.append(line)
+        self._size += len(line)
+        while self._size > self._limit:
+            self._size -= len(self._lines.popleft())
+
+    def add_text(self, text: str) -> None:
+        self.add(text.encode())
+
+    def take(self) -> bytes:
+        data = b"".join(self._lines)
+        self._lines.clear()
+        self._size = 0
+        return data
+
+
+def log_invocation(result: InvocationResult, function: str) -> None:
+    if not invoke_log.isEnabledFor(logging.INFO):
+        return
+    outcome = "ok" if result.ok else (result.error_type or "error")
+    invoke_log.info(
+        "%s %s duration=%.2fms billed=%dms memory=%d/%dMB%s outcome=%s",
+        function,
+        result.request_id,
+        result.duration_ms,
+        result.billed_ms,
+        result.max_memory_mb,
+        result.memory_mb,
+        f" init={result.init_ms:.2f}ms" if result.init_ms is not None else "",
+        outcome,
+        extra={
+            "request_id": result.request_id,
+            "function": function,
+            "duration": round(result.duration_ms, 2),
+            "billed": result.billed_ms,
+            "memory": result.max_memory_mb,
+            "memory_size": result.memory_mb,
+            "init": result.init_ms,
+            "cold": result.cold,
+            "cost_usd": result.cost_usd,
+            "outcome": outcome,
+        },
+    )

@@ -1,0 +1,238 @@
+"""The Lambda Runtime API (2018-06-01) for one instance, on its own loopback port.
+
+Endpoints, status codes and bodies as Lambda (and the Runtime Interface Emulator) answer them:
+
+* `GET  /2018-06-01/runtime/invocation/next`: blocks until an event is delivered; 200 with the event as body
+  and the headers Lambda-Runtime-Aws-Request-Id, -Deadline-Ms, -Invoked-Function-Arn, -Trace-Id, and
+  -Client-Context / -Cognito-Identity when the call has them. The first call marks the end of init.
+  Asking again while an event is unanswered is refused (403 InvalidStateTransition).
+* `POST /2018-06-01/runtime/invocation/{id}/response`: 202; 400 InvalidRequestID for an id that is not the
+  event in flight; 403 InvalidStateTransition for an id already answered; 413 RequestEntityTooLarge past
+  6 MB (the call then fails with Function.ResponseSizeTooLarge).
+* `POST /2018-06-01/runtime/invocation/{id}/error`: same codes; errorType from the body, else from the
+  Lambda-Runtime-Function-Error-Type header.
+* `POST /2018-06-01/runtime/init/error`: 202 during init, 403 after it.
+
+One listener per instance, and (by default) every connection is checked to come from a process of the
+instance's own tree, so no instance can take another's events. Outcomes go to the owner through three
+callbacks: `on_ready()`, `on_init_error(body, error_type)`, `on_answer(answer)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import os
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from router.errors import FUNCTION_RESPONSE_TOO_LARGE
+from router.invoker import procs
+from router.invoker.http11 import Request, Response, serve
+
+PREFIX = "/2018-06-01/runtime"
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # Lambda's limit as the emulator spells it: 6291556
+ERROR_TYPE_HEADER = "lambda-runtime-function-error-type"
+
+log = logging.getLogger("router.invoker")
+_json = msgspec.json.Encoder()
+
+
+class Event(msgspec.Struct, kw_only=True):
+    request_id: str
+    payload: bytes
+    deadline_ms: int
+    function_arn: str
+    trace_id: str
+    client_context: str | None = None
+    cognito_identity: str | None = None
+
+
+class Answer(msgspec.Struct, kw_only=True):
+    kind: str  # "response" | "error" | "too_large"
+    request_id: str
+    body: bytes
+    error_type: str | None = None
+    at: float = 0.0  # time.perf_counter() when the answer arrived
+
+
+def _status(status: int, error_type: str, message: str) -> Response:
+    return Response(status, _json.encode({"errorMessage": message, "errorType": error_type}))
+
+
+ACCEPTED = Response(202, b'{"status":"OK"}')
+
+
+class RuntimeApi:
+    def __init__(
+        self,
+        *,
+        on_ready: Callable[[], None],
+        on_init_error: Callable[[bytes, str | None], None],
+        on_answer: Callable[[Answer], None],
+        pids: Callable[[], list[int]] | None = None,
+    ) -> None:
+        self._on_ready = on_ready
+        self._on_init_error = on_init_error
+        self._on_answer = on_answer
+        self._pids = pids  # None: accept any local connection
+        self._server: asyncio.Server | None = None
+        self._transports: set[asyncio.Transport] = set()
+        self._initialized = False
+        self._pending: Event | None = None
+        self._parked: asyncio.Future[Response] | None = None
+        self._current: str | None = None
+        self._answered: str | None = None
+
+    async def start(self, host: str = "127.0.0.1") -> str:
+        """Open the listener; returns the `host:port` for AWS_LAMBDA_RUNTIME_API."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(serve(self, max_body=MAX_RESPONSE_BYTES), host, 0, backlog=16)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"{host}:{port}"
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for t in list(self._transports):
+            t.abort()
+        self._transports.clear()
+        if self._parked is not None and not self._parked.done():
+            self._parked.cancel()
+
+    @property
+    def current(self) -> str | None:
+        return self._current
+
+    def deliver(self, event: Event) -> None:
+        """Hand an event to the runtime: at once if it waits in /next, else on its next /next."""
+        self._pending = event
+        if self._parked is not None and not self._parked.done():
+            parked, self._parked = self._parked, None
+            parked.set_result(self._take())
+
+    def withdraw(self) -> None:
+        """Forget the event in flight (the call ended without an answer: timeout, kill)."""
+        self._pending = None
+        self._current = None
+
+    # http11.Handler ----------------------------------------------------------------------------------------
+
+    def accept(self, transport: asyncio.Transport) -> bool:
+        if self._pids is not None:
+            peer, local = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
+            if not procs.socket_owner_in(self._pids(), peer, local):
+                log.warning("runtime API: refused a connection from %s: not a process of this instance", peer)
+                return False
+        self._transports.add(transport)
+        return True
+
+    def handle(self, request: Request) -> Response | asyncio.Future[Response]:
+        path = request.path
+        if not path.startswith(PREFIX):
+            return _status(404, "NotFound", f"no route {request.method} {path}")
+        path = path[len(PREFIX) :]
+        if path == "/invocation/next":
+            return self._next() if request.method == "GET" else self._not_allowed(request)
+        if request.method != "POST":
+            return self._not_allowed(request)
+        if path == "/init/error":
+            return self._init_error(request)
+        parts = path.split("/")
+        if len(parts) == 4 and parts[1] == "invocation" and parts[3] in ("response", "error"):
+            return self._answer(parts[2], parts[3], request)
+        return _status(404, "NotFound", f"no route {request.method} {request.path}")
+
+    # routes ------------------------------------------------------------------------------------------------
+
+    def _not_allowed(self, request: Request) -> Response:
+        return _status(405, "MethodNotAllowed", f"{request.method} not allowed on {request.path}")
+
+    def _next(self) -> Response | asyncio.Future[Response]:
+        if self._current is not None:
+            return _status(
+                403, "InvalidStateTransition", f"invocation {self._current} has not been answered yet"
+            )
+        if not self._initialized:
+            self._initialized = True
+            self._on_ready()
+        if self._pending is not None:
+            return self._take()
+        self._parked = asyncio.get_running_loop().create_future()
+        return self._parked
+
+    def _take(self) -> Response:
+        event, self._pending = self._pending, None
+        assert event is not None
+        self._current = event.request_id
+        headers = [
+            ("Lambda-Runtime-Aws-Request-Id", event.request_id),
+            ("Lambda-Runtime-Deadline-Ms", str(event.deadline_ms)),
+            ("Lambda-Runtime-Invoked-Function-Arn", event.function_arn),
+            ("Lambda-Runtime-Trace-Id", event.trace_id),
+        ]
+        if event.client_context is not None:
+            headers.append(("Lambda-Runtime-Client-Context", event.client_context))
+        if event.cognito_identity is not None:
+            headers.append(("Lambda-Runtime-Cognito-Identity", event.cognito_identity))
+        return Response(200, event.payload, headers)
+
+    def _init_error(self, request: Request) -> Response:
+        if self._initialized:
+            return _status(403, "InvalidStateTransition", "init error after init finished")
+        self._initialized = True
+        self._on_init_error(request.body, request.headers.get(ERROR_TYPE_HEADER))
+        return ACCEPTED
+
+    def _answer(self, request_id: str, kind: str, request: Request) -> Response:
+        if request_id != self._current:
+            if request_id == self._answered:
+                return _status(403, "InvalidStateTransition", f"invocation {request_id} already answered")
+            return _status(400, "InvalidRequestID", "Invalid request ID")
+        self._current, self._answered = None, request_id
+        at = time.perf_counter()
+        if request.too_large:
+            self._on_answer(Answer(kind="too_large", request_id=request_id, body=b"", at=at))
+            return _status(
+                413,
+                "RequestEntityTooLarge",
+                f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
+            )
+        error_type = request.headers.get(ERROR_TYPE_HEADER) if kind == "error" else None
+        self._on_answer(
+            Answer(kind=kind, request_id=request_id, body=request.body, error_type=error_type, at=at)
+        )
+        return ACCEPTED
+
+
+def too_large_payload(request_id: str) -> bytes:
+    limit = MAX_RESPONSE_BYTES
+    return _json.encode(
+        {
+            "errorMessage": f"Response payload size exceeded maximum allowed payload size ({limit} bytes).",
+            "errorType": FUNCTION_RESPONSE_TOO_LARGE,
+            "requestId": request_id,
+        }
+    )
+
+
+def new_trace_id() -> str:
+    """An X-Ray style trace header for a call that came without one."""
+    noise = os.urandom(20).hex()
+    return f"Root=1-{int(time.time()):08x}-{noise[:24]};Parent={noise[24:]};Sampled=0"
+
+
+def client_context_header(b64: str | None) -> str | None:
+    """X-Amz-Client-Context is base64 JSON; the runtime gets the JSON itself (as is, if it is not base64)."""
+    if b64 is None:
+        return None
+    try:
+        text = base64.b64decode(b64, validate=True).decode()
+        msgspec.json.decode(text)
+        return text
+    except (binascii.Error, UnicodeDecodeError, msgspec.DecodeError):
+        return b64

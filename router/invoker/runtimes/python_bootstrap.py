@@ -1,0 +1,349 @@
+"""router's Python runtime: the Lambda Runtime API loop for `python3.X` functions.
+
+Started by the invoker as `python -S -u python_bootstrap.py DATA_LIMIT SITE_DIRS` with Lambda's environment
+(AWS_LAMBDA_RUNTIME_API, _HANDLER, LAMBDA_TASK_ROOT, ...) and the code folder as working directory. It
+behaves as AWS's Python runtime (awslambdaric) does for the handler:
+
+* the handler `module.function` is imported from LAMBDA_TASK_ROOT; failures are posted to /init/error as
+  Runtime.ImportModuleError ("Unable to import module 'x': ..."), Runtime.UserCodeSyntaxError,
+  Runtime.HandlerNotFound ("Handler 'f' missing on module 'x'"), Runtime.MalformedHandlerName, or the
+  exception's class name for any other error raised at import; then the process exits 1;
+* each event is `json`-decoded and passed with a Lambda-like context object; the return value is
+  JSON-encoded (Decimal as a number; anything else not serialisable fails as Runtime.MarshalError);
+* an exception becomes {"errorMessage", "errorType" (class name), "requestId", "stackTrace"}, is logged as
+  "[ERROR] Type: message" with the traceback, and is posted to /error;
+* the root logger gets Lambda's handler ("[LEVEL]\\t<time>\\t<request id>\\t<message>") when the code uses
+  `logging` (it is configured lazily, so functions that never log do not pay for importing it).
+
+It talks HTTP/1.1 over one kept-alive socket rather than with http.client: importing http.client (and the
+email package behind it) would add about 20 ms to every cold start.
+"""
+
+import json
+import os
+import socket
+import sys
+import time
+
+_API = os.environ["AWS_LAMBDA_RUNTIME_API"]
+_PREFIX = "/2018-06-01/runtime"
+
+
+class _Fault(Exception):
+    def __init__(self, error_type, message, trace=None):
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.trace = trace or []
+
+
+class RuntimeClient:
+    """A minimal HTTP/1.1 client for our own Runtime API server (it always sends Content-Length)."""
+
+    def __init__(self, address):
+        host, _, port = address.rpartition(":")
+        self._address = (host, int(port))
+        self._sock = None
+        self._buf = bytearray()
+
+    def _connect(self):
+        sock = socket.create_connection(self._address)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock, self._buf = sock, bytearray()
+        return sock
+
+    def request(self, method, path, body=b"", headers=()):
+        sock = self._sock or self._connect()
+        head = [f"{method} {_PREFIX}{path} HTTP/1.1", f"Host: {self._address[0]}"]
+        head.extend(f"{k}: {v}" for k, v in headers)
+        head.append(f"Content-Length: {len(body)}")
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        return self._read_response(sock)
+
+    def _recv(self, sock):
+        data = sock.recv(262144)
+        if not data:
+            raise ConnectionError("runtime API closed the connection")
+        self._buf += data
+
+    def _read_response(self, sock):
+        while True:
+            end = self._buf.find(b"\r\n\r\n")
+            while end < 0:
+                self._recv(sock)
+                end = self._buf.find(b"\r\n\r\n")
+            lines = self._buf[:end].decode("latin-1").split("\r\n")
+            del self._buf[: end + 4]
+            status = int(lines[0].split(" ", 2)[1])
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            if status == 100:
+                continue
+            length = int(headers.get("content-length", "0"))
+            while len(self._buf) < length:
+                self._recv(sock)
+            body = bytes(self._buf[:length])
+            del self._buf[:length]
+            if headers.get("connection", "").lower() == "close":
+                sock.close()
+                self._sock = None
+            return status, headers, body
+
+    def next(self):
+        status, headers, body = self.request("GET", "/invocation/next")
+        if status != 200:
+            # 403 means an answer went missing on our side; there is nothing sensible to retry.
+            raise ConnectionError(f"runtime API /next answered {status}: {body[:200]!r}")
+        return headers, body
+
+    def respond(self, request_id, body):
+        return self.request("POST", f"/invocation/{request_id}/response", body)[0]
+
+    def fail(self, request_id, error):
+        body, error_type = _encode_error(error)
+        return self.request("POST", f"/invocation/{request_id}/error", body, _error_headers(error_type))[0]
+
+    def init_error(self, error):
+        body, error_type = _encode_error(error)
+        return self.request("POST", "/init/error", body, _error_headers(error_type))[0]
+
+
+def _error_headers(error_type):
+    return (("Content-Type", "application/json"), ("Lambda-Runtime-Function-Error-Type", error_type))
+
+
+def _encode_error(error):
+    return json.dumps(error).encode(), error["errorType"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The context object
+
+
+class CognitoIdentity:
+    __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+
+
+class Client:
+    __slots__ = ("app_package_name", "app_title", "app_version_code", "app_version_name", "installation_id")
+
+
+class ClientContext:
+    __slots__ = ("client", "custom", "env")
+
+
+def _obj(cls, data):
+    if data is None:
+        return None
+    obj = cls()
+    for key in cls.__slots__:
+        setattr(obj, key, data.get(key))
+    return obj
+
+
+class LambdaContext:
+    def __init__(self, request_id, deadline_ms, arn, client_context, identity):
+        self.aws_request_id = request_id
+        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.invoked_function_arn = arn
+        self.client_context = _obj(ClientContext, client_context)
+        if self.client_context is not None:
+            self.client_context.client = _obj(Client, self.client_context.client)
+        self.identity = _obj(CognitoIdentity, identity or {})
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self):
+        return max(0, self._deadline_ms - int(time.time() * 1000))
+
+    def log(self, msg):
+        sys.stdout.write(str(msg))
+
+    def __repr__(self):
+        return (
+            f"LambdaContext([aws_request_id={self.aws_request_id},function_name={self.function_name},"
+            f"memory_limit_in_mb={self.memory_limit_in_mb},invoked_function_arn={self.invoked_function_arn}])"
+        )
+
+
+def _json_header(headers, name):
+    raw = headers.get(name)
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Handler loading, errors, logging
+
+_request_id = ""
+_logging_ready = False
+
+
+def load_handler(handler):
+    modname, dot, fname = handler.rpartition(".")
+    if not dot or not modname or not fname:
+        raise _Fault("Runtime.MalformedHandlerName", f"Bad handler '{handler}': not enough values to unpack")
+    import importlib
+
+    try:
+        if modname.split(".")[0] in sys.builtin_module_names:
+            raise _Fault(
+                "Runtime.BuiltInModuleConflict",
+                f"Cannot use built-in module {modname} as a handler module",
+            )
+        module = importlib.import_module(modname.replace("/", "."))
+    except ImportError as e:
+        raise _Fault("Runtime.ImportModuleError", f"Unable to import module '{modname}': {e}") from None
+    except SyntaxError as e:
+        trace = [f'  File "{e.filename}" Line {e.lineno}\n    {e.text}']
+        raise _Fault(
+            "Runtime.UserCodeSyntaxError", f"Syntax error in module '{modname}': {e}", trace
+        ) from None
+    try:
+        return getattr(module, fname)
+    except AttributeError:
+        raise _Fault("Runtime.HandlerNotFound", f"Handler '{fname}' missing on module '{modname}'") from None
+
+
+def error_result(exc, request_id=""):
+    if isinstance(exc, _Fault):
+        return {
+            "errorMessage": exc.message,
+            "errorType": exc.error_type,
+            "requestId": request_id,
+            "stackTrace": exc.trace,
+        }
+    import traceback
+
+    frames = list(traceback.extract_tb(exc.__traceback__))
+    while frames and frames[0].filename == __file__:
+        frames = frames[1:]
+    return {
+        "errorMessage": str(exc),
+        "errorType": type(exc).__name__,
+        "requestId": request_id,
+        "stackTrace": traceback.format_list(frames),
+    }
+
+
+def log_error(error):
+    lines = [f"[ERROR] {error['errorType']}: {error['errorMessage']}"]
+    if error["stackTrace"]:
+        lines.append("Traceback (most recent call last):")
+        lines.extend(frame.rstrip("\n") for frame in error["stackTrace"])
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def setup_logging():
+    """Lambda's log format on the root logger, installed once the function has imported `logging`."""
+    global _logging_ready
+    _logging_ready = True
+    import logging
+
+    class RequestIdFilter(logging.Filter):
+        def filter(self, record):
+            record.aws_request_id = _request_id
+            return True
+
+    handler = logging.StreamHandler(sys.stdout)
+    formatter = logging.Formatter(
+        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s", "%Y-%m-%dT%H:%M:%S"
+    )
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    handler.addFilter(RequestIdFilter())
+    logging.getLogger().addHandler(handler)
+
+
+class _Encoder(json.JSONEncoder):
+    def default(self, o):
+        if type(o).__name__ == "Decimal":
+            return int(o) if o == o.to_integral_value() else float(o)
+        return super().default(o)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The loop
+
+
+def invoke(client, handler, headers, body):
+    global _request_id
+    request_id = headers["lambda-runtime-aws-request-id"]
+    _request_id = request_id
+    trace_id = headers.get("lambda-runtime-trace-id")
+    if trace_id:
+        os.environ["_X_AMZN_TRACE_ID"] = trace_id
+    else:
+        os.environ.pop("_X_AMZN_TRACE_ID", None)
+    if not _logging_ready and "logging" in sys.modules:
+        setup_logging()
+    context = LambdaContext(
+        request_id,
+        int(headers.get("lambda-runtime-deadline-ms", "0")),
+        headers.get("lambda-runtime-invoked-function-arn"),
+        _json_header(headers, "lambda-runtime-client-context"),
+        _json_header(headers, "lambda-runtime-cognito-identity"),
+    )
+    try:
+        event = json.loads(body) if body else None
+    except ValueError as e:
+        return client.fail(
+            request_id,
+            error_result(_Fault("Runtime.UnmarshalError", f"Unable to unmarshal input: {e}"), request_id),
+        )
+    try:
+        result = handler(event, context)
+    except Exception as e:
+        error = error_result(e, request_id)
+        log_error(error)
+        return client.fail(request_id, error)
+    try:
+        payload = json.dumps(result, cls=_Encoder, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as e:
+        error = error_result(_Fault("Runtime.MarshalError", f"Unable to marshal response: {e}"), request_id)
+        log_error(error)
+        return client.fail(request_id, error)
+    return client.respond(request_id, payload)
+
+
+def main():
+    limit = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    if limit:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
+    site_dirs = [p for p in (sys.argv[2].split(os.pathsep) if len(sys.argv) > 2 else []) if p]
+    # Our own folder must not shadow the function's modules; the function's folder comes first, as on Lambda.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [task_root] + [p for p in sys.path if p and p != here] + site_dirs
+    sys.argv = [sys.argv[0]]
+    import site  # with -S this does not run site.main(); it only gives back the exit()/quit() builtins
+
+    site.setquit()
+    client = RuntimeClient(_API)
+    try:
+        handler = load_handler(os.environ["_HANDLER"])
+    except Exception as e:
+        error = error_result(e)
+        log_error(error)
+        client.init_error(error)
+        sys.exit(1)
+    if "logging" in sys.modules:
+        setup_logging()
+    while True:
+        headers, body = client.next()
+        invoke(client, handler, headers, body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""Fixture: the module imports fine, but has no function named `handler`."""
+
+
+def other(event, context):
+    return "not me"
