@@ -169,7 +169,8 @@ class Daemon:
         ctx = SourceContext(
             name=handle.name, config=handle.settings, routes=routes, state_dir=state, clock=self.clock,
             submit=make_submit(routes), region=self.config.account.region, account_id=self.config.account.account_id,
-            metrics=self.metrics, ready=handle.ready.set,
+            metrics=self.metrics, ready=handle.ready.set, base_dir=Path(self.config.base_dir),
+            settled=getattr(self.dispatcher, "settled", None),
         )
         while True:
             source = kind_module(kind).create(ctx)

@@ -63,3 +63,9 @@ class SourceContext:
     account_id: str = "123456789012"
     metrics: Any = None  # router.metrics.Metrics, for source lag and counters
     ready: Callable[[], None] = lambda: None  # call once the source listens / is subscribed (for /readyz)
+    # Await until these asynchronous invocations (request ids from Outcome) have finished: succeeded, failed
+    # for good or were dropped; ids the dispatcher does not know count as finished. None: not available.
+    # The schedule source uses it for `overlap: false`.
+    settled: Callable[[Sequence[str]], Awaitable[None]] | None = None
+    # The config file's folder (Config.base_dir): relative paths in a source's settings resolve against it.
+    base_dir: Path = Path(".")
