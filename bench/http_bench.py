@@ -1,0 +1,267 @@
+"""HTTP gateway throughput and latency, against a bare aiohttp echo server measured in the same run.
+
+    /tmp/venv/bin/python bench/http_bench.py [--duration 5] [--concurrency 16] [--payload-version 2.0]
+
+Starts `router serve` (a subprocess) with an http source routed to the echo fixture function (with as many
+provisioned instances as connections), warms it up, then drives it with `concurrency` keep-alive connections
+for `duration` seconds, each sending GET /items/{id}?q=... one after the other. The same client then drives a
+bare aiohttp server (also a subprocess) that answers each request with a JSON echo of it. Prints requests
+per second and p50/p99 latency of both, and the ratio of the gateway's throughput to the baseline's (target:
+at least 0.5). The client runs in this process; the servers share the machine with it alike, and the
+duration is split into short rounds taken in turn, so that drifting load from elsewhere hits all alike.
+
+A third line, "gw-only", is the gateway alone: the same http source in its own process, its route bound to
+an in-process stand-in that answers at once (no dispatcher, no function process). It tells the gateway's
+own cost (routing, event building, result mapping) apart from the cost of running a function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parent.parent
+ECHO = REPO / "tests" / "functions" / "echo"
+
+BARE_SERVER = textwrap.dedent(
+    """
+    import sys
+    from aiohttp import web
+
+    async def echo(request):
+        body = await request.read()
+        return web.json_response({
+            "method": request.method, "path": request.path, "query": dict(request.query),
+            "headers": dict(request.headers), "body": body.decode("utf-8", "replace"),
+        })
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", echo)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} not answering after {timeout}s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+async def serve_gateway_only(port: int) -> None:
+    """The http source on `port`, its one route answered at once by a stand-in for the dispatcher."""
+    import msgspec
+
+    from router.clock import SystemClock
+    from router.config import HttpRouteConfig, RouteConfig
+    from router.dispatch.routing import BoundRoute
+    from router.invoker.types import InvocationResult
+    from router.sources.base import Outcome, SourceContext
+    from router.sources.http import Config, create
+
+    class Instant:
+        async def invoke(self, function: str, payload: bytes, **_: object) -> InvocationResult:
+            return InvocationResult(request_id="bench", payload=b'{"event":' + payload + b"}")
+
+    async def submit(envelopes: object) -> Outcome:
+        return Outcome()
+
+    route = RouteConfig(source="api", function="echo", http=HttpRouteConfig(method="GET", path="/items/{id}"))
+    bound = [BoundRoute("api", "echo", "http", route, "aws", Instant(), None)]  # type: ignore[arg-type]
+    config = msgspec.convert({"kind": "http", "port": port}, Config)
+    ctx = SourceContext("api", config, bound, Path(tempfile.gettempdir()), SystemClock(), submit)
+    await create(ctx).run(submit)
+
+
+def start_gateway_only() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    argv = [sys.executable, __file__, "--serve-gateway-only", str(port)]
+    proc = subprocess.Popen(argv, cwd=REPO, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/", proc)
+    return proc, url
+
+
+def start_router(folder: Path, version: str, concurrency: int) -> tuple[subprocess.Popen[bytes], str]:
+    control, http = free_port(), free_port()
+    (folder / "router.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            server: {{port: {control}}}
+            functions:
+              echo: {{runtime: python3.11, handler: app.handler, code: "{ECHO}", timeout_s: 10,
+                      provisioned_concurrency: {concurrency}}}
+            sources:
+              api: {{kind: http, port: {http}, payload_version: "{version}"}}
+            routes:
+              - {{source: api, function: echo, http: {{method: GET, path: "/items/{{id}}"}}}}
+            """
+        )
+    )
+    log = open(folder / "router.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "router", "serve", "-c", "router.yaml"],
+        cwd=folder,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_http(f"http://127.0.0.1:{control}/readyz", proc)
+    return proc, f"http://127.0.0.1:{http}"
+
+
+def start_bare() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)], start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/", proc)
+    return proc, url
+
+
+@dataclass
+class Run:
+    name: str
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def pct(self, p: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[int(p) - 1]
+
+    def add(self, other: Run) -> None:
+        self.requests += other.requests
+        self.errors += other.errors
+        self.seconds += other.seconds
+        self.latencies_ms.extend(other.latencies_ms)
+
+    def line(self) -> str:
+        return (
+            f"{self.name:<10} {self.rps:9.0f} req/s   p50 {self.pct(50):7.2f} ms   p99 {self.pct(99):7.2f} ms"
+            f"   ({self.requests} requests, {self.errors} errors)"
+        )
+
+
+async def drive(name: str, url: str, concurrency: int, seconds: float) -> Run:
+    latencies: list[float] = []
+    errors = 0
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        stop_at = time.perf_counter() + seconds
+
+        async def worker(n: int) -> None:
+            nonlocal errors
+            i = 0
+            while time.perf_counter() < stop_at:
+                i += 1
+                t0 = time.perf_counter()
+                async with session.get(f"{url}/items/{n}-{i}", params={"q": "bench"}) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        errors += 1
+                latencies.append((time.perf_counter() - t0) * 1000)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return Run(name, len(latencies), errors, elapsed, latencies)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds the duration is split into")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--payload-version", default="2.0", choices=["1.0", "2.0"])
+    parser.add_argument("--serve-gateway-only", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_gateway_only:
+        await serve_gateway_only(args.serve_gateway_only)
+        return
+
+    with tempfile.TemporaryDirectory(prefix="http-bench-") as tmp:
+        router, gateway_url = start_router(Path(tmp), args.payload_version, args.concurrency)
+        others: list[subprocess.Popen[bytes]] = []
+        try:
+            bare, bare_url = start_bare()
+            others.append(bare)
+            alone, alone_url = start_gateway_only()
+            others.append(alone)
+            await drive("warmup", gateway_url, args.concurrency, args.warmup)
+            await drive("warmup", bare_url, args.concurrency, args.warmup / 2)
+            await drive("warmup", alone_url, args.concurrency, args.warmup / 2)
+            targets = {"bare": bare_url, "gateway": gateway_url, "gw-only": alone_url}
+            runs = {name: Run(name, 0, 0, 0.0, []) for name in targets}
+            # Short interleaved rounds: load from other work on the machine drifts, and hits all alike.
+            for _ in range(args.rounds):
+                for name, url in targets.items():
+                    runs[name].add(await drive(name, url, args.concurrency, args.duration / args.rounds))
+            baseline, gateway, gateway_only = runs["bare"], runs["gateway"], runs["gw-only"]
+        finally:
+            for proc in (router, *others):
+                stop(proc)
+    print(
+        f"HTTP gateway vs bare aiohttp echo, {args.concurrency} connections, {args.duration:g} s each "
+        f"in {args.rounds} interleaved rounds"
+    )
+    print(baseline.line())
+    print(gateway.line())
+    print(gateway_only.line())
+    ratio = gateway.rps / baseline.rps
+    print(f"throughput ratio gateway/bare: {ratio:.2f} (target >= 0.5)")
+    print(f"p50 latency ratio gateway/bare: {gateway.pct(50) / baseline.pct(50):.2f}")
+    alone_ratio = gateway_only.rps / baseline.rps
+    print(f"throughput ratio gw-only/bare (the gateway without a function): {alone_ratio:.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
