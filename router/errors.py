@@ -44,6 +44,7 @@ INVALID_REQUEST_CONTENT = "InvalidRequestContentException"
 INVALID_PARAMETER_VALUE = "InvalidParameterValueException"
 RESOURCE_CONFLICT = "ResourceConflictException"
 UNSUPPORTED_MEDIA_TYPE = "UnsupportedMediaTypeException"
+RECURSIVE_INVOCATION = "RecursiveInvocationException"
 
 
 class RouterError(Exception):
@@ -85,6 +86,7 @@ class Throttled(DispatchError):
     code = ROUTER_THROTTLED
     api_error = TOO_MANY_REQUESTS
     status = 429
+    retry_after_s: float | None = None  # hint for Retry-After / retryAfterSeconds
 
 
 class ShuttingDown(DispatchError):
@@ -100,6 +102,11 @@ class QueueUnavailable(DispatchError):
 
 
 class LoopDetected(DispatchError):
+    """Past limits.max_loop_depth in one chain of events (router/loops.py). Lambda answers Invoke with
+    RecursiveInvocationException, HTTP 400 (not a throttle: retrying cannot help)."""
+
     code = ROUTER_LOOP_DETECTED
-    api_error = TOO_MANY_REQUESTS
-    status = 429
+    api_error = RECURSIVE_INVOCATION
+    status = 400
+    trace: str | None = None  # the trace the stopped invocation would have had
+    depth: int = 0

@@ -2,18 +2,401 @@
 
 Contract (what sources, the control plane and the daemon rely on):
 
-* `Dispatcher(config, state_dir=..., clock=..., metrics=...)`; `await start()` opens the durable queue,
-  launches provisioned instances and starts the async workers and the idle reaper; `await drain(grace_s)`
-  stops taking new calls, lets in-flight calls finish up to grace_s, keeps queued events on disk;
-  `await aclose()` stops every instance. Idempotent.
-* `await invoke(function, payload, *, client_context=None, trace=None) -> InvocationResult`: a synchronous
-  call. Raises `FunctionNotFound`, `Throttled(reason=...)` at once when over a limit, `ShuttingDown` when
-  draining. Function failures (including init failures, timeouts, OOM) come back as data in the result.
+* `Dispatcher(config, state_dir=..., clock=..., metrics=...)`; `await set_functions(defs)` gives it the
+  functions (before or after start); `await start()` opens the durable queue (`<state_dir>/queue.db`),
+  launches provisioned instances and waits until they are initialised, and starts the async scheduler and
+  the idle reaper; `await drain(grace_s)` stops taking new calls, lets in-flight calls finish up to grace_s,
+  then cancels the rest (sync callers get `ShuttingDown`, async events stay stored and run after the next
+  start); `await aclose()` stops every instance and closes the queue. Both idempotent.
+* `await invoke(function, payload, *, client_context=None, trace=None, source=None) -> InvocationResult`: a
+  synchronous call. Raises `FunctionNotFound`, `Throttled(reason=...)` at once when over a limit (with
+  `retry_after_s`), `ShuttingDown` when draining, `DispatchError` when no instance could be launched for a
+  system reason.
+  Function failures (including init failures, timeouts, OOM, crashes) come back as data in the result.
 * `await enqueue(function, payload, *, trace=None, source=None) -> request_id`: an asynchronous call. Returns
   once the event is durably stored (fsync); retries, max event age and destinations follow the function's
-  `async` settings. Raises `FunctionNotFound`, `ShuttingDown`, `QueueUnavailable`.
+  `async` settings (see router/dispatch/scheduler.py). Raises `FunctionNotFound`, `ShuttingDown`,
+  `QueueUnavailable`.
+* `trace=` (invoke and enqueue) is the trace header the event arrived with (the caller's X-Amzn-Trace-Id,
+  None for an event from outside); the invocation gets one hop more (router/loops.py). Past
+  `limits.max_loop_depth` invoke raises `LoopDetected`, and enqueue accepts the event but does not run it:
+  its record goes to the function's on_failure destination (condition RecursiveLoopDetected).
 * `check(function)`: DryRun; raises FunctionNotFound when there is no such function.
-* `await set_functions(defs)`: replace the set of functions (config reload, deploy, delete). New calls go to
-  instances of the new revision; in-flight calls finish on the old ones, which are then stopped.
-* `stats()`: per function and account: in use, idle, cold/warm starts, throttles, queue depth, oldest age.
+* `await set_functions(defs)`: replace the set of functions (config reload, deploy, delete). A function whose
+  spec changed (new revision) gets a new pool: new calls go to new instances, in-flight calls finish on the
+  old ones, which are then stopped. Other changes (reserved/provisioned concurrency, idle timeout, async
+  settings) apply in place. `functions()` returns the current definitions.
+* `reservable(function)`: the largest reserved concurrency the function may get (account.concurrency minus
+  account.unreserved_min minus the other reservations), for PutFunctionConcurrency. `set_account(account)`
+  applies a reloaded config's account limits.
+* `stats() -> DispatcherStats`: per function and account: in use, idle, busy, cold/warm starts, throttles,
+  invocations, errors, queue depth, oldest queued event age. The same numbers feed router/metrics.py.
+* `on_result`: a list of callbacks `(function, call, result)` run after every invocation (sync calls and
+  every async attempt); `call` is a `Call`, an InvokeRequest with the function, invocation type, source and
+  attempt. A failing callback is logged, never propagated.
+
+The instance factory (`instance_factory=`) defaults to the invoker's `Instance.start`; unit tests inject
+fakes. `retry_delays_s`, `system_backoff_s` and `reap_interval_s` default to Lambda's values and exist so
+tests can shrink them; with a FakeClock they are stepped instead of slept.
 """
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import msgspec
+
+from router.clock import Clock, SystemClock
+from router.config import AccountConfig, Config
+from router.dispatch.concurrency import Accounting
+from router.dispatch.pool import InstanceFactory, InstanceLike, InstancePool
+from router.dispatch.queue import DurableQueue, QueuedEvent
+from router.dispatch.registry import FunctionDefinition
+from router.dispatch.scheduler import LAMBDA_RETRY_DELAYS_S, LAMBDA_SYSTEM_BACKOFF_S, AsyncScheduler
+from router.dispatch.stats import (
+    Call,
+    Counters,
+    DispatcherStats,
+    account_stats,
+    function_stats,
+    publish,
+    publish_state,
+)
+from router.dispatch.tasks import TaskSet
+from router.errors import FunctionNotFound, LoopDetected, QueueUnavailable, ShuttingDown, Throttled
+from router.invoker.types import FunctionSpec, InvocationResult
+from router.loops import LoopGuard
+from router.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+ResultHook = Callable[[str, Call, InvocationResult], None]
+
+__all__ = ["Call", "Dispatcher", "DispatcherStats"]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        state_dir: Path | None = None,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+        instance_factory: InstanceFactory | None = None,
+        retry_delays_s: tuple[float, ...] = LAMBDA_RETRY_DELAYS_S,
+        system_backoff_s: tuple[float, float] = LAMBDA_SYSTEM_BACKOFF_S,
+        reap_interval_s: float = 1.0,
+    ) -> None:
+        self.config = config
+        self.state_dir = Path(state_dir) if state_dir is not None else config.state_path
+        self.clock: Clock = clock or SystemClock()
+        self.metrics = metrics or Metrics()
+        self._factory = instance_factory or _invoker_factory(config)
+        self._reap_interval = reap_interval_s
+        self.accounting = Accounting(config.account.concurrency)
+        self.queue = DurableQueue(self.state_dir / "queue.db")
+        self.on_result: list[ResultHook] = []
+        self.loops = LoopGuard(config.limits.max_loop_depth, metrics=self.metrics, clock=self.clock)
+        self._defs: dict[str, FunctionDefinition] = {}
+        self._pools: dict[str, InstancePool] = {}
+        self._retiring: list[InstancePool] = []
+        self._counters: dict[str, Counters] = {}
+        self._instance_tasks = TaskSet("instances")
+        self._background = TaskSet("dispatcher")
+        self._sync_calls: set[asyncio.Task[InvocationResult]] = set()
+        self._started = self._draining = self._closed = False
+        self._scheduler = AsyncScheduler(
+            queue=self.queue,
+            accounting=self.accounting,
+            clock=self.clock,
+            metrics=self.metrics,
+            definition=self._defs.get,
+            run_attempt=self._run_attempt,
+            enqueue=self._enqueue_internal,
+            resolve=config.path,
+            retry_delays_s=retry_delays_s,
+            system_backoff_s=system_backoff_s,
+        )
+        self.metrics.add_refresh(self._publish)
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        stored = await self.queue.open()
+        for event in stored:
+            self._scheduler.add(event)
+        if stored:
+            log.info("async queue: %d stored event(s) to run", len(stored))
+        await asyncio.gather(*(pool.ensure_provisioned() for pool in self._pools.values()))
+        self._background.spawn(self._scheduler.run(), name="async scheduler")
+        self._background.spawn(self._reap_loop(), name="idle reaper")
+
+    async def drain(self, grace_s: float) -> None:
+        """No new calls; in-flight calls get up to grace_s to finish, then are cancelled."""
+        self._draining = True
+        self._scheduler.stop_starting()
+        if self._in_flight():
+            deadline = self.clock.time() + grace_s
+            settle = asyncio.ensure_future(self._settle())
+            timer = asyncio.ensure_future(self._sleep_until(deadline))
+            try:
+                await asyncio.wait({settle, timer}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                settle.cancel()
+                timer.cancel()
+        for task in list(self._sync_calls):
+            task.cancel()
+        await self._scheduler.cancel_running()
+        if self._sync_calls:
+            await asyncio.wait(list(self._sync_calls))
+
+    async def _sleep_until(self, deadline: float) -> None:
+        await self.clock.sleep(deadline - self.clock.time())
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def _in_flight(self) -> bool:
+        return bool(self._sync_calls) or self._scheduler.running > 0
+
+    async def _settle(self) -> None:
+        while self._sync_calls:
+            await asyncio.wait(list(self._sync_calls))
+        await self._scheduler.wait_running()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.drain(0)
+        await self._background.aclose()
+        await asyncio.gather(*(p.aclose() for p in [*self._pools.values(), *self._retiring]))
+        await self._instance_tasks.aclose()
+        await self.queue.aclose()
+        self.metrics.remove_refresh(self._publish)
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self._reap_interval)
+            for pool in self._pools.values():
+                pool.maintain()
+            self._retiring = [p for p in self._retiring if not p.empty]
+
+    # -- functions ------------------------------------------------------------------------------------------
+
+    def functions(self) -> dict[str, FunctionDefinition]:
+        return dict(self._defs)
+
+    async def set_functions(self, defs: Mapping[str, FunctionDefinition]) -> None:
+        removed = [name for name in self._defs if name not in defs]
+        self._defs.clear()
+        self._defs.update(defs)
+        self.accounting.set_reservations(
+            {
+                n: d.config.reserved_concurrency
+                for n, d in defs.items()
+                if d.config.reserved_concurrency is not None
+            }
+        )
+        for name in removed:
+            self._retire(self._pools.pop(name))
+        for name, definition in defs.items():
+            pool = self._pools.get(name)
+            if pool is not None and pool.definition.spec == definition.spec:
+                pool.update(definition)
+                continue
+            if pool is not None:
+                log.info("%s: new revision %s; retiring the old instances", name, definition.revision)
+                self._retire(pool)
+            self._pools[name] = InstancePool(definition, self._factory, self.clock, self._instance_tasks)
+        if self._started and not self._closed:
+            await asyncio.gather(*(pool.ensure_provisioned() for pool in self._pools.values()))
+        self._scheduler.wake()
+
+    def _retire(self, pool: InstancePool) -> None:
+        pool.retire()
+        self._retiring.append(pool)
+
+    def reservable(self, function: str) -> int:
+        """The largest reserved concurrency `function` may be given: account.concurrency minus
+        account.unreserved_min minus every other function's reservation (for PutFunctionConcurrency)."""
+        account = self.config.account
+        others = sum(d.config.reserved_concurrency or 0 for name, d in self._defs.items() if name != function)
+        return max(0, account.concurrency - account.unreserved_min - others)
+
+    def set_account(self, account: AccountConfig) -> None:
+        """A reloaded config's account limits; calls in flight keep their slots."""
+        self.config = msgspec.structs.replace(self.config, account=account)
+        self.accounting.set_account_concurrency(account.concurrency)
+        self._scheduler.wake()
+
+    def check(self, function: str) -> None:
+        if function not in self._defs:
+            raise FunctionNotFound(f"Function not found: {self._arn(function)}")
+
+    def _arn(self, function: str) -> str:
+        account = self.config.account
+        return f"arn:aws:lambda:{account.region}:{account.account_id}:function:{function}"
+
+    def _admit(self, function: str) -> None:
+        if self._draining:
+            raise ShuttingDown("the router is shutting down")
+        self.check(function)
+
+    # -- synchronous calls ----------------------------------------------------------------------------------
+
+    async def invoke(
+        self,
+        function: str,
+        payload: bytes,
+        *,
+        client_context: str | None = None,
+        trace: str | None = None,
+        source: str | None = None,
+    ) -> InvocationResult:
+        self._admit(function)
+        trace = self.loops.admit(function, trace, source=source, payload=payload)
+        try:
+            slot = self.accounting.acquire(function)
+        except Throttled as e:
+            self._counter(function).throttles += 1
+            self.metrics.throttles.labels(function, e.reason or "").inc()
+            raise
+        call = Call(
+            request_id=str(uuid.uuid4()),
+            payload=payload,
+            client_context=client_context,
+            trace_id=trace,
+            function=function,
+            source=source,
+            started_at=self.clock.time(),
+        )
+        with slot:
+            # The call runs in its own task so that drain can cancel it without cancelling the caller.
+            task = asyncio.get_running_loop().create_task(self._run(call))
+            self._sync_calls.add(task)
+            try:
+                return await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if task.cancelled() and self._draining and current is not None and not current.cancelling():
+                    raise ShuttingDown("the router is shutting down; the call was cancelled") from None
+                raise
+            finally:
+                self._sync_calls.discard(task)
+
+    async def _run(self, call: Call) -> InvocationResult:
+        pool = self._pools.get(call.function)
+        if pool is None:
+            raise FunctionNotFound(f"Function not found: {self._arn(call.function)}")
+        result = await pool.invoke(call)
+        self._record(call, result)
+        return result
+
+    def _record(self, call: Call, result: InvocationResult) -> None:
+        counters = self._counter(call.function)
+        counters.record(result)
+        publish(self.metrics, call, result, counters)
+        for hook in list(self.on_result):
+            try:
+                hook(call.function, call, result)
+            except Exception:
+                log.exception("%s: on_result callback failed", call.function)
+
+    def _counter(self, function: str) -> Counters:
+        counters = self._counters.get(function)
+        if counters is None:
+            counters = self._counters[function] = Counters()
+        return counters
+
+    # -- asynchronous calls ---------------------------------------------------------------------------------
+
+    async def enqueue(
+        self, function: str, payload: bytes, *, trace: str | None = None, source: str | None = None
+    ) -> str:
+        self._admit(function)
+        return await self._enqueue_internal(function, payload, trace=trace, source=source)
+
+    async def _enqueue_internal(
+        self, function: str, payload: bytes, *, trace: str | None = None, source: str | None = None
+    ) -> str:
+        """enqueue without the drain check: destinations of calls that finish during the drain still land."""
+        self.check(function)
+        if not self.queue.is_open:
+            raise QueueUnavailable("the async queue is not open")
+        try:
+            trace = self.loops.admit(function, trace, invocation_type="Event", source=source, payload=payload)
+        except LoopDetected as stopped:
+            return await self.loops.give_up(
+                function,
+                payload,
+                stopped,
+                self._defs.get(function),
+                source=source,
+                resolve=self.config.path,
+                enqueue=self._enqueue_internal,
+            )
+        now = self.clock.time()
+        event = QueuedEvent(
+            id=str(uuid.uuid4()),
+            function=function,
+            enqueued_at=now,
+            not_before=now,
+            trace=trace,
+            source=source,
+        )
+        await self.queue.put(event, payload)
+        return event.id
+
+    async def _run_attempt(self, function: str, event: QueuedEvent, payload: bytes) -> InvocationResult:
+        call = Call(
+            request_id=event.id,
+            payload=payload,
+            trace_id=event.trace,
+            function=function,
+            invocation_type="Event",
+            source=event.source,
+            attempt=event.attempts + 1,
+            started_at=self.clock.time(),
+        )
+        return await self._run(call)
+
+    # -- stats ----------------------------------------------------------------------------------------------
+
+    def stats(self) -> DispatcherStats:
+        now = self.clock.time()
+        names = sorted({*self._defs, *self.queue.functions()})
+        functions = {
+            name: function_stats(
+                name,
+                self._pools.get(name),
+                self._counter(name),
+                self.accounting,
+                self.queue,
+                now,
+                self._defs.get(name),
+            )
+            for name in names
+        }
+        return DispatcherStats(account=account_stats(self.accounting, self.queue, now), functions=functions)
+
+    def _publish(self) -> None:
+        publish_state(self.metrics, self.stats())
+
+
+def _invoker_factory(config: Config) -> InstanceFactory:
+    async def start(spec: FunctionSpec, init_type: str, request_id: str) -> InstanceLike:
+        from router.invoker.instance import Instance
+
+        return await Instance.start(spec, billing=config.billing, init_type=init_type, request_id=request_id)
+
+    return start
