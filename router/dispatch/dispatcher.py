@@ -45,7 +45,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Sequence, Callable, Mapping
 from pathlib import Path
 
 import msgspec
@@ -371,6 +371,12 @@ class Dispatcher:
         return await self._run(call)
 
     # -- stats ----------------------------------------------------------------------------------------------
+
+    async def settled(self, request_ids: Sequence[str]) -> None:
+        """Return once these asynchronous invocations have left the queue: run to their end (success, or
+        retries exhausted and sent to a destination) or dropped. Unknown ids count as settled."""
+        for request_id in request_ids:
+            await self.queue.settled(request_id)
 
     def stats(self) -> DispatcherStats:
         now = self.clock.time()

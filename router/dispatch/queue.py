@@ -75,6 +75,7 @@ class DurableQueue:
         self._writer: asyncio.Task[None] | None = None
         self._by_function: dict[str, dict[str, QueuedEvent]] = {}  # insertion order = enqueue order
         self.on_stored: Callable[[QueuedEvent], None] | None = None  # called once a put is on disk
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}  # event id -> settled() callers
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -136,6 +137,27 @@ class DurableQueue:
             events.pop(event.id, None)
             if not events:
                 del self._by_function[event.function]
+        for waiter in self._waiters.pop(event.id, ()):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def contains(self, event_id: str) -> bool:
+        return any(event_id in events for events in self._by_function.values())
+
+    async def settled(self, event_id: str) -> None:
+        """Return once the event has left the queue (ran to its end, or went to a destination)."""
+        if not self.contains(event_id):
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(event_id, []).append(waiter)
+        try:
+            await waiter
+        finally:
+            waiters = self._waiters.get(event_id)
+            if waiters is not None and waiter in waiters:
+                waiters.remove(waiter)
+                if not waiters:
+                    del self._waiters[event_id]
 
     def depth(self, function: str | None = None) -> int:
         if function is None:

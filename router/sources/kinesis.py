@@ -1,11 +1,161 @@
-"""Stream source (`kind: kinesis`): Kinesis Data Streams through aiobotocore."""
+"""Stream source (`kind: kinesis`): Kinesis Data Streams through aiobotocore, with Lambda's mapping semantics.
+
+Every shard is read in order and follows the shard tree (parents before children after a split or
+merge); the stream engine (`router/sources/stream.py`) batches, delivers, retries and checkpoints;
+checkpoints are kept per shard in the source's state_dir (`router/sources/stream_shards.py`,
+`stream_checkpoints.py`). The function receives Lambda's Kinesis event: `{"Records": [{"kinesis":
+{kinesisSchemaVersion, partitionKey, sequenceNumber, data (base64), approximateArrivalTimestamp},
+eventSource, eventVersion, eventID "<shardId>:<sequenceNumber>", eventName, invokeIdentityArn, awsRegion,
+eventSourceARN}]}`. A record's age is measured from its approximateArrivalTimestamp; its lane
+(parallelization_factor) from its partition key.
+"""
 
 from __future__ import annotations
 
-from router.config import Strict
+import contextlib
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from router.shapes import common
+from router.shapes import kinesis as shapes
+from router.sources.stream import StreamRecord
+from router.sources.stream_shards import AwsStreamConfig, Shard, ShardSource
+
+if TYPE_CHECKING:
+    from router.config import Config as RouterConfig
+    from router.sources.base import SourceContext
+
+RECORD_OVERHEAD = 420  # bytes of JSON around one record's data in the event
 
 
-class Config(Strict, tag="kinesis", tag_field="kind"):
-    stream: str
-    endpoint: str | None = None
-    region: str = "us-east-1"
+class Config(AwsStreamConfig, tag="kinesis", tag_field="kind"):
+    stream: str | None = None  # the stream's name
+    stream_arn: str | None = None
+    starting_position: Literal["LATEST", "TRIM_HORIZON", "AT_TIMESTAMP"] = "LATEST"
+    starting_position_timestamp: float | None = None  # epoch seconds, for AT_TIMESTAMP
+
+    def check(self, config: RouterConfig, where: str, problems: list[str]) -> None:
+        if (self.stream is None) == (self.stream_arn is None):
+            problems.append(f"{where}: give exactly one of stream, stream_arn")
+        if self.stream_arn is not None and ":stream/" not in self.stream_arn:
+            problems.append(f"{where}.stream_arn: {self.stream_arn!r} is not a Kinesis stream ARN")
+        if self.starting_position == "AT_TIMESTAMP" and self.starting_position_timestamp is None:
+            problems.append(
+                f"{where}.starting_position_timestamp: required with starting_position AT_TIMESTAMP"
+            )
+
+
+class KinesisClient:
+    info_key = "KinesisBatchInfo"
+    max_limit = 10_000
+
+    def __init__(self, client: Any, config: Config, stream_arn: str, source_name: str) -> None:
+        self.client = client
+        self.config = config
+        self.stream_arn = stream_arn
+        self.source_name = source_name
+        # By name: every service takes it, and some emulators (moto) lose the stream in iterators made by ARN.
+        self._stream = {"StreamName": stream_arn.rsplit(":stream/", 1)[-1]}
+
+    @classmethod
+    async def open(cls, stack: contextlib.AsyncExitStack, config: Config, source_name: str) -> KinesisClient:
+        from aiobotocore.session import get_session
+
+        client = await stack.enter_async_context(
+            get_session().create_client("kinesis", **config.client_args())
+        )
+        arn = config.stream_arn
+        if arn is None:
+            summary = await client.describe_stream_summary(StreamName=config.stream)
+            arn = summary["StreamDescriptionSummary"]["StreamARN"]
+        return cls(client, config, arn, source_name)
+
+    async def shards(self) -> list[Shard]:
+        shards: list[Shard] = []
+        kwargs: dict[str, Any] = dict(self._stream)
+        while True:
+            page = await self.client.list_shards(**kwargs)
+            for s in page.get("Shards", []):
+                parents = tuple(p for p in (s.get("ParentShardId"), s.get("AdjacentParentShardId")) if p)
+                closed = "EndingSequenceNumber" in s.get("SequenceNumberRange", {})
+                shards.append(Shard(s["ShardId"], parents, closed))
+            token = page.get("NextToken")
+            if not token:
+                return shards
+            kwargs = {"NextToken": token}
+
+    async def iterator(self, shard_id: str, kind: str, sequence: str | None = None) -> str:
+        kwargs: dict[str, Any] = {**self._stream, "ShardId": shard_id, "ShardIteratorType": kind}
+        if sequence is not None:
+            kwargs["StartingSequenceNumber"] = sequence
+        if kind == "AT_TIMESTAMP":
+            kwargs["Timestamp"] = dt.datetime.fromtimestamp(
+                self.config.starting_position_timestamp or 0, dt.UTC
+            )
+        return str((await self.client.get_shard_iterator(**kwargs))["ShardIterator"])
+
+    async def records(self, iterator: str, limit: int) -> tuple[list[Any], str | None]:
+        page = await self.client.get_records(ShardIterator=iterator, Limit=limit)
+        return page.get("Records", []), page.get("NextShardIterator")
+
+    def build(self, shard_id: str, raw: Any) -> StreamRecord:
+        arrival = _epoch(raw.get("ApproximateArrivalTimestamp"))
+        rec = shapes.record(
+            stream_arn=self.stream_arn,
+            shard_id=shard_id,
+            sequence_number=raw["SequenceNumber"],
+            partition_key=raw["PartitionKey"],
+            data=raw["Data"],
+            arrival_ts=arrival,
+        )
+        envelope = shapes.envelope(rec, source_name=self.source_name)
+        size = RECORD_OVERHEAD + len(rec["kinesis"]["data"]) + len(raw["PartitionKey"])
+        return StreamRecord(
+            position=int(raw["SequenceNumber"]),
+            envelope=envelope,
+            arrival=arrival,
+            size=size,
+            key=raw["PartitionKey"],
+        )
+
+    def sequence(self, record: StreamRecord) -> str:
+        return str(record.envelope.record["kinesis"]["sequenceNumber"])
+
+    def error_code(self, exc: BaseException) -> str | None:
+        return _error_code(exc)
+
+    def batch_info(self, shard_id: str, records: Sequence[StreamRecord]) -> dict[str, Any]:
+        first, last = records[0].envelope.record["kinesis"], records[-1].envelope.record["kinesis"]
+        return {
+            "shardId": shard_id,
+            "startSequenceNumber": first["sequenceNumber"],
+            "endSequenceNumber": last["sequenceNumber"],
+            "approximateArrivalOfFirstRecord": common.iso_ms(first["approximateArrivalTimestamp"]),
+            "approximateArrivalOfLastRecord": common.iso_ms(last["approximateArrivalTimestamp"]),
+            "batchSize": len(records),
+            "streamArn": self.stream_arn,
+        }
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    return float(value) if value is not None else common.now(None)
+
+
+def _error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
+def create(ctx: SourceContext) -> ShardSource:
+    config: Config = ctx.config
+
+    async def open_client(stack: contextlib.AsyncExitStack) -> KinesisClient:
+        return await KinesisClient.open(stack, config, ctx.name)
+
+    return ShardSource(ctx, open_client, starting_position=config.starting_position)

