@@ -290,6 +290,8 @@ class Instance:
         self._sampler = self._loop.call_at(at, self._watch, deadline)
 
     def _kill(self) -> None:
+        # Dead from now on, not from when the exit is noticed: the pool must never hand it out again.
+        self._stopping = True
         if self._proc is not None:
             self._proc.kill(signal.SIGKILL)
 

@@ -38,7 +38,11 @@ routes:
   - {source: sentinel, function: record}
 """
 
-HOURLY = "cron(0 * * * ? *)"
+# Hourly at a minute half an hour away from now, so that no tick can fall "on time" (within missed_after_s)
+# while the test runs, whatever the time of day: the test is about missed ticks only.
+MINUTE = (dt.datetime.now(dt.UTC).minute + 30) % 60
+HOURLY = f"cron({MINUTE} * * * ? *)"
+CONFIG = CONFIG.replace("cron(0 * * * ? *)", HOURLY)
 
 
 def state(expression: str, last_tick: float, anchor: float | None = None) -> str:
@@ -81,7 +85,11 @@ async def wait_until(check: Callable[[], bool], what: str, within_s: float = 30.
 
 
 def hour_floor(t: float) -> str:
-    return dt.datetime.fromtimestamp(t // 3600 * 3600, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The latest hourly tick (at MINUTE past the hour) at or before t."""
+    tick = t // 3600 * 3600 + MINUTE * 60
+    if tick > t:
+        tick -= 3600
+    return dt.datetime.fromtimestamp(tick, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def last_tick(base: Path, name: str) -> float:
