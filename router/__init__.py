@@ -1,3 +1,3 @@
-"""router: a local and self-hosted serverless event runtime (Lambda-style functions off real event sources)."""
+"""router: a local and self-hosted serverless event runtime (Lambda-style functions off event sources)."""
 
 __version__ = "0.1.0"

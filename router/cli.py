@@ -1,4 +1,4 @@
-"""The `router` command line: serve, validate, invoke, events.
+"""The `router` command line: serve, validate, invoke, tail, events.
 
 Exit codes: 0 success; 1 a function error (invoke) or a runtime failure; 2 a bad config or bad arguments.
 """
@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="router", description="Run Lambda-style functions off real event sources.")
+    p = argparse.ArgumentParser(
+        prog="router", description="Run Lambda-style functions off real event sources."
+    )
     sub = p.add_subparsers(dest="command")
 
     s = sub.add_parser("serve", help="run the daemon in the foreground")
@@ -57,10 +59,36 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--token", default=os.environ.get("ROUTER_TOKEN", ""))
     i.set_defaults(func=cmd_invoke)
 
+    add_tail_parser(sub)
+
     e = sub.add_parser("events", help="print a sample event of an AWS shape")
     e.add_argument("--kind", required=True, choices=EVENT_KINDS)
     e.set_defaults(func=cmd_events)
     return p
+
+
+def add_tail_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    t = sub.add_parser("tail", help="print a function's invocations as they happen (inspection API)")
+    t.add_argument("function", nargs="?", help="the function (default: every function)")
+    t.add_argument("-n", "--last", type=int, default=0, help="first print the N newest invocations held")
+    t.add_argument("--events", action="store_true", help="print each event and result too")
+    t.add_argument("--max", dest="max_count", type=int, default=0, help="exit after N invocations")
+    t.add_argument("--endpoint", default=os.environ.get("ROUTER_ENDPOINT", "http://127.0.0.1:9000"))
+    t.add_argument("--token", default=os.environ.get("ROUTER_TOKEN", ""))
+    t.set_defaults(func=cmd_tail)
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from router.tail import run
+
+    return run(
+        args.endpoint,
+        args.function,
+        token=args.token,
+        last=args.last,
+        events=args.events,
+        max_count=args.max_count,
+    )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -134,8 +162,10 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         print(f"--payload: not JSON: {e}", file=sys.stderr)
         return 2
     url = f"{args.endpoint.rstrip('/')}/2015-03-31/functions/{args.name}/invocations"
-    headers = {"X-Amz-Invocation-Type": "Event" if args.is_async else "RequestResponse", "Content-Type":
-               "application/json"}
+    headers = {
+        "X-Amz-Invocation-Type": "Event" if args.is_async else "RequestResponse",
+        "Content-Type": "application/json",
+    }
     if args.log:
         headers["X-Amz-Log-Type"] = "Tail"
     if args.token:
@@ -145,7 +175,10 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         with urllib.request.urlopen(req, timeout=930) as resp:
             body, status, rheaders = resp.read(), resp.status, resp.headers
     except urllib.error.HTTPError as e:
-        print(f"{e.code} {e.headers.get('x-amzn-ErrorType', '')}: {e.read().decode(errors='replace')}", file=sys.stderr)
+        print(
+            f"{e.code} {e.headers.get('x-amzn-ErrorType', '')}: {e.read().decode(errors='replace')}",
+            file=sys.stderr,
+        )
         return 1
     except urllib.error.URLError as e:
         print(f"cannot reach {args.endpoint}: {e.reason}", file=sys.stderr)

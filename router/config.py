@@ -47,7 +47,9 @@ class ServerConfig(Strict):
     host: str = "127.0.0.1"
     port: Port = 9000
     auth_token: str = ""
-    max_body_mb: Annotated[int, msgspec.Meta(ge=1, le=100)] = 16  # request bodies (ZIP uploads) above are refused
+    max_body_mb: Annotated[int, msgspec.Meta(ge=1, le=100)] = (
+        16  # request bodies (ZIP uploads) above are refused
+    )
 
 
 class AccountConfig(Strict):
@@ -137,6 +139,7 @@ class RouteConfig(Strict):
 class InspectConfig(Strict):
     enabled: bool = True
     ring_size: Annotated[int, msgspec.Meta(ge=1, le=100000)] = 100
+    max_payload_kb: Annotated[int, msgspec.Meta(ge=1, le=6144)] = 256  # longer events/results: truncated
 
 
 class LimitsConfig(Strict):
@@ -182,7 +185,9 @@ def interpolate(value: Any, env: dict[str, str], problems: list[str], path: str 
                 return env[name]
             if default is not None:
                 return default
-            problems.append(f"{path or '<root>'}: environment variable {name} is not set (use ${{{name}:-default}})")
+            problems.append(
+                f"{path or '<root>'}: environment variable {name} is not set (use ${{{name}:-default}})"
+            )
             return ""
 
         return _VAR.sub(sub, value)
@@ -217,7 +222,9 @@ def _describe(t: msgspec.inspect.Type) -> str | None:
     if isinstance(t, msgspec.inspect.LiteralType):
         return "expected one of " + ", ".join(repr(v) for v in t.values)
     if isinstance(t, msgspec.inspect.UnionType):
-        parts = [d for d in (_describe(x) for x in t.types if not isinstance(x, msgspec.inspect.NoneType)) if d]
+        parts = [
+            d for d in (_describe(x) for x in t.types if not isinstance(x, msgspec.inspect.NoneType)) if d
+        ]
         return parts[0] if len(parts) == 1 else None
     return None
 
@@ -226,7 +233,9 @@ def _field_type(root: type, steps: list[str]) -> msgspec.inspect.Type | None:
     t: msgspec.inspect.Type | None = msgspec.inspect.type_info(root)
     for step in steps:
         while isinstance(t, msgspec.inspect.UnionType):
-            structs = [x for x in t.types if isinstance(x, msgspec.inspect.StructType | msgspec.inspect.DictType)]
+            structs = [
+                x for x in t.types if isinstance(x, msgspec.inspect.StructType | msgspec.inspect.DictType)
+            ]
             t = structs[0] if structs else None
         if isinstance(t, msgspec.inspect.StructType):
             t = next((f.type for f in t.fields if f.encode_name == step), None)
@@ -264,7 +273,7 @@ def convert(raw: Any, typ: type, path: str, problems: list[str]) -> Any:
     failed = False
     for _ in range(100):
         try:
-            result = msgspec.convert(raw, type=typ, strict=False)
+            result: Any = msgspec.convert(raw, type=typ, strict=False)
         except msgspec.ValidationError as e:
             failed = True
             steps = _report(e, raw, typ, path, problems)
@@ -338,8 +347,12 @@ def _resolve_keys(raw: Any, typ: type, steps: list[str]) -> list[str]:
 
 
 def _python_type(t: msgspec.inspect.Type | None) -> Any:
-    simple = {msgspec.inspect.StrType: str, msgspec.inspect.IntType: int, msgspec.inspect.FloatType: float,
-              msgspec.inspect.BoolType: bool}
+    simple = {
+        msgspec.inspect.StrType: str,
+        msgspec.inspect.IntType: int,
+        msgspec.inspect.FloatType: float,
+        msgspec.inspect.BoolType: bool,
+    }
     for k, v in simple.items():
         if isinstance(t, k):
             return v
@@ -439,7 +452,9 @@ def _decode(raw: dict[str, Any], base_dir: str, problems: list[str]) -> Config |
 
     if config is None:
         return None
-    return msgspec.structs.replace(config, functions=functions, sources=sources, routes=routes, base_dir=base_dir)
+    return msgspec.structs.replace(
+        config, functions=functions, sources=sources, routes=routes, base_dir=base_dir
+    )
 
 
 def _mapping(raw: dict[str, Any], key: str, problems: list[str]) -> dict[Any, Any]:
@@ -473,10 +488,14 @@ def check(config: Config, problems: list[str], declared: set[str] = frozenset())
     for i, r in enumerate(config.routes):
         where = f"routes[{i}]"
         if r.source not in config.sources and r.source not in declared:
-            problems.append(f"{where}.source: no source named {r.source!r} (sources: {_names(config.sources)})")
+            problems.append(
+                f"{where}.source: no source named {r.source!r} (sources: {_names(config.sources)})"
+            )
         for fn in r.functions:
             if fn not in config.functions and fn not in declared:
-                problems.append(f"{where}.function: no function named {fn!r} (functions: {_names(config.functions)})")
+                problems.append(
+                    f"{where}.function: no function named {fn!r} (functions: {_names(config.functions)})"
+                )
         kind = source_kind(config.sources[r.source]) if r.source in config.sources else None
         if kind is not None:
             _check_route_for_kind(kind, r, where, problems)
@@ -501,7 +520,9 @@ def _names(d: dict[str, Any]) -> str:
 def _check_destination(config: Config, d: Destination, where: str, problems: list[str]) -> None:
     chosen = [k for k in ("directory", "function", "kafka") if getattr(d, k) is not None]
     if len(chosen) != 1:
-        problems.append(f"{where}: give exactly one of directory, function, kafka (got {', '.join(chosen) or 'none'})")
+        problems.append(
+            f"{where}: give exactly one of directory, function, kafka (got {', '.join(chosen) or 'none'})"
+        )
     if d.function is not None and d.function not in config.functions:
         problems.append(f"{where}.function: no function named {d.function!r}")
 
@@ -539,7 +560,9 @@ def handler_problem(runtime: str, handler: str, code: Path) -> str | None:
     else:
         names = {str(p.relative_to(code)) for p in code.rglob("*")} if code.is_dir() else set()
     if runtime == "provided":
-        return None if "bootstrap" in names else "runtime 'provided' needs an executable 'bootstrap' in the code"
+        return (
+            None if "bootstrap" in names else "runtime 'provided' needs an executable 'bootstrap' in the code"
+        )
     module, dot, func = handler.rpartition(".")
     if not dot or not module or not func:
         return f"{handler!r} is not of the form module.function"
@@ -589,11 +612,15 @@ def _check_ports(config: Config, problems: list[str]) -> None:
 
 def _check_route_for_kind(kind: str, r: RouteConfig, where: str, problems: list[str]) -> None:
     if r.http is not None and kind != "http":
-        problems.append(f"{where}.http: only routes from an http source take 'http' (source kind is {kind!r})")
+        problems.append(
+            f"{where}.http: only routes from an http source take 'http' (source kind is {kind!r})"
+        )
     if kind == "http" and r.http is None:
         problems.append(f"{where}.http: routes from an http source need http: {{method, path}}")
     if r.batch is not None and kind not in ("kafka", "kinesis", "dynamodb"):
-        problems.append(f"{where}.batch: batching applies to stream sources (kafka, kinesis, dynamodb), not {kind!r}")
+        problems.append(
+            f"{where}.batch: batching applies to stream sources (kafka, kinesis, dynamodb), not {kind!r}"
+        )
     if r.on_error is not None and kind not in ("kafka", "kinesis", "dynamodb"):
         problems.append(
             f"{where}.on_error: applies to stream sources; {kind!r} invokes asynchronously, "

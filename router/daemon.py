@@ -34,11 +34,15 @@ from router.control.catalog import FunctionCatalog
 from router.dispatch.dispatcher import Dispatcher
 from router.dispatch.routing import BoundRoute, bind_routes, make_submit
 from router.errors import ConfigError
+from router.inspect import InspectStore
 from router.metrics import Metrics
 from router.sources import kind_module, source_kind
 from router.sources.base import SourceContext
 
 log = logging.getLogger("router.daemon")
+
+# Sections a reload cannot change: the running ones are kept until the next restart.
+RESTART_KEYS = ("server", "state_dir", "account", "billing", "limits", "inspect")
 
 
 @dataclass
@@ -59,6 +63,8 @@ class Daemon:
         self.dispatcher: Dispatcher | None = None
         self.catalog: FunctionCatalog | None = None
         self.sources: dict[str, SourceHandle] = {}
+        self.contexts: dict[str, SourceContext] = {}  # running sources, for the inspection API's inject
+        self.inspect: InspectStore | None = None
         self.control_port: int | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._runner: web.AppRunner | None = None
@@ -87,15 +93,21 @@ class Daemon:
         await self._tg.__aexit__(*exc)
 
     async def _start(self) -> None:
-        self.dispatcher = Dispatcher(self.config, state_dir=self.state_dir, clock=self.clock, metrics=self.metrics)
+        self.dispatcher = Dispatcher(
+            self.config, state_dir=self.state_dir, clock=self.clock, metrics=self.metrics
+        )
         # The catalog (control plane) merges the config's functions with those deployed through the API
         # (persisted under state_dir) and is the only caller of dispatcher.set_functions.
         self.catalog = FunctionCatalog(self.config, self.state_dir, self.dispatcher)
         await self.catalog.start()
         await self.dispatcher.start()
         plane = ControlPlane(
-            config=self.config, dispatcher=self.dispatcher, metrics=self.metrics, is_ready=self.is_ready,
+            config=self.config,
+            dispatcher=self.dispatcher,
+            metrics=self.metrics,
+            is_ready=self.is_ready,
             catalog=self.catalog,
+            extras=self._inspection(),
         )
         self._runner = web.AppRunner(create_app(plane), access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -106,9 +118,27 @@ class Daemon:
             self._start_source(name)
         log.info(
             "router started",
-            extra={"fields": {"control_port": self.control_port, "functions": len(self.config.functions),
-                              "sources": len(self.config.sources)}},
+            extra={
+                "fields": {
+                    "control_port": self.control_port,
+                    "functions": len(self.config.functions),
+                    "sources": len(self.config.sources),
+                }
+            },
         )
+
+    def _inspection(self) -> dict[str, Any]:
+        """The inspection store fed by the dispatcher, for the control plane (nothing when inspect is off)."""
+        from router.control.inspect import INSPECTION, Inspection
+
+        settings = self.config.inspect
+        if not settings.enabled or self.dispatcher is None:
+            return {}
+        store = InspectStore(ring_size=settings.ring_size, max_payload_bytes=settings.max_payload_kb * 1024)
+        store.attach(self.dispatcher)
+        self.inspect = store
+        inspection = Inspection(store=store, sources=lambda: self.contexts, config=lambda: self.config)
+        return {INSPECTION: inspection}
 
     def is_ready(self) -> bool:
         return not self._draining and all(h.ready.is_set() for h in self.sources.values())
@@ -132,6 +162,8 @@ class Daemon:
             grace = 0.0 if self._stops > 1 else self.config.limits.drain_grace_s
             log.info("stopping: draining in-flight calls", extra={"fields": {"grace_s": grace}})
             await self.dispatcher.drain(grace)
+        if self.inspect is not None:
+            self.inspect.close()  # long polls of the inspection API return now
         if self._runner is not None:
             await self._runner.cleanup()
         if self.dispatcher is not None:
@@ -148,45 +180,65 @@ class Daemon:
         settings = self.config.sources[name]
         handle = SourceHandle(name=name, settings=settings, routes=self._routes_for(self.config, name))
         self.sources[name] = handle
-        handle.task = self._tg.create_task(self._supervise(handle), name=f"source:{name}")
+        # Routes are bound now, from the config this source starts with: a reload may replace self.config
+        # before the task first runs.
+        assert self.dispatcher is not None
+        routes = bind_routes(self.config, name, self.dispatcher)
+        handle.task = self._tg.create_task(self._supervise(handle, routes), name=f"source:{name}")
 
     async def _stop_source(self, name: str) -> None:
         handle = self.sources.pop(name, None)
+        self.contexts.pop(name, None)
         if handle is None or handle.task is None:
             return
         handle.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await handle.task
 
-    async def _supervise(self, handle: SourceHandle) -> None:
+    async def _supervise(self, handle: SourceHandle, routes: list[BoundRoute]) -> None:
         """Run one source; on failure log it, close it and start it again with backoff."""
         assert self.dispatcher is not None
         backoff = 0.5
         kind = source_kind(handle.settings)
-        routes: list[BoundRoute] = bind_routes(self.config, handle.name, self.dispatcher)
         state = self.state_dir / "sources" / handle.name
         state.mkdir(parents=True, exist_ok=True)
         ctx = SourceContext(
-            name=handle.name, config=handle.settings, routes=routes, state_dir=state, clock=self.clock,
-            submit=make_submit(routes), region=self.config.account.region, account_id=self.config.account.account_id,
-            metrics=self.metrics, ready=handle.ready.set, base_dir=Path(self.config.base_dir),
+            name=handle.name,
+            config=handle.settings,
+            routes=routes,
+            state_dir=state,
+            clock=self.clock,
+            submit=make_submit(routes),
+            region=self.config.account.region,
+            account_id=self.config.account.account_id,
+            metrics=self.metrics,
+            ready=handle.ready.set,
+            base_dir=Path(self.config.base_dir),
             settled=getattr(self.dispatcher, "settled", None),
         )
+        self.contexts[handle.name] = ctx
         while True:
-            source = kind_module(kind).create(ctx)
             try:
-                await source.run(ctx.submit)
+                await self._run_source(kind, ctx)
                 log.warning("source ended; restarting", extra={"fields": {"source": handle.name}})
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("source failed; restarting", extra={"fields": {"source": handle.name,
-                                                                             "retry_in_s": backoff}})
-            finally:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(source.aclose())
+                log.exception(
+                    "source failed; restarting",
+                    extra={"fields": {"source": handle.name, "retry_in_s": backoff}},
+                )
             await self.clock.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
+
+    @staticmethod
+    async def _run_source(kind: str, ctx: SourceContext) -> None:
+        source = kind_module(kind).create(ctx)
+        try:
+            await source.run(ctx.submit)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(source.aclose())
 
     # -- reload ---------------------------------------------------------------------------------------
 
@@ -194,23 +246,28 @@ class Daemon:
         """Apply a validated config. Server, state_dir and account settings need a restart (logged)."""
         async with self._reload_lock:
             old = self.config
-            for key in ("server", "state_dir", "account", "billing", "limits"):
+            for key in RESTART_KEYS:
                 if getattr(old, key) != getattr(new, key):
                     log.warning(f"reload: '{key}' changed; it takes effect at the next restart")
-            new = _keep(new, old, ("server", "state_dir", "account", "billing", "limits", "base_dir"))
+            new = _keep(new, old, (*RESTART_KEYS, "base_dir"))
             self.config = new
             assert self.catalog is not None
             await self.catalog.reload(new)  # config functions replaced, API-deployed ones kept
             # Routes bind a function by name; only its event format is baked into the bound route.
-            reformatted = {n for n in new.functions
-                           if n in old.functions and old.functions[n].event_format != new.functions[n].event_format}
+            reformatted = {
+                n
+                for n in new.functions
+                if n in old.functions and old.functions[n].event_format != new.functions[n].event_format
+            }
             for name in list(self.sources):
                 if name not in new.sources:
                     log.info("reload: source removed", extra={"fields": {"source": name}})
                     await self._stop_source(name)
-                elif (new.sources[name] != old.sources[name]
-                      or self._routes_for(new, name) != self._routes_for(old, name)
-                      or any(f in reformatted for r in self._routes_for(new, name) for f in r.functions)):
+                elif (
+                    new.sources[name] != old.sources[name]
+                    or self._routes_for(new, name) != self._routes_for(old, name)
+                    or any(f in reformatted for r in self._routes_for(new, name) for f in r.functions)
+                ):
                     log.info("reload: source changed", extra={"fields": {"source": name}})
                     await self._stop_source(name)
                     self._start_source(name)
@@ -218,8 +275,10 @@ class Daemon:
                 if name not in self.sources:
                     log.info("reload: source added", extra={"fields": {"source": name}})
                     self._start_source(name)
-            log.info("reload: applied", extra={"fields": {"functions": len(new.functions),
-                                                           "sources": len(new.sources)}})
+            log.info(
+                "reload: applied",
+                extra={"fields": {"functions": len(new.functions), "sources": len(new.sources)}},
+            )
 
     async def reload_from(self, path: str | Path) -> bool:
         """SIGHUP: load and check the file; on problems log every one and keep the running config."""

@@ -3,8 +3,8 @@
 Two planes of failure never mix (see design.md):
 
 * A *dispatch error* means the function did not run: no such function, throttled, shutting down. It is raised
-  as a `DispatchError`; sources map it to back-pressure (HTTP 429/503, SMTP 451, a paused partition) and do not
-  acknowledge the native event.
+  as a `DispatchError`; sources map it to back-pressure (HTTP 429/503, SMTP 451, a paused partition) and do
+  not acknowledge the native event.
 * A *function error* is data in the invocation result (errorType, errorMessage, stackTrace), as Lambda returns
   it. The constants below are the errorType strings Lambda uses, plus our own `Router.*` for dispatch errors.
 """
@@ -60,7 +60,7 @@ class ConfigError(RouterError):
 
 
 class DispatchError(RouterError):
-    """The function did not run. `code` is a Router.* type; `api_error`/`status` are the Lambda API mapping."""
+    """The function did not run. `code` is a Router.* type; `api_error`/`status` map it to the Lambda API."""
 
     code = "Router.Unknown"
     api_error = SERVICE_EXCEPTION

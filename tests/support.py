@@ -47,11 +47,18 @@ def kill_group(proc: subprocess.Popen[Any], sig: int = signal.SIGKILL) -> None:
 class Service:
     """A backing service process (moto, tansu) started on a free port."""
 
-    def __init__(self, argv: list[str], port: int, env: dict[str, str] | None = None, log: Path | None = None):
+    def __init__(
+        self, argv: list[str], port: int, env: dict[str, str] | None = None, log: Path | None = None
+    ):
         self.port = port
-        out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - kept open for the process' life
-        self.proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        out = open(log, "wb") if log else subprocess.DEVNULL
+        self.proc = subprocess.Popen(
+            argv,
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         wait_for_port(port, proc=self.proc)
 
     def stop(self) -> None:
@@ -75,8 +82,19 @@ def tansu_binary() -> str:
 def start_tansu() -> Service:
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
-    return Service([tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                    "--storage-engine", "memory://tansu/"], port)
+    return Service(
+        [
+            tansu_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        port,
+    )
 
 
 class RouterProcess:
@@ -95,10 +113,13 @@ class RouterProcess:
 
     async def start(self, timeout: float = 30.0) -> None:
         self._starts += 1
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "router", "serve", "-c", str(self.config_path), "--log-format", "json"],
-            cwd=self.base_dir, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
+            cwd=self.base_dir,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         log.close()
@@ -130,7 +151,7 @@ class RouterProcess:
         self.proc.send_signal(sig)
 
     async def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM and wait; returns the exit code. Instances (own process groups) are the daemon's to stop."""
+        """SIGTERM and wait; returns the exit code (instances are the daemon's to stop)."""
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else 0
         self.proc.send_signal(signal.SIGTERM)

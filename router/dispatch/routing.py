@@ -59,7 +59,9 @@ class BoundRoute:
     async def invoke(
         self, payload: bytes, *, trace: str | None = None, client_context: str | None = None
     ) -> InvocationResult:
-        return await self.dispatcher.invoke(self.function, payload, trace=trace, client_context=client_context)
+        return await self.dispatcher.invoke(
+            self.function, payload, trace=trace, client_context=client_context, source=self.source
+        )
 
     async def enqueue(self, payload: bytes, *, trace: str | None = None) -> str:
         return await self.dispatcher.enqueue(self.function, payload, trace=trace, source=self.source)
@@ -68,7 +70,6 @@ class BoundRoute:
 def bind_routes(config: Config, source: str, dispatcher: Dispatcher) -> list[BoundRoute]:
     """The enabled routes of one source, one BoundRoute per (route, function), filters compiled once."""
     from router.dispatch.filters import compile_filter
-
     from router.sources import source_kind
 
     kind = source_kind(config.sources[source])

@@ -37,7 +37,7 @@ def kind_module(kind: Any) -> ModuleType:
 
 
 def config_type(kind: Any) -> type:
-    return kind_module(kind).Config  # type: ignore[no-any-return]
+    return kind_module(kind).Config  # type: ignore[no-any-return,unused-ignore]
 
 
 def source_kind(settings: Any) -> str:

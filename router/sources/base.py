@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What submit did: how many (envelope, function) deliveries were queued and how many were filtered out."""
+    """What submit did: how many (envelope, function) deliveries were queued, how many filtered out."""
 
     queued: int = 0
     filtered: int = 0

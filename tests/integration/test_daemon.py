@@ -19,18 +19,27 @@ functions:
   first: {runtime: python3.11, handler: app.handler, code: "${FUNCTIONS}/echo", timeout_s: 2}
 """
 
-SECOND = CONFIG + """
+SECOND = (
+    CONFIG
+    + """
   second: {runtime: python3.11, handler: app.handler, code: "${FUNCTIONS}/echo", timeout_s: 2}
 """
+)
 
-BROKEN = CONFIG + """
+BROKEN = (
+    CONFIG
+    + """
   third: {runtime: python3.11, handler: app.handler, code: "${FUNCTIONS}/echo", memory_mb: big}
 """
+)
 
 
 def invoke(router: RouterProcess, name: str, payload: dict[str, object]) -> tuple[int, dict[str, object]]:
-    req = urllib.request.Request(f"{router.url}/2015-03-31/functions/{name}/invocations",
-                                 data=json.dumps(payload).encode(), method="POST")
+    req = urllib.request.Request(
+        f"{router.url}/2015-03-31/functions/{name}/invocations",
+        data=json.dumps(payload).encode(),
+        method="POST",
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
@@ -75,7 +84,9 @@ async def test_sighup_reload_then_sigterm(make_router) -> None:
     router.send(signal.SIGHUP)
     await wait_for_log(router, "reload rejected: keeping the running config")
     msgs = [str(r.get("msg")) for r in log_records(router)]
-    assert any("functions.third.memory_mb: expected an integer between 128 and 10240, got 'big'" in m for m in msgs)
+    assert any(
+        "functions.third.memory_mb: expected an integer between 128 and 10240, got 'big'" in m for m in msgs
+    )
     status, body = await asyncio.to_thread(invoke, router, "second", {"n": 3})
     assert status == 200 and body["event"] == {"n": 3}
 
@@ -88,8 +99,16 @@ async def test_sighup_reload_then_sigterm(make_router) -> None:
 async def test_serve_refuses_a_broken_config(make_router) -> None:
     router = await make_router(BROKEN, start=False)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "router", "serve", "-c", str(router.config_path), "--log-format", "json",
-        env={**os.environ, **router.env}, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "router",
+        "serve",
+        "-c",
+        str(router.config_path),
+        "--log-format",
+        "json",
+        env={**os.environ, **router.env},
+        stderr=asyncio.subprocess.PIPE,
     )
     _, err = await proc.communicate()
     assert proc.returncode == 2

@@ -50,8 +50,9 @@ def test_empty_file_is_a_valid_empty_config(base: Path) -> None:
 
 def test_interpolation_with_defaults_and_env() -> None:
     errs: list[str] = []
-    out = interpolate({"a": "${X}", "b": ["${Y:-dflt}", "x${X}y"], "c": "${EMPTY:-d}"}, {"X": "1", "EMPTY": ""},
-                      errs)
+    out = interpolate(
+        {"a": "${X}", "b": ["${Y:-dflt}", "x${X}y"], "c": "${EMPTY:-d}"}, {"X": "1", "EMPTY": ""}, errs
+    )
     assert out == {"a": "1", "b": ["dflt", "x1y"], "c": "d"}
     assert errs == []
 
@@ -94,14 +95,16 @@ def test_zip_code_handler_check(base: Path) -> None:
 def test_cli_validate_ok_and_exit_codes(base: Path) -> None:
     good = base / "good.yaml"
     good.write_text(FN)
-    ok = subprocess.run([sys.executable, "-m", "router", "validate", "-c", str(good)], capture_output=True,
-                        text=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "router", "validate", "-c", str(good)], capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stderr
     assert "ok (1 functions, 0 sources, 0 routes)" in ok.stdout
     bad = base / "bad.yaml"
     bad.write_text(FN + "    memory_mb: big\n")
-    out = subprocess.run([sys.executable, "-m", "router", "validate", "-c", str(bad)], capture_output=True,
-                         text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "router", "validate", "-c", str(bad)], capture_output=True, text=True
+    )
     assert out.returncode == 2
     assert "functions.f.memory_mb: expected an integer between 128 and 10240, got 'big'" in out.stderr
     assert "Traceback" not in out.stderr
@@ -122,32 +125,65 @@ BROKEN: list[tuple[str, list[str]]] = [
     ("server: {hots: x}", ["server.hots: unknown key"]),
     ("account: {concurrency: 0}", ["account.concurrency: expected an integer between 1 and 100000, got 0"]),
     ("account: {concurrency: 50, unreserved_min: 100}", ["account.unreserved_min: 100 is more than"]),
-    ("billing: {granularity_ms: 0}", ["billing.granularity_ms: expected an integer between 1 and 60000, got 0"]),
+    (
+        "billing: {granularity_ms: 0}",
+        ["billing.granularity_ms: expected an integer between 1 and 60000, got 0"],
+    ),
     (FN + "    runtime: ruby3.2\n", ["functions.f.runtime: unknown runtime 'ruby3.2'"]),
     (FN.replace("code: fn", "code: missing"), ["functions.f.code: 'missing' does not exist"]),
     (FN.replace("app.handler", "nodot"), ["functions.f.handler: 'nodot' is not of the form module.function"]),
     (FN.replace("app.handler", "other.handler"), ["functions.f.handler: module 'other' not found"]),
     (FN + "    timeout_s: 901\n", ["functions.f.timeout_s: expected an integer between 1 and 900, got 901"]),
-    (FN + "    event_format: xml\n", ["functions.f.event_format: expected one of 'aws', 'cloudevents', got 'xml'"]),
-    (FN + "    async: {max_retries: 3}\n", ["functions.f.async.max_retries: expected an integer between 0 and 2"]),
-    (FN + "    async: {max_event_age_s: 10}\n", ["functions.f.async.max_event_age_s: expected an integer between 60"]),
-    (FN + "    reserved_concurrency: -1\n", ["functions.f.reserved_concurrency: expected an integer >= 0, got -1"]),
-    (FN + "    reserved_concurrency: 1\n    provisioned_concurrency: 2\n",
-     ["functions.f.provisioned_concurrency: 2 is more than reserved_concurrency 1"]),
+    (
+        FN + "    event_format: xml\n",
+        ["functions.f.event_format: expected one of 'aws', 'cloudevents', got 'xml'"],
+    ),
+    (
+        FN + "    async: {max_retries: 3}\n",
+        ["functions.f.async.max_retries: expected an integer between 0 and 2"],
+    ),
+    (
+        FN + "    async: {max_event_age_s: 10}\n",
+        ["functions.f.async.max_event_age_s: expected an integer between 60"],
+    ),
+    (
+        FN + "    reserved_concurrency: -1\n",
+        ["functions.f.reserved_concurrency: expected an integer >= 0, got -1"],
+    ),
+    (
+        FN + "    reserved_concurrency: 1\n    provisioned_concurrency: 2\n",
+        ["functions.f.provisioned_concurrency: 2 is more than reserved_concurrency 1"],
+    ),
     (FN + "    reserved_concurrency: 950\n", ["functions: reserved_concurrency adds up to 950"]),
     (FN + "    environment: {A: [1]}\n", ["functions.f.environment.A: expected 'str', got 'array'"]),
-    (FN + "    environment: {BIG: '" + "x" * 5000 + "'}\n", ["functions.f.environment: 5003 bytes, over Lambda's 4 KB"]),
-    (FN + "    async: {on_failure: {}}\n", ["functions.f.async.on_failure: give exactly one of directory, function"]),
-    (FN + "    async: {on_failure: {function: ghost}}\n", ["functions.f.async.on_failure.function: no function named"]),
+    (
+        FN + "    environment: {BIG: '" + "x" * 5000 + "'}\n",
+        ["functions.f.environment: 5003 bytes, over Lambda's 4 KB"],
+    ),
+    (
+        FN + "    async: {on_failure: {}}\n",
+        ["functions.f.async.on_failure: give exactly one of directory, function"],
+    ),
+    (
+        FN + "    async: {on_failure: {function: ghost}}\n",
+        ["functions.f.async.on_failure.function: no function named"],
+    ),
     (FN.replace("f:\n", "bad name!:\n"), ["functions.bad name!: invalid function name"]),
-    ("sources: {x: {kind: ftp}}", ["sources.x.kind: unknown source kind 'ftp' (known kinds: dynamodb, email,"]),
+    (
+        "sources: {x: {kind: ftp}}",
+        ["sources.x.kind: unknown source kind 'ftp' (known kinds: dynamodb, email,"],
+    ),
     ("sources: {x: {directory: d}}", ["sources.x.kind: unknown source kind None"]),
     ("sources: {x: {kind: http, port: 9000}}", ["sources.x.port: 9000 is already used by server"]),
     (FN + "routes: [{source: nowhere, function: f}]", ["routes[0].source: no source named 'nowhere'"]),
-    (FN + "sources: {s: {kind: http, port: 9001}}\nroutes: [{source: s, function: g, http: {path: /}}]",
-     ["routes[0].function: no function named 'g'"]),
-    (FN + "sources: {s: {kind: http, port: 9001}}\nroutes: [{source: s, function: f}]",
-     ["routes[0].http: routes from an http source need http"]),
+    (
+        FN + "sources: {s: {kind: http, port: 9001}}\nroutes: [{source: s, function: g, http: {path: /}}]",
+        ["routes[0].function: no function named 'g'"],
+    ),
+    (
+        FN + "sources: {s: {kind: http, port: 9001}}\nroutes: [{source: s, function: f}]",
+        ["routes[0].http: routes from an http source need http"],
+    ),
     ("routes: {a: 1}", ["routes: expected a list of routes"]),
     ("routes: [{source: a}]", ["routes[0]: missing required key 'function'"]),
     ("state_dir: [1]", ["state_dir: expected 'str', got 'array'"]),
@@ -166,8 +202,9 @@ def test_cli_validate_never_tracebacks_on_broken_configs(base: Path) -> None:
     for i, (text, expected) in enumerate(BROKEN):
         path = base / f"broken{i}.yaml"
         path.write_text(text)
-        out = subprocess.run([sys.executable, "-m", "router", "validate", "-c", str(path)], capture_output=True,
-                             text=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "router", "validate", "-c", str(path)], capture_output=True, text=True
+        )
         assert out.returncode == 2, (text, out.stdout, out.stderr)
         assert "Traceback" not in out.stderr
         assert expected[0] in out.stderr
