@@ -149,7 +149,9 @@ async def _invoke(request: web.Request) -> web.Response:
         if kind == EVENT:
             request_id = await dispatcher.enqueue(ref.name, payload, trace=trace, source="invoke")
             return web.Response(status=202, headers={REQUEST_ID: request_id})
-        result = await dispatcher.invoke(ref.name, payload, client_context=client_context, trace=trace)
+        result = await dispatcher.invoke(
+            ref.name, payload, client_context=client_context, trace=trace, source="invoke"
+        )
     except DispatchError as e:
         raise from_dispatch_error(e, arn=arn) from None
     headers = {EXECUTED_VERSION: LATEST, REQUEST_ID: result.request_id, "Content-Type": "application/json"}

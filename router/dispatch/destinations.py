@@ -170,7 +170,9 @@ def kind(destination: Destination) -> str:
     )
 
 
-async def _produce(brokers: list[str], topic: str, record: dict[str, Any], trace: str | None = None) -> None:
+async def _produce(
+    brokers: list[str], topic: str, record: dict[str, Any], trace: str | None = None
+) -> None:
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=",".join(brokers), acks="all", enable_idempotence=False)

@@ -294,7 +294,7 @@ class EmailSource:
         receipt["action"].update(self._store.location(mail))
         if self._config.include_content:
             record["ses"]["content"] = parse_content(raw)
-        return ses.envelope(harden(record), source_name=self._ctx.name, id=mail.id)
+        return ses.envelope(harden(record), source_name=self._ctx.name, id=mail.id, trace=_trace(record))
 
     def _set_verdicts(self, receipt: dict[str, Any]) -> None:
         verdicts = self._config.verdicts
@@ -339,6 +339,13 @@ class EmailSource:
             log.exception("email %s: redelivery of %s failed, will retry", self._ctx.name, mail.id)
             return False
         return True
+
+
+def _trace(record: dict[str, Any]) -> str | None:
+    """Loop protection: the X-Amzn-Trace-Id header a function put on a mail it sent (router/trace.py)."""
+    from router.trace import from_mail_headers
+
+    return from_mail_headers(record["ses"]["mail"].get("headers") or [])
 
 
 def email_date(when: dt.datetime) -> str:

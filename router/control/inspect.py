@@ -1,0 +1,163 @@
+"""The event inspection API: recent invocations, wait-for-next, inject, failures (docs/inspect.md).
+
+Routes (all JSON; off with `inspect: {enabled: false}`, then every one answers 404):
+
+* `GET /inspect/cursor` -> `{"cursor": N}`: the seq of the latest recorded invocation. Read it before
+  triggering something, then ask for what came `after` it.
+* `GET /inspect/invocations` and `GET /inspect/functions/{name}/invocations`, query `after` (cursor, default
+  0), `limit` (the newest N, default all the ring holds), `source` (only from that source), `wait_s` (long
+  poll: wait up to that long for at least one, max 300) -> `{"cursor", "invocations": [view, ...]}`, oldest
+  first; `cursor` is the highest seq returned (or the current cursor when none).
+* `GET /inspect/functions` -> `{"cursor", "functions": {name: invocations held}}`.
+* `POST /inspect/wait` and `POST /inspect/functions/{name}/wait`, body `{"pattern": <EventBridge pattern
+  or list of them>, "after": N, "timeout_s": 10}`: the first invocation after the cursor (default: the
+  cursor when the request arrives) whose view (`{"event", "result", "outcome", "source", ...}`) matches
+  the pattern -> 200 `{"cursor", "invocation"}`, or 408 RequestTimeoutException after timeout_s (max 900).
+* `POST /inspect/sources/{name}/inject` (router/control/inject.py) and `GET /inspect/failures`,
+  `GET /inspect/functions/{name}/failures` (router/control/failures.py).
+
+The views are `router.inspect.view` documents. Errors use the control plane's error shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from aiohttp import web
+
+from router.control.app import PLANE_KEY
+from router.control.errors import ApiError, invalid_parameter
+from router.errors import INVALID_REQUEST_CONTENT, RESOURCE_NOT_FOUND, ConfigError
+from router.inspect import InspectStore, Invocation, view
+
+if TYPE_CHECKING:
+    from router.config import Config
+    from router.sources.base import SourceContext
+
+INSPECTION = "inspect"  # the key of `Inspection` in ControlPlane.extras
+REQUEST_TIMEOUT = "RequestTimeoutException"
+MAX_WAIT_S = 900.0
+MAX_POLL_S = 300.0
+
+
+@dataclass
+class Inspection:
+    """What the inspection handlers need from the daemon."""
+
+    store: InspectStore
+    sources: Callable[[], Mapping[str, SourceContext]]  # running sources by name
+    config: Callable[[], Config]  # the current config (it changes on reload)
+
+
+def inspection(request: web.Request) -> Inspection:
+    found: Inspection | None = request.app[PLANE_KEY].extras.get(INSPECTION)
+    if found is None:
+        raise ApiError(
+            404, RESOURCE_NOT_FOUND, "The inspection API is off (inspect.enabled is false in the config)"
+        )
+    return found
+
+
+def _known_function(request: web.Request, ins: Inspection) -> str:
+    name = request.match_info["name"]
+    if name not in request.app[PLANE_KEY].dispatcher.functions() and name not in ins.store.functions():
+        raise ApiError(404, RESOURCE_NOT_FOUND, f"Function not found: {name}")
+    return name
+
+
+def _number(request: web.Request, key: str, default: float, low: float, high: float) -> float:
+    raw = request.query.get(key)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise invalid_parameter(f"{key}: expected a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise invalid_parameter(f"{key}: expected a number from {low:g} to {high:g}, got {raw!r}")
+    return value
+
+
+def _page(invocations: list[Invocation], store: InspectStore) -> dict[str, Any]:
+    cursor = invocations[-1].seq if invocations else store.cursor
+    return {"cursor": cursor, "invocations": [view(i) for i in invocations]}
+
+
+async def cursor(request: web.Request) -> web.Response:
+    return web.json_response({"cursor": inspection(request).store.cursor})
+
+
+async def functions(request: web.Request) -> web.Response:
+    store = inspection(request).store
+    return web.json_response({"cursor": store.cursor, "functions": store.functions()})
+
+
+async def invocations(request: web.Request) -> web.Response:
+    ins = inspection(request)
+    function = _known_function(request, ins) if "name" in request.match_info else None
+    after = int(_number(request, "after", 0, 0, float(2**62)))
+    limit = int(_number(request, "limit", -1, 0, 100000))  # -1 (absent): everything the ring holds
+    wait_s = _number(request, "wait_s", 0, 0, MAX_POLL_S)
+    source = request.query.get("source")
+    if wait_s:
+        found = await ins.store.since(function, after, wait_s, source)
+    else:
+        found = ins.store.recent(function, after=after, source=source)
+    if limit >= 0:
+        found = found[max(0, len(found) - limit) :]
+    return web.json_response(_page(found, ins.store))
+
+
+class WaitRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pattern: dict[str, Any] | list[dict[str, Any]] | None = None
+    after: int | None = None
+    timeout_s: float = 10.0
+
+
+async def wait(request: web.Request) -> web.Response:
+    ins = inspection(request)
+    function = _known_function(request, ins) if "name" in request.match_info else None
+    body = await request.read()
+    try:
+        ask = msgspec.json.decode(body or b"{}", type=WaitRequest)
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise ApiError(400, INVALID_REQUEST_CONTENT, f"wait: {e}") from None
+    if not 0 <= ask.timeout_s <= MAX_WAIT_S:
+        raise invalid_parameter(f"timeout_s: expected 0 to {MAX_WAIT_S:g}, got {ask.timeout_s:g}")
+    predicate = None
+    if ask.pattern is not None:
+        from router.dispatch.filters import compile_patterns
+
+        try:
+            predicate = compile_patterns(ask.pattern)
+        except ConfigError as e:
+            raise invalid_parameter(
+                "; ".join(p.replace("filter", "pattern", 1) for p in e.problems)
+            ) from None
+    after = ins.store.cursor if ask.after is None else ask.after
+    found = await ins.store.wait(function, predicate, after, ask.timeout_s)
+    if found is None:
+        what = f"of {function}" if function else ""
+        raise ApiError(
+            408,
+            REQUEST_TIMEOUT,
+            f"No matching invocation {what} after cursor {after} within {ask.timeout_s:g}s",
+        )
+    return web.json_response({"cursor": found.seq, "invocation": view(found)})
+
+
+def add_routes(app: web.Application) -> None:
+    from router.control import failures, inject
+
+    app.router.add_get("/inspect/cursor", cursor)
+    app.router.add_get("/inspect/functions", functions)
+    app.router.add_get("/inspect/invocations", invocations)
+    app.router.add_get("/inspect/functions/{name}/invocations", invocations)
+    app.router.add_post("/inspect/wait", wait)
+    app.router.add_post("/inspect/functions/{name}/wait", wait)
+    app.router.add_post("/inspect/sources/{name}/inject", inject.inject)
+    app.router.add_get("/inspect/failures", failures.failures)
+    app.router.add_get("/inspect/functions/{name}/failures", failures.failures)
