@@ -152,11 +152,11 @@ routes:
 
 
 async def test_loop_through_its_own_folder(make_router) -> None:
-    folder = f"""
+    folder = """
 sources:
-  bucket: {{kind: s3, bucket: own, directory: bucket, stable_s: 0.05}}
+  bucket: {kind: s3, bucket: own, directory: bucket, stable_s: 0.05}
 routes:
-  - {{source: bucket, function: loop}}
+  - {source: bucket, function: loop}
 """
     router = await make_router(
         config("loop_file", "BUCKET_DIR: '${TMP}/bucket'", depth=3, extra=folder), files={"bucket/a": "start"}

@@ -103,7 +103,8 @@ def test_mail_carrier_undoes_the_encoded_words_mail_clients_fold_long_values_int
     raw = message.as_string().split("\n\n")[0]
     assert "=?utf-8?q?" in raw  # Python folds it so
     value = raw.split(": ", 1)[1].replace("\n", "")
-    assert T.from_mail_headers([{"name": "Subject", "value": "x"}, {"name": "X-Amzn-Trace-Id", "value": value}]) == header
+    headers = [{"name": "Subject", "value": "x"}, {"name": "X-Amzn-Trace-Id", "value": value}]
+    assert T.from_mail_headers(headers) == header
     assert T.from_mail_headers([{"name": "x-amzn-trace-id", "value": header}]) == header
     assert T.from_mail_headers([{"name": "X-Amzn-Trace-Id", "value": "=?bogus?q?x?="}]) is None
     assert T.from_mail_headers([]) is None
