@@ -5,6 +5,7 @@ def handler(event, context):
     objects = []
     for record in event["Records"]:
         obj = record["s3"]["object"]
-        print(f"new object {record['s3']['bucket']['name']}/{obj['key']} ({obj['size']} bytes, eTag {obj['eTag']})")
+        bucket = record["s3"]["bucket"]["name"]
+        print(f"new object {bucket}/{obj['key']} ({obj['size']} bytes, eTag {obj['eTag']})")
         objects.append(obj["key"])
     return {"processed": objects}
