@@ -70,6 +70,7 @@ class Daemon:
         self._runner: web.AppRunner | None = None
         self._stop = asyncio.Event()
         self._stops = 0
+        self._forced = asyncio.Event()  # a second stop request: no more grace
         self._draining = False
         self._reload_lock = asyncio.Lock()
 
@@ -147,6 +148,7 @@ class Daemon:
         self._stops += 1
         if self._stops > 1:
             log.warning("second stop request: skipping the drain grace period")
+            self._forced.set()
         self._stop.set()
 
     async def wait(self) -> None:
@@ -161,7 +163,7 @@ class Daemon:
         if self.dispatcher is not None:
             grace = 0.0 if self._stops > 1 else self.config.limits.drain_grace_s
             log.info("stopping: draining in-flight calls", extra={"fields": {"grace_s": grace}})
-            await self.dispatcher.drain(grace)
+            await self._drain(grace)
         if self.inspect is not None:
             self.inspect.close()  # long polls of the inspection API return now
         if self._runner is not None:
@@ -169,6 +171,19 @@ class Daemon:
         if self.dispatcher is not None:
             await self.dispatcher.aclose()
         log.info("stopped")
+
+    async def _drain(self, grace: float) -> None:
+        """Drain the dispatcher; a second stop request during the grace period cancels what still runs."""
+        assert self.dispatcher is not None
+        drain = asyncio.ensure_future(self.dispatcher.drain(grace))
+        forced = asyncio.ensure_future(self._forced.wait())
+        try:
+            await asyncio.wait({drain, forced}, return_when=asyncio.FIRST_COMPLETED)
+            if not drain.done():
+                await self.dispatcher.drain(0)  # cancels in-flight calls now; the first drain then ends
+            await drain
+        finally:
+            forced.cancel()
 
     # -- sources --------------------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ def invoke(router: RouterProcess, name: str, payload: dict[str, object]) -> tupl
         method="POST",
     )
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=150) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"{}")
@@ -57,9 +57,10 @@ def log_records(router: RouterProcess) -> list[dict[str, object]]:
     return records
 
 
-async def wait_for_log(router: RouterProcess, text: str, timeout: float = 15.0) -> None:
+async def wait_for_log(router: RouterProcess, text: str, timeout: float = 15.0, count: int = 1) -> None:
+    """Wait until the log holds `count` lines containing text (the log file spans restarts)."""
     for _ in range(int(timeout / 0.05)):
-        if any(text in str(r.get("msg")) for r in log_records(router)):
+        if sum(text in str(r.get("msg")) for r in log_records(router)) >= count:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{text!r} not logged:\n{router.log_text()[-3000:]}")
@@ -113,3 +114,45 @@ async def test_serve_refuses_a_broken_config(make_router) -> None:
     _, err = await proc.communicate()
     assert proc.returncode == 2
     assert b"functions.third.memory_mb: expected an integer between 128 and 10240, got 'big'" in err
+
+
+SLOW = """
+server: {port: "${ROUTER_PORT}"}
+state_dir: state
+limits: {drain_grace_s: 120}
+functions:
+  slow: {runtime: python3.11, handler: app.handler, code: "${FUNCTIONS}/sleep", timeout_s: 120}
+"""
+
+
+async def test_sigterm_drains_in_flight_calls_and_a_second_signal_cuts_the_grace(make_router) -> None:
+    router = await make_router(SLOW)
+
+    # A first SIGTERM lets the call in flight finish (the grace is long): it succeeds.
+    call = asyncio.create_task(asyncio.to_thread(invoke, router, "slow", {"seconds": 1}))
+    await asyncio.sleep(0.5)  # let the call reach its instance (if not, it is refused: the assert says so)
+    router.send(signal.SIGTERM)
+    status, body = await call
+    assert (status, body) == (200, {"slept": 1})
+    assert await router.stop() == 0
+
+    # With a call that would outlast the test, a second SIGTERM stops the router without waiting for it.
+    await router.start()
+    call = asyncio.create_task(asyncio.to_thread(invoke_raw, router, "slow", {"seconds": 100}))
+    await asyncio.sleep(0.5)
+    router.send(signal.SIGTERM)
+    # Signals sent close together merge into one: wait until this run's drain has begun.
+    await wait_for_log(router, "stopping: draining in-flight calls", count=2)
+    router.send(signal.SIGTERM)
+    assert await router.stop(timeout=60) == 0
+    outcome = await call
+    assert outcome != (200, {"slept": 100})  # the call was cut short, not completed
+    msgs = [str(r.get("msg")) for r in log_records(router)]
+    assert "second stop request: skipping the drain grace period" in msgs
+
+
+def invoke_raw(router: RouterProcess, name: str, payload: dict[str, object]) -> tuple[int, object]:
+    try:
+        return invoke(router, name, payload)
+    except (OSError, ValueError) as e:  # the connection closed under the call
+        return (0, repr(e))
