@@ -1,6 +1,7 @@
-"""Test support: free ports, real backing services, and a router daemon run as a subprocess.
+"""Test support: free ports, real backing services, a router daemon run as a subprocess, and polling.
 
-Everything here starts real processes on 127.0.0.1 and stops them by process group.
+Everything here starts real processes on 127.0.0.1 and stops them by process group. `wait_until` and
+`wait_for` poll what a real process does (a file it writes, an API it answers) every 50 ms.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,33 @@ def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen[bytes
             return
         time.sleep(0.02)
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+async def wait_until(
+    check: Callable[[], Any],
+    what: str | Callable[[], str],
+    within_s: float = 30.0,
+    context: Callable[[], str] | None = None,
+) -> None:
+    """Poll `check` until it is true; after `within_s` fail naming `what` (a text, or a function that gives
+    it when the wait fails) followed by `context()` when given (e.g. the router's log)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    message = f"timed out waiting for {what() if callable(what) else what}"
+    raise AssertionError(f"{message}\n{context()}" if context else message)
+
+
+async def wait_for(fetch: Callable[[], Awaitable[Any]], ready: Callable[[Any], bool], within_s: float) -> Any:
+    """Fetch until `ready(value)` or `within_s` passed; the last value either way (the test asserts on it)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        value = await fetch()
+        if ready(value) or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.05)
 
 
 def kill_group(proc: subprocess.Popen[Any], sig: int = signal.SIGKILL) -> None:

@@ -15,6 +15,7 @@ from router.config import Config
 from router.control.names import LATEST
 from router.control.store import FunctionRecord
 from router.dispatch.registry import FunctionDefinition
+from router.shapes.common import role_arn
 
 MB = 1024 * 1024
 CODE_SIZE_ZIPPED = 50 * MB
@@ -32,7 +33,7 @@ def function_configuration(
         "FunctionName": defn.name,
         "FunctionArn": defn.spec.arn,
         "Runtime": fc.runtime,
-        "Role": record.role if record and record.role else f"arn:aws:iam::{account.account_id}:role/router",
+        "Role": record.role if record and record.role else role_arn("router", account.account_id),
         "Handler": fc.handler,
         "CodeSize": defn.code_size,
         "Description": fc.description,

@@ -14,6 +14,7 @@ import re
 import msgspec
 
 from router.control.errors import invalid_parameter
+from router.shapes.common import lambda_arn
 
 LATEST = "$LATEST"
 
@@ -63,5 +64,5 @@ def parse_function_name(value: str, qualifier: str | None = None) -> FunctionRef
 
 
 def function_arn(region: str, account_id: str, name: str, qualifier: str | None = None) -> str:
-    arn = f"arn:aws:lambda:{region}:{account_id}:function:{name}"
+    arn = lambda_arn(name, region, account_id)
     return f"{arn}:{qualifier}" if qualifier else arn

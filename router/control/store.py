@@ -27,6 +27,8 @@ from pathlib import Path
 
 import msgspec
 
+from router.durable import fsync_dir, write_synced
+
 log = logging.getLogger("router.control.store")
 
 RECORD = "function.json"
@@ -119,13 +121,13 @@ class FunctionStore:
         tmp = self.root / f".tmp-{uuid.uuid4().hex}"
         tmp.mkdir()
         try:
-            _write_durably(tmp / record.code_file, zip_bytes)
-            _write_durably(tmp / RECORD, _encoder.encode(record))
+            write_synced(tmp / record.code_file, zip_bytes)
+            write_synced(tmp / RECORD, _encoder.encode(record))
             os.rename(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
     def write_code(self, name: str, code_file: str, zip_bytes: bytes) -> None:
         """Add a new ZIP beside the current one; the record is switched to it by `save`."""
@@ -145,32 +147,18 @@ class FunctionStore:
         folder = self.folder(name)
         trash = self.root / f".trash-{uuid.uuid4().hex}"
         os.rename(folder, trash)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def _write_durably(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Like `router.durable.write_atomically`, but a failed write removes its temporary file at once."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        _write_durably(tmp, data)
+        write_synced(tmp, data)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)

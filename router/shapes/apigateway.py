@@ -272,9 +272,7 @@ def envelope(
 
 
 def wrap(envelopes: Sequence[Envelope], **_: Any) -> dict[str, Any]:
-    if len(envelopes) != 1:
-        raise ValueError(f"an API Gateway request is delivered alone, got {len(envelopes)} envelopes")
-    return envelopes[0].record
+    return common.single_event(envelopes, "an API Gateway request")
 
 
 SAMPLE_HEADERS = [

@@ -1,4 +1,4 @@
-"""Small helpers every shape module shares: AWS time formats, ids, ARNs and defaults.
+"""Small helpers every shape module shares: AWS time formats, ids, ARNs, defaults and the event wrappers.
 
 Times are given to builders as epoch seconds (float) and rendered in the exact format each AWS service uses;
 `None` means "now". Ids are random in the format the service uses, so handlers that parse them do not choke.
@@ -11,6 +11,11 @@ import datetime as dt
 import secrets
 import time as _time
 import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from router.envelope import Envelope
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -80,3 +85,20 @@ def arn_account(arn: str | None, default: str = ACCOUNT) -> str:
 
 def lambda_arn(function: str, region: str = REGION, account: str = ACCOUNT) -> str:
     return f"arn:aws:lambda:{region}:{account}:function:{function}"
+
+
+def role_arn(role: str, account: str = ACCOUNT) -> str:
+    """An IAM role's ARN (IAM is global: no region)."""
+    return f"arn:aws:iam::{account}:role/{role}"
+
+
+def records_event(envelopes: Sequence[Envelope]) -> dict[str, Any]:
+    """The event of the shapes that batch their records (S3, DynamoDB, Kinesis): `{"Records": [...]}`."""
+    return {"Records": [e.record for e in envelopes]}
+
+
+def single_event(envelopes: Sequence[Envelope], what: str) -> dict[str, Any]:
+    """The event of a shape delivered alone (a scheduled event, an API Gateway request): its one record."""
+    if len(envelopes) != 1:
+        raise ValueError(f"{what} is delivered alone, got {len(envelopes)} envelopes")
+    return envelopes[0].record

@@ -47,7 +47,7 @@ def record(
         "eventVersion": "1.0",
         "eventID": f"{shard_id}:{sequence_number}",
         "eventName": "aws:kinesis:record",
-        "invokeIdentityArn": invoke_identity_arn or f"arn:aws:iam::{account}:role/{ROLE}",
+        "invokeIdentityArn": invoke_identity_arn or common.role_arn(ROLE, account),
         "awsRegion": region,
         "eventSourceARN": stream_arn,
     }
@@ -77,7 +77,7 @@ def envelope(
 
 
 def wrap(envelopes: Sequence[Envelope], **_: Any) -> dict[str, Any]:
-    return {"Records": [e.record for e in envelopes]}
+    return common.records_event(envelopes)
 
 
 def sample() -> Envelope:

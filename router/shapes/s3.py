@@ -111,7 +111,7 @@ def envelope(
 
 
 def wrap(envelopes: Sequence[Envelope], **_: Any) -> dict[str, Any]:
-    return {"Records": [e.record for e in envelopes]}
+    return common.records_event(envelopes)
 
 
 def sample() -> Envelope:

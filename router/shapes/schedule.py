@@ -61,9 +61,7 @@ def envelope(
 
 
 def wrap(envelopes: Sequence[Envelope], **_: Any) -> dict[str, Any]:
-    if len(envelopes) != 1:
-        raise ValueError(f"a scheduled event is delivered alone, got {len(envelopes)} envelopes")
-    return envelopes[0].record
+    return common.single_event(envelopes, "a scheduled event")
 
 
 def sample() -> Envelope:

@@ -14,16 +14,13 @@ stay in order. Route filters see the record as delivered, e.g. `{eventName: [INS
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
-from router.shapes import common
 from router.shapes import dynamodb as shapes
 from router.sources.stream import StreamRecord
-from router.sources.stream_shards import AwsStreamConfig, Shard, ShardSource
+from router.sources.stream_shards import AwsShardClient, AwsStreamConfig, Shard, ShardSource, arrival_epoch
 
 if TYPE_CHECKING:
     from router.config import Config as RouterConfig
@@ -49,9 +46,12 @@ class StreamsDisabled(Exception):
     pass
 
 
-class DynamoDBClient:
+class DynamoDBClient(AwsShardClient):
     info_key = "DDBStreamBatchInfo"
     max_limit = 1000
+    block = "dynamodb"  # where a record keeps its sequence number and arrival time
+    sequence_key = "SequenceNumber"
+    arrival_key = "ApproximateCreationDateTime"
 
     def __init__(self, client: Any, stream_arn: str, source_name: str) -> None:
         self.client = client
@@ -99,13 +99,9 @@ class DynamoDBClient:
             kwargs["SequenceNumber"] = sequence
         return str((await self.client.get_shard_iterator(**kwargs))["ShardIterator"])
 
-    async def records(self, iterator: str, limit: int) -> tuple[list[Any], str | None]:
-        page = await self.client.get_records(ShardIterator=iterator, Limit=limit)
-        return page.get("Records", []), page.get("NextShardIterator")
-
     def build(self, shard_id: str, raw: Any) -> StreamRecord:
         d = raw["dynamodb"]
-        created = _epoch(d.get("ApproximateCreationDateTime"))
+        created = arrival_epoch(d.get("ApproximateCreationDateTime"))
         keys = shapes.from_boto(d["Keys"])
         new, old = d.get("NewImage"), d.get("OldImage")
         rec = shapes.record(
@@ -130,34 +126,6 @@ class DynamoDBClient:
             size=size,
             key=shapes.key_subject(keys),
         )
-
-    def sequence(self, record: StreamRecord) -> str:
-        return str(record.envelope.record["dynamodb"]["SequenceNumber"])
-
-    def error_code(self, exc: BaseException) -> str | None:
-        response = getattr(exc, "response", None)
-        if isinstance(response, dict):
-            code = response.get("Error", {}).get("Code")
-            return str(code) if code else None
-        return None
-
-    def batch_info(self, shard_id: str, records: Sequence[StreamRecord]) -> dict[str, Any]:
-        first, last = records[0].envelope.record["dynamodb"], records[-1].envelope.record["dynamodb"]
-        return {
-            "shardId": shard_id,
-            "startSequenceNumber": first["SequenceNumber"],
-            "endSequenceNumber": last["SequenceNumber"],
-            "approximateArrivalOfFirstRecord": common.iso_ms(first["ApproximateCreationDateTime"]),
-            "approximateArrivalOfLastRecord": common.iso_ms(last["ApproximateCreationDateTime"]),
-            "batchSize": len(records),
-            "streamArn": self.stream_arn,
-        }
-
-
-def _epoch(value: Any) -> float:
-    if isinstance(value, dt.datetime):
-        return value.timestamp()
-    return float(value) if value is not None else common.now(None)
 
 
 def create(ctx: SourceContext) -> ShardSource:

@@ -22,7 +22,6 @@ What a route promises (the engine in `router/sources/stream.py` does the deliver
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import re
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import msgspec
 
 from router.config import Strict
+from router.sources.stream_routes import mapping_names, run_mappings
 
 if TYPE_CHECKING:
     from router.config import Config as RouterConfig
@@ -177,8 +177,6 @@ class Config(Strict, tag="kafka", tag_field="kind"):
 
 def group_ids(group: str, functions: list[str]) -> list[str]:
     """One consumer group per route: the group itself for a single route, else `<group>-<function>[-n]`."""
-    from router.sources.stream import mapping_names
-
     if len(functions) == 1:
         return [group]
     return [f"{group}-{name}" for name in mapping_names(functions)]
@@ -198,20 +196,7 @@ class KafkaSource:
         self.mappings = [
             KafkaMapping(ctx, route, group) for route, group in zip(ctx.routes, groups, strict=True)
         ]
-        if not self.mappings:
-            ctx.ready()
-            await asyncio.Event().wait()  # no routes: nothing to read, but stay up like every source
-        started = 0
-
-        def one_started() -> None:
-            nonlocal started
-            started += 1
-            if started == len(self.mappings):
-                ctx.ready()
-
-        async with asyncio.TaskGroup() as tg:
-            for m in self.mappings:
-                tg.create_task(m.run(one_started), name=f"kafka:{ctx.name}:{m.group}")
+        await run_mappings(ctx.ready, [(f"kafka:{ctx.name}:{m.group}", m) for m in self.mappings])
 
     async def aclose(self) -> None:
         if self._closed:

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from router.shapes import common
 from router.shapes import kinesis as shapes
 from router.sources.stream import StreamRecord
-from router.sources.stream_shards import AwsStreamConfig, Shard, ShardSource
+from router.sources.stream_shards import AwsShardClient, AwsStreamConfig, Shard, ShardSource, arrival_epoch
 
 if TYPE_CHECKING:
     from router.config import Config as RouterConfig
@@ -46,9 +44,12 @@ class Config(AwsStreamConfig, tag="kinesis", tag_field="kind"):
             )
 
 
-class KinesisClient:
+class KinesisClient(AwsShardClient):
     info_key = "KinesisBatchInfo"
     max_limit = 10_000
+    block = "kinesis"  # where a record keeps its sequence number and arrival time
+    sequence_key = "sequenceNumber"
+    arrival_key = "approximateArrivalTimestamp"
 
     def __init__(self, client: Any, config: Config, stream_arn: str, source_name: str) -> None:
         self.client = client
@@ -95,12 +96,8 @@ class KinesisClient:
             )
         return str((await self.client.get_shard_iterator(**kwargs))["ShardIterator"])
 
-    async def records(self, iterator: str, limit: int) -> tuple[list[Any], str | None]:
-        page = await self.client.get_records(ShardIterator=iterator, Limit=limit)
-        return page.get("Records", []), page.get("NextShardIterator")
-
     def build(self, shard_id: str, raw: Any) -> StreamRecord:
-        arrival = _epoch(raw.get("ApproximateArrivalTimestamp"))
+        arrival = arrival_epoch(raw.get("ApproximateArrivalTimestamp"))
         rec = shapes.record(
             stream_arn=self.stream_arn,
             shard_id=shard_id,
@@ -118,38 +115,6 @@ class KinesisClient:
             size=size,
             key=raw["PartitionKey"],
         )
-
-    def sequence(self, record: StreamRecord) -> str:
-        return str(record.envelope.record["kinesis"]["sequenceNumber"])
-
-    def error_code(self, exc: BaseException) -> str | None:
-        return _error_code(exc)
-
-    def batch_info(self, shard_id: str, records: Sequence[StreamRecord]) -> dict[str, Any]:
-        first, last = records[0].envelope.record["kinesis"], records[-1].envelope.record["kinesis"]
-        return {
-            "shardId": shard_id,
-            "startSequenceNumber": first["sequenceNumber"],
-            "endSequenceNumber": last["sequenceNumber"],
-            "approximateArrivalOfFirstRecord": common.iso_ms(first["approximateArrivalTimestamp"]),
-            "approximateArrivalOfLastRecord": common.iso_ms(last["approximateArrivalTimestamp"]),
-            "batchSize": len(records),
-            "streamArn": self.stream_arn,
-        }
-
-
-def _epoch(value: Any) -> float:
-    if isinstance(value, dt.datetime):
-        return value.timestamp()
-    return float(value) if value is not None else common.now(None)
-
-
-def _error_code(exc: BaseException) -> str | None:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        return str(code) if code else None
-    return None
 
 
 def create(ctx: SourceContext) -> ShardSource:

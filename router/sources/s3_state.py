@@ -17,6 +17,8 @@ from pathlib import Path
 
 import msgspec
 
+from router.durable import write_synced
+
 
 class ObjectVersion(msgspec.Struct, frozen=True, array_like=True):
     """One announced version of a key. `stamp` tells versions apart cheaply (mtime+inode, or LastModified)."""
@@ -117,10 +119,7 @@ class AnnouncedObjects:
     def _compact(self) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
         lines = [_Line(k="", s=self._seq)] + [_Line(k=k, v=v) for k, v in self._objects.items()]
-        with open(tmp, "wb") as f:
-            f.write(b"".join(_encoder.encode(line) + b"\n" for line in lines))
-            f.flush()
-            os.fsync(f.fileno())
+        write_synced(tmp, b"".join(_encoder.encode(line) + b"\n" for line in lines))
         os.replace(tmp, self.path)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -32,7 +31,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import msgspec
 
 from router.config import Strict
+from router.durable import write_atomically
 from router.errors import DispatchError
+from router.shapes import schedule as shape
 from router.sources.schedule_expr import (
     CronExpression,
     Expression,
@@ -102,7 +103,7 @@ class ScheduleSource:
         self._expr: Expression = parse_expression(self._config.expression)
         self._tz = parse_timezone(self._config.timezone)
         self._state_path = Path(ctx.state_dir) / "schedule.json"
-        self._rule_arn = f"arn:aws:events:{ctx.region}:{ctx.account_id}:rule/{ctx.name}"
+        self._rule_arn = shape.rule_arn(ctx.name, region=ctx.region, account=ctx.account_id)
         self._warned_overlap = False
         self._memo: tuple[float, float | None] | None = None
 
@@ -218,8 +219,6 @@ class ScheduleSource:
     # -- the event --------------------------------------------------------------------------------------
 
     def envelope(self, tick: float) -> Envelope:
-        from router.shapes import schedule as shape
-
         event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"router:schedule:{self._ctx.name}:{tick:.3f}"))
         ev = shape.event(rule_arn=self._rule_arn, time=tick, id=event_id)
         env = shape.envelope(ev, source_name=self._ctx.name, meta={"scheduled_time": tick})
@@ -255,23 +254,7 @@ class ScheduleSource:
         return state
 
     def _save_state(self, state: ScheduleState) -> None:
-        write_atomic(self._state_path, msgspec.json.encode(state))
+        write_atomically(self._state_path, msgspec.json.encode(state))
 
     async def aclose(self) -> None:
         return None
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace a file's content durably: write a temp file, fsync, rename over, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -42,18 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PAYLOAD_CAP", "MappingSettings", "StreamKind", "StreamMapping", "StreamRecord", "mapping_names"]
-
-
-def mapping_names(functions: list[str]) -> list[str]:
-    """A stable name per route of a source, for its consumer group or checkpoint file: the function's name,
-    with `-2`, `-3`... for a function's second, third... route from the same source."""
-    seen: Counter[str] = Counter()
-    names = []
-    for fn in functions:
-        seen[fn] += 1
-        names.append(fn if seen[fn] == 1 else f"{fn}-{seen[fn]}")
-    return names
+__all__ = ["PAYLOAD_CAP", "MappingSettings", "StreamKind", "StreamMapping", "StreamRecord"]
 
 
 @dataclass(slots=True, eq=False)

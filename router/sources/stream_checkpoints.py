@@ -16,7 +16,7 @@ from pathlib import Path
 
 import msgspec
 
-from router.sources.stream_failure import write_atomically
+from router.durable import write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import uuid
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
+from router.durable import write_atomically
 from router.errors import DispatchError
 from router.shapes.common import iso_ms, lambda_arn
 
@@ -130,22 +130,6 @@ class DirectorySink(_Retrying):
         stamp = int(self.clock.time() * 1000)
         name = f"{stamp}-{_SAFE.sub('_', partition)}-{first}-{last}-{uuid.uuid4().hex[:8]}.json"
         await asyncio.to_thread(write_atomically, self.directory / name, _encode(doc))
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a hidden temporary name, fsync, rename over the target, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FunctionSink(_Retrying):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,9 +31,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 import msgspec
 
 from router.config import Strict
-from router.sources.stream import MappingSettings, StreamMapping, StreamRecord, mapping_names
+from router.shapes import common
+from router.sources.stream import MappingSettings, StreamMapping, StreamRecord
 from router.sources.stream_checkpoints import CheckpointStore
 from router.sources.stream_failure import build_sink, config_base_dir
+from router.sources.stream_routes import mapping_names, run_mappings
 from router.sources.stream_stats import MappingStats
 
 if TYPE_CHECKING:
@@ -107,6 +110,55 @@ class ShardClient(Protocol):
 OpenClient = Callable[[contextlib.AsyncExitStack], Any]  # async (stack) -> ShardClient
 
 
+class AwsShardClient:
+    """What the Kinesis and DynamoDB Streams clients share over the aiobotocore client in `client`.
+
+    A kind names where its records keep their sequence number and arrival time: `record[block][sequence_key]`
+    and `record[block][arrival_key]` (epoch seconds).
+    """
+
+    info_key: str
+    max_limit: int
+    block: str
+    sequence_key: str
+    arrival_key: str
+    client: Any
+    stream_arn: str
+
+    async def records(self, iterator: str, limit: int) -> tuple[list[Any], str | None]:
+        page = await self.client.get_records(ShardIterator=iterator, Limit=limit)
+        return page.get("Records", []), page.get("NextShardIterator")
+
+    def sequence(self, record: StreamRecord) -> str:
+        return str(record.envelope.record[self.block][self.sequence_key])
+
+    def error_code(self, exc: BaseException) -> str | None:
+        response = getattr(exc, "response", None)
+        if isinstance(response, dict):
+            code = response.get("Error", {}).get("Code")
+            return str(code) if code else None
+        return None
+
+    def batch_info(self, shard_id: str, records: Sequence[StreamRecord]) -> dict[str, Any]:
+        first, last = records[0].envelope.record[self.block], records[-1].envelope.record[self.block]
+        return {
+            "shardId": shard_id,
+            "startSequenceNumber": first[self.sequence_key],
+            "endSequenceNumber": last[self.sequence_key],
+            "approximateArrivalOfFirstRecord": common.iso_ms(first[self.arrival_key]),
+            "approximateArrivalOfLastRecord": common.iso_ms(last[self.arrival_key]),
+            "batchSize": len(records),
+            "streamArn": self.stream_arn,
+        }
+
+
+def arrival_epoch(value: Any) -> float:
+    """An arrival time as botocore returns it (a datetime, or epoch seconds) in epoch seconds; absent: now."""
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    return float(value) if value is not None else common.now(None)
+
+
 class ShardSource:
     def __init__(self, ctx: SourceContext, open_client: OpenClient, *, starting_position: str) -> None:
         self.ctx = ctx
@@ -132,20 +184,7 @@ class ShardSource:
                 )
                 for route, name in zip(ctx.routes, names, strict=True)
             ]
-            if not self.mappings:
-                ctx.ready()
-                await asyncio.Event().wait()
-            started = 0
-
-            def one_started() -> None:
-                nonlocal started
-                started += 1
-                if started == len(self.mappings):
-                    ctx.ready()
-
-            async with asyncio.TaskGroup() as tg:
-                for m in self.mappings:
-                    tg.create_task(m.run(one_started), name=f"{ctx.name}:{m.name}")
+            await run_mappings(ctx.ready, [(f"{ctx.name}:{m.name}", m) for m in self.mappings])
 
     async def aclose(self) -> None:
         return None  # run() owns the client and every task; cancelling it releases them

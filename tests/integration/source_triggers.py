@@ -1,22 +1,17 @@
 """Helpers for the per-source filter and CloudEvents tests: a router config with one function that records
 what it got (`inspect_echo`), and native events of each kind: an HTTP request, a mail over SMTP, a file in a
-watched folder, a schedule that fires at start, a Kafka record, a Kinesis stream and a DynamoDB table (moto).
+watched folder, a schedule that fires at start. Kafka, Kinesis and DynamoDB helpers are in stream_support.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import smtplib
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
-
-import boto3
 
 HOURLY = "cron(0 * * * ? *)"
 
@@ -69,39 +64,8 @@ def last_tick(base: Path, source: str) -> float:
     return float(json.loads((base / "state" / "sources" / source / "schedule.json").read_text())["last_tick"])
 
 
-async def wait_until(check: Callable[[], bool], what: str, within_s: float = 30.0) -> None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def announced(log_text: str, key: str) -> bool:
     """The s3 folder source logged that it announced `key` (submitted: filtered or queued)."""
     return any(
         '"announced s3 object"' in line and f'"key": "{key}"' in line for line in log_text.splitlines()
     )
-
-
-def aws_source(kind: str, settings: str) -> str:
-    return f"  stream: {{kind: {kind}, poll_interval_s: 0.05, shard_refresh_s: 0.5, {settings}}}"
-
-
-def kinesis_stream(endpoint: str, name: str) -> Any:
-    client = boto3.client("kinesis", endpoint_url=endpoint, region_name="us-east-1")
-    client.create_stream(StreamName=name, ShardCount=1)
-    return client
-
-
-def dynamodb_table(endpoint: str, name: str) -> Any:
-    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
-    client.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
-    return client

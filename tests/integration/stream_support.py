@@ -1,17 +1,21 @@
-"""Helpers for the stream-source integration tests: topics and records on the real broker, the log that the
-`stream_log` fixture function writes, failure-destination files, router configs."""
+"""Helpers for the stream-source integration tests: topics and records on the real broker, Kinesis streams and
+DynamoDB tables on the moto server, the log that the `stream_log` fixture function writes, failure-destination
+files, router configs."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 import urllib.request
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+import boto3
+
+from tests import support
 
 # Test speed knobs from services.md: fast group joins and fetches that do not sit idle.
 FAST_CLIENT = """
@@ -85,11 +89,8 @@ def read_log(path: Path) -> list[dict[str, Any]]:
 async def wait_until(
     check: Callable[[], bool], what: str, within_s: float = 60.0, context: Callable[[], str] = lambda: ""
 ) -> None:
-    deadline = time.monotonic() + within_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{context()}")
-        await asyncio.sleep(0.05)
+    """`tests.support.wait_until`, waiting longer by default: consumer groups join and rebalance slowly."""
+    await support.wait_until(check, what, within_s, context)
 
 
 async def wait_for_lines(
@@ -155,6 +156,40 @@ def kafka_router_config(
     reserved: int | None = None,
     source_extra: str = "",
 ) -> str:
+    source = f"""  stream:
+    kind: kafka
+    brokers: ["{broker}"]
+    topic: {topic}
+    group: {group}
+    starting_position: TRIM_HORIZON{FAST_CLIENT}{source_extra}"""
+    return log_router_config(source, batch, on_error=on_error, environment=environment, reserved=reserved)
+
+
+def aws_router_config(
+    kind: str,
+    source: str,
+    *,
+    batch: str = "{size: 100}",
+    on_error: str | None = None,
+    environment: dict[str, str] | None = None,
+    route_extra: str = "",
+) -> str:
+    """A router with one `kind` source (its settings in `source`) routed to the stream_log function."""
+    return log_router_config(
+        aws_source(kind, source), batch, on_error=on_error, environment=environment, route_extra=route_extra
+    )
+
+
+def log_router_config(
+    source: str,
+    batch: str,
+    *,
+    on_error: str | None = None,
+    environment: dict[str, str] | None = None,
+    reserved: int | None = None,
+    route_extra: str = "",
+) -> str:
+    """A router whose source `stream` (its YAML in `source`) feeds the stream_log function `log`."""
     env = {"LOG_FILE": "${TMP}/log.jsonl", **(environment or {})}
     env_text = ", ".join(f"{k}: {json.dumps(v)}" for k, v in env.items())
     route_error = f"\n    on_error: {on_error}" if on_error else ""
@@ -170,46 +205,33 @@ functions:
     timeout_s: 1{reserved_text}
     environment: {{{env_text}}}
 sources:
-  stream:
-    kind: kafka
-    brokers: ["{broker}"]
-    topic: {topic}
-    group: {group}
-    starting_position: TRIM_HORIZON{FAST_CLIENT}{source_extra}
-routes:
-  - source: stream
-    function: log
-    batch: {batch}{route_error}
-"""
-
-
-def aws_router_config(
-    kind: str,
-    source: str,
-    *,
-    batch: str = "{size: 100}",
-    on_error: str | None = None,
-    environment: dict[str, str] | None = None,
-    route_extra: str = "",
-) -> str:
-    """A router with one `kind` source (its settings in `source`) routed to the stream_log function."""
-    env = {"LOG_FILE": "${TMP}/log.jsonl", **(environment or {})}
-    env_text = ", ".join(f"{k}: {json.dumps(v)}" for k, v in env.items())
-    route_error = f"\n    on_error: {on_error}" if on_error else ""
-    return f"""
-server: {{port: "${{ROUTER_PORT}}"}}
-state_dir: state
-functions:
-  log:
-    runtime: python3.11
-    handler: app.handler
-    code: "${{FUNCTIONS}}/stream_log"
-    timeout_s: 1
-    environment: {{{env_text}}}
-sources:
-  stream: {{kind: {kind}, poll_interval_s: 0.05, shard_refresh_s: 0.5, {source}}}
+{source}
 routes:
   - source: stream
     function: log
     batch: {batch}{route_error}{route_extra}
 """
+
+
+def aws_source(kind: str, settings: str) -> str:
+    """The source `stream` of a Kinesis or DynamoDB Streams kind, polling fast (its other settings given)."""
+    return f"  stream: {{kind: {kind}, poll_interval_s: 0.05, shard_refresh_s: 0.5, {settings}}}"
+
+
+def kinesis_stream(endpoint: str, name: str, shards: int = 1) -> Any:
+    client = boto3.client("kinesis", endpoint_url=endpoint, region_name="us-east-1")
+    client.create_stream(StreamName=name, ShardCount=shards)
+    return client
+
+
+def dynamodb_table(endpoint: str, name: str) -> Any:
+    """A table keyed by the string `id`, with a NEW_AND_OLD_IMAGES stream."""
+    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    return client

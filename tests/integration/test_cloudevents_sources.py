@@ -11,16 +11,16 @@ import urllib.request
 from typing import Any
 
 from tests.integration.inspect_client import Inspector
-from tests.integration.source_triggers import (
+from tests.integration.source_triggers import http_call, missed_tick_state, router_config, send_mail
+from tests.integration.stream_support import (
+    FAST_CLIENT,
     aws_source,
+    create_topic,
     dynamodb_table,
-    http_call,
     kinesis_stream,
-    missed_tick_state,
-    router_config,
-    send_mail,
+    produce,
+    unique,
 )
-from tests.integration.stream_support import FAST_CLIENT, create_topic, produce, unique
 from tests.support import free_port
 
 ATTRIBUTES = {"specversion", "id", "source", "type", "time", "datacontenttype", "data"}

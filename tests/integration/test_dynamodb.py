@@ -5,21 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import boto3
-
-from tests.integration.stream_support import aws_router_config, read_log, unique, wait_for_lines
-
-
-def table(endpoint: str, name: str) -> Any:
-    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
-    client.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
-    return client
+from tests.integration.stream_support import (
+    aws_router_config,
+    dynamodb_table,
+    read_log,
+    unique,
+    wait_for_lines,
+)
 
 
 def put(client: Any, name: str, item_id: str, status: str) -> None:
@@ -38,7 +30,7 @@ def set_status(client: Any, name: str, item_id: str, status: str) -> None:
 
 async def test_item_changes_arrive_in_order_with_their_images(make_router, moto_server) -> None:
     name = unique("orders")
-    client = await asyncio.to_thread(table, moto_server, name)
+    client = await asyncio.to_thread(dynamodb_table, moto_server, name)
     router = await make_router(
         aws_router_config(
             "dynamodb", f'endpoint: "{moto_server}", table: {name}, starting_position: TRIM_HORIZON'
@@ -76,7 +68,7 @@ async def test_item_changes_arrive_in_order_with_their_images(make_router, moto_
 
 async def test_restart_resumes_from_the_checkpoint(make_router, moto_server) -> None:
     name = unique("orders")
-    client = await asyncio.to_thread(table, moto_server, name)
+    client = await asyncio.to_thread(dynamodb_table, moto_server, name)
     router = await make_router(
         aws_router_config(
             "dynamodb", f'endpoint: "{moto_server}", table: {name}, starting_position: TRIM_HORIZON'
@@ -99,7 +91,7 @@ async def test_restart_resumes_from_the_checkpoint(make_router, moto_server) -> 
 
 async def test_a_filter_passes_only_matching_changes(make_router, moto_server) -> None:
     name = unique("orders")
-    client = await asyncio.to_thread(table, moto_server, name)
+    client = await asyncio.to_thread(dynamodb_table, moto_server, name)
     router = await make_router(
         aws_router_config(
             "dynamodb",

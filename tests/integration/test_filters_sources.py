@@ -13,18 +13,22 @@ import json
 from tests.integration.inspect_client import Inspector
 from tests.integration.source_triggers import (
     announced,
-    aws_source,
-    dynamodb_table,
     http_call,
-    kinesis_stream,
     last_tick,
     missed_tick_state,
     router_config,
     send_mail,
-    wait_until,
 )
-from tests.integration.stream_support import FAST_CLIENT, create_topic, produce, unique
-from tests.support import free_port
+from tests.integration.stream_support import (
+    FAST_CLIENT,
+    aws_source,
+    create_topic,
+    dynamodb_table,
+    kinesis_stream,
+    produce,
+    unique,
+)
+from tests.support import free_port, wait_until
 
 
 async def test_http_filter_on_query_and_json_body(make_router) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from router.shapes import s3 as s3_shape
 from tests.integration.inspect_client import InspectError, Inspector, invoke
+from tests.support import wait_for
 
 CONFIG = """
 server: {port: "${ROUTER_PORT}"}
@@ -111,7 +112,9 @@ async def test_inject_failures_and_tail(make_router) -> None:
     await call(router.url, {"fail": True}, kind="Event")
     failed = await inspector.wait("echo", {"outcome": ["error"]}, after=cursor)
     assert failed["error_type"] == "RuntimeError" and failed["result"]["errorMessage"] == "asked to fail"
-    (destination,) = await wait_for(lambda: inspector.failures("echo"), lambda d: d[0]["count"] == 1)
+    (destination,) = await wait_for(
+        lambda: inspector.failures("echo"), lambda d: d[0]["count"] == 1, within_s=20
+    )
     assert destination["owner"] == "functions.echo.async.on_failure" and destination["kind"] == "directory"
     record = destination["records"][0]["record"]
     assert record["requestContext"]["condition"] == "RetriesExhausted"
@@ -144,15 +147,6 @@ async def test_inspection_off(make_router) -> None:
     with pytest.raises(InspectError) as off:
         await Inspector(router.url).cursor()
     assert off.value.status == 404 and "inspect.enabled" in str(off.value.body)
-
-
-async def wait_for(fetch: Any, ready: Any, within_s: float = 20) -> Any:
-    deadline = time.monotonic() + within_s
-    while True:
-        value = await fetch()
-        if ready(value) or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.05)
 
 
 def start_tail(url: str, *args: str) -> subprocess.Popen[str]:

@@ -5,22 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import boto3
-
 from tests.integration.stream_support import (
     aws_router_config,
     by_partition,
     failure_records,
+    kinesis_stream,
     unique,
     wait_for_lines,
     wait_until,
 )
-
-
-def stream(endpoint: str, name: str, shards: int) -> Any:
-    client = boto3.client("kinesis", endpoint_url=endpoint, region_name="us-east-1")
-    client.create_stream(StreamName=name, ShardCount=shards)
-    return client
 
 
 def put_all(client: Any, name: str, values: list[str]) -> dict[str, str]:
@@ -34,7 +27,7 @@ def put_all(client: Any, name: str, values: list[str]) -> dict[str, str]:
 
 async def test_records_of_every_shard_arrive_in_order(make_router, moto_server) -> None:
     name = unique("events")
-    client = await asyncio.to_thread(stream, moto_server, name, 3)
+    client = await asyncio.to_thread(kinesis_stream, moto_server, name, 3)
     values = [f"v{n}" for n in range(60)]
     shard_of = await asyncio.to_thread(put_all, client, name, values)
     assert len(set(shard_of.values())) == 3
@@ -56,7 +49,7 @@ async def test_records_of_every_shard_arrive_in_order(make_router, moto_server) 
 
 async def test_bisect_isolates_a_poisoned_record(make_router, moto_server) -> None:
     name = unique("events")
-    client = await asyncio.to_thread(stream, moto_server, name, 2)
+    client = await asyncio.to_thread(kinesis_stream, moto_server, name, 2)
     values = [("poison" if n == 33 else f"v{n}") for n in range(80)]
     shard_of = await asyncio.to_thread(put_all, client, name, values)
     router = await make_router(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from tests.integration.inspect_client import InspectError, Inspector, invoke
 from tests.integration.source_triggers import send_mail
 from tests.integration.stream_support import FAST_CLIENT, create_topic, produce, unique
-from tests.support import free_port
+from tests.support import free_port, wait_for
 
 FUNCTION = """
   loop:
@@ -37,21 +36,12 @@ def config(code: str, env: str, *, depth: int | None = None, timeout: int = 5, e
     return f'server: {{port: "${{ROUTER_PORT}}"}}\nstate_dir: state\n{limits}functions:{function}{extra}'
 
 
-async def wait_for(fetch: Any, ready: Any, within_s: float = 60) -> Any:
-    deadline = time.monotonic() + within_s
-    while True:
-        value = await fetch()
-        if ready(value) or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.05)
-
-
 async def test_async_self_invocation_stops_after_16(make_router) -> None:
     router = await make_router(config("loop_invoke", AWS_ENV))
     inspector = Inspector(router.url)
     await asyncio.to_thread(invoke, router.url, "loop", {"n": 0}, kind="Event")
 
-    (dlq,) = await wait_for(lambda: inspector.failures("loop"), lambda d: d[0]["count"] >= 1)
+    (dlq,) = await wait_for(lambda: inspector.failures("loop"), lambda d: d[0]["count"] >= 1, within_s=60)
     (record,) = [r["record"] for r in dlq["records"]]
     assert record["requestContext"]["condition"] == "RecursiveLoopDetected"
     assert record["requestPayload"] == {"n": 16}  # the 17th event of the chain was not run
@@ -127,7 +117,7 @@ routes:
     inspector = Inspector(router.url)
     await produce(kafka_broker, topic, [(0, None, b"start")])
 
-    found = await wait_for(lambda: inspector.failures("loop"), lambda d: d[1]["count"] >= 1)
+    found = await wait_for(lambda: inspector.failures("loop"), lambda d: d[1]["count"] >= 1, within_s=60)
     assert [d["owner"] for d in found] == [
         "functions.loop.async.on_failure",
         "routes[0].on_error.destination",
@@ -168,7 +158,7 @@ routes:
 async def _stopped_after_three(router: Any, subject: str | None) -> None:
     """Depths 1 to 3 ran; the 4th event's record is in the function's on_failure folder."""
     inspector = Inspector(router.url)
-    (dlq,) = await wait_for(lambda: inspector.failures("loop"), lambda d: d[0]["count"] >= 1)
+    (dlq,) = await wait_for(lambda: inspector.failures("loop"), lambda d: d[0]["count"] >= 1, within_s=60)
     record = dlq["records"][0]["record"]
     assert record["requestContext"]["condition"] == "RecursiveLoopDetected"
     if subject is not None:

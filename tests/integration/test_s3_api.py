@@ -6,32 +6,18 @@ appends the events it receives to events.jsonl, which the tests read.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import json
-import time
 import uuid
-from collections import Counter
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import boto3
 
-FUNCTION = """
-server: {port: "${ROUTER_PORT}"}
-state_dir: state
-functions:
-  record:
-    runtime: python3.11
-    handler: app.handler
-    code: "${FUNCTIONS}/s3_record"
-    timeout_s: 1
-    environment: {RECORD_PATH: "${TMP}/events.jsonl"}
-"""
+from tests.integration import record_function
+from tests.integration.record_function import records, seen, wait_for_keys
+from tests.support import wait_until
 
 QUEUED = (
-    FUNCTION
+    record_function.CONFIG
     + """
 sources:
   photos:
@@ -48,7 +34,7 @@ routes:
 )
 
 POLLED = (
-    FUNCTION
+    record_function.CONFIG
     + """
 sources:
   photos:
@@ -72,32 +58,6 @@ def client(service: str, endpoint: str) -> Any:
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
-    )
-
-
-def records(base: Path) -> list[dict[str, Any]]:
-    path = base / "events.jsonl"
-    if not path.exists():
-        return []
-    return [r for line in path.read_text().splitlines() for r in json.loads(line)["event"]["Records"]]
-
-
-def seen(base: Path) -> Counter[tuple[str, str]]:
-    return Counter((r["eventName"], r["s3"]["object"]["key"]) for r in records(base))
-
-
-async def wait_until(check: Callable[[], bool], what: Callable[[], str], within_s: float = 30.0) -> None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what()}")
-
-
-async def wait_for(base: Path, event: str, *keys: str) -> None:
-    await wait_until(
-        lambda: all(seen(base)[(event, k)] >= 1 for k in keys), lambda: f"{event} {keys}: {seen(base)}"
     )
 
 
@@ -135,9 +95,9 @@ async def test_sqs_notifications_reach_the_function_and_are_deleted(make_router,
     s3.put_object(Bucket=bucket, Key="photos/summer beach (1).jpg", Body=b"sunny")
     s3.put_object(Bucket=bucket, Key="docs/readme.txt", Body=b"read me")
     s3.delete_object(Bucket=bucket, Key="docs/readme.txt")
-    await wait_for(base, "ObjectCreated:Put", "photos/summer+beach+%281%29.jpg", "docs/readme.txt")
-    await wait_for(base, "ObjectRemoved:Delete", "docs/readme.txt")
-    await wait_until(lambda: messages_left(moto_server, queue_url) == 0, lambda: "the queue to be drained")
+    await wait_for_keys(base, "photos/summer+beach+%281%29.jpg", "docs/readme.txt")
+    await wait_for_keys(base, "docs/readme.txt", event="ObjectRemoved:Delete")
+    await wait_until(lambda: messages_left(moto_server, queue_url) == 0, "the queue to be drained")
 
     assert (
         all(n == 1 for n in seen(base).values()) and len(records(base)) == 3
@@ -158,9 +118,9 @@ async def test_sqs_notifications_reach_the_function_and_are_deleted(make_router,
     assert await router.stop() == 0
     s3.put_object(Bucket=bucket, Key="while-down.txt", Body=b"queued")
     await router.start()
-    await wait_for(base, "ObjectCreated:Put", "while-down.txt")
+    await wait_for_keys(base, "while-down.txt")
     s3.put_object(Bucket=bucket, Key="sentinel.txt", Body=b"s")
-    await wait_for(base, "ObjectCreated:Put", "sentinel.txt")
+    await wait_for_keys(base, "sentinel.txt")
     assert all(n == 1 for n in seen(base).values()), seen(base)
 
 
@@ -172,20 +132,20 @@ async def test_polling_announces_each_new_or_changed_object_once(make_router, mo
     s3.put_object(Bucket=bucket, Key="out/elsewhere.txt", Body=b"not under the prefix")
     router = await make_router(POLLED, env={"MOTO": moto_server, "BUCKET": bucket})
     base = router.base_dir
-    await wait_for(base, "ObjectCreated:Put", "in/existing.txt")
+    await wait_for_keys(base, "in/existing.txt")
 
     s3.put_object(Bucket=bucket, Key="in/a b.txt", Body=b"new")
-    await wait_for(base, "ObjectCreated:Put", "in/a+b.txt")
+    await wait_for_keys(base, "in/a+b.txt")
     s3.delete_object(Bucket=bucket, Key="in/a b.txt")
-    await wait_for(base, "ObjectRemoved:Delete", "in/a+b.txt")
+    await wait_for_keys(base, "in/a+b.txt", event="ObjectRemoved:Delete")
 
     assert await router.stop() == 0
     s3.put_object(Bucket=bucket, Key="in/existing.txt", Body=b"changed while down")
     s3.put_object(Bucket=bucket, Key="in/new.txt", Body=b"added while down")
     await router.start()
-    await wait_for(base, "ObjectCreated:Put", "in/new.txt")
+    await wait_for_keys(base, "in/new.txt")
     s3.put_object(Bucket=bucket, Key="in/sentinel.txt", Body=b"s")
-    await wait_for(base, "ObjectCreated:Put", "in/sentinel.txt")
+    await wait_for_keys(base, "in/sentinel.txt")
 
     counts = seen(base)
     assert counts[("ObjectCreated:Put", "in/existing.txt")] == 2  # first version, and the changed one

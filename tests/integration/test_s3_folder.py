@@ -8,72 +8,37 @@ and files changed while the router was down (graceful restart, and kill -9).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-import json
 import os
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from router.clock import SystemClock
 from router.config import parse_config
 from router.envelope import Envelope
 from router.errors import Throttled
 from router.sources import s3
-from router.sources.base import Outcome, SourceContext
+from router.sources.base import Outcome, Source, SourceContext
+from tests.integration import record_function
+from tests.integration.record_function import records, seen, wait_for_keys
+from tests.support import wait_until
 
-CONFIG = """
-server: {port: "${ROUTER_PORT}"}
-state_dir: state
-functions:
-  record:
-    runtime: python3.11
-    handler: app.handler
-    code: "${FUNCTIONS}/s3_record"
-    timeout_s: 1
-    environment: {RECORD_PATH: "${TMP}/events.jsonl"}
+CONFIG = (
+    record_function.CONFIG
+    + """
 sources:
   uploads: {kind: s3, bucket: uploads, directory: bucket, stable_s: STABLE}
 routes:
   - {source: uploads, function: record, events: ["ObjectCreated:*", "ObjectRemoved:*"]}
 """
+)
 
 
 def config(stable_s: float = 0.3) -> str:
     return CONFIG.replace("STABLE", str(stable_s))
-
-
-def records(base: Path) -> list[dict[str, Any]]:
-    path = base / "events.jsonl"
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        out.extend(json.loads(line)["event"]["Records"])
-    return out
-
-
-def seen(base: Path) -> Counter[tuple[str, str]]:
-    """(eventName, key as sent) -> how many times the function received it."""
-    return Counter((r["eventName"], r["s3"]["object"]["key"]) for r in records(base))
-
-
-async def wait_until(check: Callable[[], bool], what: str, within_s: float = 30.0) -> None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def wait_for_keys(base: Path, *keys: str, event: str = "ObjectCreated:Put") -> None:
-    await wait_until(
-        lambda: all(seen(base)[(event, k)] >= 1 for k in keys), f"{event} {keys}: got {seen(base)}"
-    )
 
 
 def md5(data: bytes) -> str:
@@ -205,77 +170,58 @@ class RefusingSubmit:
         return Outcome(queued=len(envelopes))
 
 
-async def test_a_file_is_recorded_only_after_submit_accepts_it(tmp_path: Path) -> None:
-    (tmp_path / "bucket").mkdir()
-    (tmp_path / "bucket" / "x.txt").write_bytes(b"x")
-    cfg = parse_config(
-        f"sources:\n  up: {{kind: s3, bucket: uploads, directory: {tmp_path}/bucket, stable_s: 0}}\n"
-    )
-    submit = RefusingSubmit(refuse=2)
+@contextlib.asynccontextmanager
+async def folder_source(settings: str, state_dir: Path, submit: RefusingSubmit) -> AsyncIterator[Source]:
+    """The folder source `up` running on these settings until the block ends (then cancelled and closed);
+    entered once the source is ready."""
+    ready = asyncio.Event()
     ctx = SourceContext(
         name="up",
-        config=cfg.sources["up"],
+        config=parse_config(f"sources:\n  up: {settings}\n").sources["up"],
         routes=[],
-        state_dir=tmp_path / "state",
+        state_dir=state_dir,
         clock=SystemClock(),
         submit=submit,
+        ready=ready.set,
     )
     source = s3.create(ctx)
     task = asyncio.create_task(source.run(submit))
-    await wait_until(lambda: len(submit.accepted) == 1, "the file accepted after two refusals")
-    journal = (tmp_path / "state" / "objects.jsonl").read_text()
-    assert submit.calls == 3 and '"x.txt"' in journal
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    await source.aclose()
-    await source.aclose()
+    try:
+        await ready.wait()
+        yield source
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await source.aclose()
+
+
+async def test_a_file_is_recorded_only_after_submit_accepts_it(tmp_path: Path) -> None:
+    (tmp_path / "bucket").mkdir()
+    (tmp_path / "bucket" / "x.txt").write_bytes(b"x")
+    settings = f"{{kind: s3, bucket: uploads, directory: {tmp_path}/bucket, stable_s: 0}}"
+    submit = RefusingSubmit(refuse=2)
+    async with folder_source(settings, tmp_path / "state", submit) as source:
+        await wait_until(lambda: len(submit.accepted) == 1, "the file accepted after two refusals")
+        journal = (tmp_path / "state" / "objects.jsonl").read_text()
+        assert submit.calls == 3 and '"x.txt"' in journal
+    await source.aclose()  # closing again is harmless
 
     # a fresh source on the same state announces nothing again
     again = RefusingSubmit(refuse=0)
-    ready = asyncio.Event()
-    ctx2 = SourceContext(
-        name="up",
-        config=cfg.sources["up"],
-        routes=[],
-        state_dir=tmp_path / "state",
-        clock=SystemClock(),
-        submit=again,
-        ready=ready.set,
-    )
-    source2 = s3.create(ctx2)
-    task2 = asyncio.create_task(source2.run(again))
-    await ready.wait()
-    (tmp_path / "bucket" / "y.txt").write_bytes(b"y")
-    await wait_until(lambda: len(again.accepted) == 1, "y.txt")
-    assert [e.subject for e in again.accepted] == ["y.txt"]
-    task2.cancel()
-    await asyncio.gather(task2, return_exceptions=True)
-    await source2.aclose()
+    async with folder_source(settings, tmp_path / "state", again):
+        (tmp_path / "bucket" / "y.txt").write_bytes(b"y")
+        await wait_until(lambda: len(again.accepted) == 1, "y.txt")
+        assert [e.subject for e in again.accepted] == ["y.txt"]
 
 
 async def test_announce_existing_false_skips_what_is_there_at_the_first_start(tmp_path: Path) -> None:
     (tmp_path / "bucket").mkdir()
     (tmp_path / "bucket" / "old.txt").write_bytes(b"old")
     settings = f"{{kind: s3, bucket: uploads, directory: {tmp_path}/bucket, announce_existing: false}}"
-    text = f"sources:\n  up: {settings}\n"
-    submit, ready = RefusingSubmit(refuse=0), asyncio.Event()
-    ctx = SourceContext(
-        name="up",
-        config=parse_config(text).sources["up"],
-        routes=[],
-        state_dir=tmp_path / "state",
-        clock=SystemClock(),
-        submit=submit,
-        ready=ready.set,
-    )
-    source = s3.create(ctx)
-    task = asyncio.create_task(source.run(submit))
-    await ready.wait()
-    (tmp_path / "bucket" / "new.txt").write_bytes(b"new")
-    await wait_until(lambda: len(submit.accepted) == 1, "new.txt")
-    (tmp_path / "bucket" / "old.txt").write_bytes(b"old, changed")  # a new version of a known file
-    await wait_until(lambda: len(submit.accepted) == 2, "old.txt's new version")
-    assert [e.subject for e in submit.accepted] == ["new.txt", "old.txt"]
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    await source.aclose()
+    submit = RefusingSubmit(refuse=0)
+    async with folder_source(settings, tmp_path / "state", submit):
+        (tmp_path / "bucket" / "new.txt").write_bytes(b"new")
+        await wait_until(lambda: len(submit.accepted) == 1, "new.txt")
+        (tmp_path / "bucket" / "old.txt").write_bytes(b"old, changed")  # a new version of a known file
+        await wait_until(lambda: len(submit.accepted) == 2, "old.txt's new version")
+        assert [e.subject for e in submit.accepted] == ["new.txt", "old.txt"]

@@ -8,24 +8,20 @@ what fires at the start.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-CONFIG = """
-server: {port: "${ROUTER_PORT}"}
-state_dir: state
-functions:
-  record:
-    runtime: python3.11
-    handler: app.handler
-    code: "${FUNCTIONS}/s3_record"
-    timeout_s: 1
-    environment: {RECORD_PATH: "${TMP}/events.jsonl"}
+from tests.integration import record_function
+from tests.integration.record_function import events
+from tests.integration.source_triggers import last_tick
+from tests.support import wait_until
+
+CONFIG = (
+    record_function.CONFIG
+    + """
 sources:
   hourly: {kind: schedule, expression: "cron(0 * * * ? *)"}
   skipped: {kind: schedule, expression: "cron(0 * * * ? *)", missed: skip}
@@ -37,6 +33,7 @@ routes:
   - {source: compact, function: record}
   - {source: sentinel, function: record}
 """
+)
 
 # Hourly at a minute half an hour away from now, so that no tick can fall "on time" (within missed_after_s)
 # while the test runs, whatever the time of day: the test is about missed ticks only.
@@ -57,11 +54,6 @@ def state(expression: str, last_tick: float, anchor: float | None = None) -> str
     )
 
 
-def events(base: Path) -> list[dict[str, Any]]:
-    path = base / "events.jsonl"
-    return [json.loads(line)["event"] for line in path.read_text().splitlines()] if path.exists() else []
-
-
 def from_rule(base: Path, name: str) -> list[dict[str, Any]]:
     return [
         e
@@ -75,25 +67,12 @@ def jobs(base: Path) -> list[dict[str, Any]]:
     return [e for e in events(base) if "job" in e]
 
 
-async def wait_until(check: Callable[[], bool], what: str, within_s: float = 30.0) -> None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def hour_floor(t: float) -> str:
     """The latest hourly tick (at MINUTE past the hour) at or before t."""
     tick = t // 3600 * 3600 + MINUTE * 60
     if tick > t:
         tick -= 3600
     return dt.datetime.fromtimestamp(tick, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def last_tick(base: Path, name: str) -> float:
-    return float(json.loads((base / "state" / "sources" / name / "schedule.json").read_text())["last_tick"])
 
 
 async def test_missed_ticks_fire_once_at_start_and_never_again(make_router) -> None:
