@@ -60,8 +60,8 @@ class AwsStreamConfig(Strict):
 
     endpoint: str | None = None  # e.g. http://127.0.0.1:4566 (LocalStack, moto); None: AWS
     region: str = "us-east-1"
-    aws_access_key_id: str | None = None  # None: the usual credential chain (environment, profile)
-    aws_secret_access_key: str | None = None
+    access_key_id: str | None = None  # None: the usual credential chain (environment, profile)
+    secret_access_key: str | None = None
     poll_interval_s: Annotated[float, msgspec.Meta(ge=0.01, le=60)] = 1.0
     shard_refresh_s: Annotated[float, msgspec.Meta(ge=0.1, le=3600)] = 10.0
     stop_grace_s: Annotated[float, msgspec.Meta(ge=0, le=900)] = 5.0
@@ -70,9 +70,9 @@ class AwsStreamConfig(Strict):
         args: dict[str, Any] = {"region_name": self.region}
         if self.endpoint:
             args["endpoint_url"] = self.endpoint
-        if self.aws_access_key_id and self.aws_secret_access_key:
-            args["aws_access_key_id"] = self.aws_access_key_id
-            args["aws_secret_access_key"] = self.aws_secret_access_key
+        if self.access_key_id and self.secret_access_key:
+            args["aws_access_key_id"] = self.access_key_id
+            args["aws_secret_access_key"] = self.secret_access_key
         return args
 
 
