@@ -77,6 +77,9 @@ class Config(Strict, tag="kafka", tag_field="kind"):
     max_partition_fetch_bytes: Annotated[int, msgspec.Meta(ge=1)] = 1_048_576
     request_timeout_ms: Millis = 40_000
     revoke_grace_s: Annotated[float, msgspec.Meta(ge=0, le=900)] = 5.0  # in-flight batches on rebalance/stop
+    # Offsets are committed at most this often (what settles meanwhile goes out together); a crash re-delivers
+    # what settled since the last commit. 0: after every change, as soon as the previous commit is done.
+    commit_interval_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 5
     # Records held per partition before its fetching pauses; 0: two batches per lane, at least 500.
     max_buffered_records: Annotated[int, msgspec.Meta(ge=0)] = 0
 

@@ -1,17 +1,21 @@
 """One Kafka event source mapping: a consumer in its own group feeding the stream engine for one route.
 
 `KafkaMapping.run(started)` subscribes, starts the consumer and loops: fetch (`getmany`), turn each
-record into an envelope in Lambda's Kafka shape (`router/shapes/kafka.py`), offer it to the engine under the
-partition name `"<topic>-<partition>"`, pause partitions whose buffer is full, resume them once there is
-room.
+record into a stream record (`router/sources/kafka_records.py`), offer it to the engine under the partition
+name `"<topic>-<partition>"`, pause partitions whose buffer is full, resume them once there is room. A route
+without a filter in the `aws` format gets native records (no envelope each) and its events are encoded in
+one call per batch (`render`); a filter or the `cloudevents` format gets envelopes in Lambda's Kafka shape
+(`router/shapes/kafka.py`), rendered by the route.
 
 It is also the engine's `StreamKind` for Kafka:
 
 * `checkpoint(partition, last)` records `last.offset + 1` as the offset to commit; a commit task sends the
-  latest offsets after each change, one commit at a time (changes made meanwhile go in the next one).
+  latest offsets of every partition after a change, one commit at a time and at most one per
+  `commit_interval_ms` (changes made meanwhile go in the next one). Revocation and stop commit at once.
 * `failed_position(identifier)` reads a partial batch response's itemIdentifier: Lambda's Kafka form
   `{"partition": "<topic>-<n>", "offset": N}`, or a plain offset (number or numeric string).
 * `batch_info(...)` is the failure record's `KafkaBatchInfo`.
+* `render(partition, records)` is the event of native records (None for enveloped ones).
 
 Rebalances: revoked partitions stop taking batches, finish the one in flight (up to `revoke_grace_s`), and
 their offsets are committed before the partitions are handed over. On stop (cancellation) the same happens
@@ -24,7 +28,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from router.shapes import kafka as shapes
@@ -44,6 +48,7 @@ log = logging.getLogger(__name__)
 
 # Records taken per fetch: bounds how long the loop spends building records before lanes run again.
 FETCH_MAX_RECORDS = 2000
+ALL_PAUSED_POLL_S = 0.5  # with every partition paused, poll the consumer at least this often
 
 
 class KafkaMapping:
@@ -76,13 +81,16 @@ class KafkaMapping:
         self._committed: dict[Any, int] = {}
         self._dirty = asyncio.Event()
         self._commit_lock = asyncio.Lock()
-        self._paused: set[Any] = set()
+        self._paused: set[Any] = set()  # paused in the consumer (their buffers are full)
+        self._full: set[Any] = set()  # buffers full: to be paused once the client holds none of their records
         self._bootstrap = shapes.bootstrap_string(self.config.brokers)
         self._builder = RecordBuilder(
             source_name=ctx.name,
             bootstrap_servers=self._bootstrap,
             event_source_arn=self.config.event_source_arn,
         )
+        # Envelopes only where something reads them: a filter, an event-name list, CloudEvents rendering.
+        self._native = route.predicate is None and route.config.events is None and route.event_format == "aws"
         self._closed = False
 
     def settings(self) -> MappingSettings:
@@ -172,11 +180,11 @@ class KafkaMapping:
 
         engine = self.engine
         assert engine is not None
-        clock, build = self.ctx.clock, self._builder.build
+        clock, build, envelopes = self.ctx.clock, self._builder.build_all, not self._native
         lag_due = 0.0
         while True:
             try:
-                batches = await self._fetch()
+                batches, exhausted = await self._fetch()
             except NoOffsetForPartitionError as e:
                 await self._seek_to_timestamp(e.args[0])
                 continue
@@ -186,38 +194,58 @@ class KafkaMapping:
                     if self._rebalancing:
                         continue  # fetched for a partition being handed over; its next owner re-reads it
                     name = self._open(tp)
-                engine.offer(name, [build(m) for m in messages])
-                if engine.room(name) <= 0:
+                engine.offer(name, build(messages, envelopes=envelopes))
+                if engine.room(name) <= 0 and tp not in self._full:
+                    self._full.add(tp)
                     self.stats.pauses += 1
+            self._pause_full(exhausted)
             now = clock.monotonic()
             if now >= lag_due:
                 lag_due = now + 1.0
                 self._update_lag()
+            await asyncio.sleep(0)  # getmany returns without yielding while records wait: let lanes run
 
-    async def _fetch(self) -> dict[Any, list[Any]]:
-        """The next records, from partitions whose buffer has room only (back-pressure).
+    async def _fetch(self) -> tuple[dict[Any, list[Any]], set[Any]]:
+        """The next records of the partitions that are not paused, and the partitions of which the client
+        holds nothing more (their prefetched records are all taken).
 
-        A full partition is left out of the fetch, so its prefetched records wait in the client. When every
-        partition is full the consumer pauses them and polls briefly: it must keep polling to stay in its
-        group (max_poll_interval_ms), and the short poll notices room as soon as a lane frees some.
+        Back-pressure: a partition whose buffer is full is paused, so the client stops fetching it, but only
+        once the client holds none of its records: pausing drops what the client prefetched for it, which
+        would then be fetched again. So a full partition takes at most one more fetch response
+        (`max_partition_fetch_bytes`) before it pauses. The client fetches from a broker again only once
+        every partition's records were taken; taking them all promptly keeps every partition fetching.
+        A paused partition resumes as soon as its buffer has room again. When every partition is paused
+        the loop waits for room (the consumer keeps polling: it must, to stay in its group).
         """
         consumer, engine = self.consumer, self.engine
         assert engine is not None
-        ready = [tp for tp, name in self._tps.items() if engine.room(name) > 0]
         if self._paused:
-            resumed = [tp for tp in self._paused if tp in ready]
+            resumed = [tp for tp in self._paused if engine.room(self._tps[tp]) > 0]
             if resumed:
                 consumer.resume(*resumed)
                 self._paused.difference_update(resumed)
-        if len(ready) == len(self._tps):
-            return dict(await consumer.getmany(timeout_ms=500, max_records=FETCH_MAX_RECORDS))
-        if ready:
-            return dict(await consumer.getmany(*ready, timeout_ms=20, max_records=FETCH_MAX_RECORDS))
-        full = [tp for tp in self._tps if tp not in self._paused]
-        if full:
-            consumer.pause(*full)
-            self._paused.update(full)
-        return dict(await consumer.getmany(timeout_ms=10, max_records=FETCH_MAX_RECORDS))
+                self._full.difference_update(resumed)
+        if self._full:
+            self._full = {tp for tp in self._full if tp in self._tps and engine.room(self._tps[tp]) <= 0}
+        if self._paused and len(self._paused) == len(self._tps):
+            engine.room_made.clear()
+            if not any(engine.room(self._tps[tp]) > 0 for tp in self._paused):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(engine.room_made.wait(), ALL_PAUSED_POLL_S)
+            timeout_ms = 0  # poll, to stay in the group: it returns records only of a partition just assigned
+        else:
+            timeout_ms = 20 if self._paused else 500  # notice room in a paused partition soon
+        batches = dict(await consumer.getmany(timeout_ms=timeout_ms, max_records=FETCH_MAX_RECORDS))
+        return batches, taken_to_end(batches, FETCH_MAX_RECORDS, self._tps)
+
+    def _pause_full(self, exhausted: set[Any]) -> None:
+        """Pause the full partitions of which the client holds no more records (see `_fetch`)."""
+        if not self._full:
+            return
+        due = [tp for tp in self._full if tp in exhausted and tp not in self._paused and tp in self._tps]
+        if due:
+            self.consumer.pause(*due)
+            self._paused.update(due)
 
     def _open(self, tp: Any) -> str:
         """Open an assigned TopicPartition's partition (from the listener, or a fetch that came first)."""
@@ -275,7 +303,7 @@ class KafkaMapping:
         return None
 
     def batch_info(self, partition: str, records: Sequence[StreamRecord]) -> dict[str, Any]:
-        first, last = records[0].envelope.record, records[-1].envelope.record
+        first, last = _fields(records[0]), _fields(records[-1])
         return {
             "bootstrapServers": self._bootstrap,
             "consumerGroupId": self.group,
@@ -289,12 +317,17 @@ class KafkaMapping:
             "approximateArrivalOfLastRecord": last["timestamp"],
         }
 
+    def render(self, partition: str, records: Sequence[StreamRecord]) -> bytes | None:
+        return self._builder.render(partition, records) if self._native else None
+
     # -- commits and rebalances -------------------------------------------------------------------------
 
     async def _commit_loop(self) -> None:
+        clock, interval = self.ctx.clock, self.config.commit_interval_ms / 1000
         while True:
             await self._dirty.wait()
             self._dirty.clear()
+            sent = clock.monotonic()
             try:
                 await self._commit(self.consumer)
             except Exception as e:  # rebalance in progress, coordinator moving: keep the offsets, try again
@@ -303,7 +336,12 @@ class KafkaMapping:
                     extra={"fields": {"group": self.group, "error": repr(e)}},
                 )
                 self._dirty.set()
-                await self.ctx.clock.sleep(0.2)
+                await clock.sleep(0.2)
+                continue
+            # What settles meanwhile and within the interval goes out together in the next commit.
+            rest = interval - (clock.monotonic() - sent)
+            if rest > 0:
+                await clock.sleep(rest)
 
     async def _commit(self, consumer: Any, tps: set[Any] | None = None) -> None:
         """Commit pending offsets of assigned partitions (of `tps` only, when given)."""
@@ -341,11 +379,29 @@ class KafkaMapping:
             self._pending.pop(tp, None)
             self._committed.pop(tp, None)
             self._paused.discard(tp)
+            self._full.discard(tp)
         if names:
             log.info(
                 "kafka partitions revoked",
                 extra={"fields": {"group": self.group, "partitions": sorted(names.values())}},
             )
+
+
+def taken_to_end(batches: dict[Any, list[Any]], cap: int, assigned: Iterable[Any]) -> set[Any]:
+    """The partitions of which the client holds no more records after `getmany(max_records=cap)` returned
+    `batches`. Under the cap it went through every partition; at the cap it took partitions in turn, each
+    to its end until the cap was reached: all but the last one returned were taken to their end."""
+    if sum(map(len, batches.values())) < cap:
+        return set(assigned)
+    return set(list(batches)[:-1])
+
+
+def _fields(record: StreamRecord) -> dict[str, Any]:
+    """The record's topic, partition, offset and timestamp, native or enveloped alike."""
+    native = record.native
+    if native is None:
+        return record.envelope.record  # type: ignore[union-attr]
+    return {k: getattr(native, k) for k in ("topic", "partition", "offset", "timestamp")}
 
 
 def _producer_options(client: dict[str, Any]) -> dict[str, Any]:

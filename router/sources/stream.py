@@ -5,8 +5,11 @@ The source (Kafka, Kinesis, DynamoDB Streams) owns the reading; the mapping owns
 
 * `open(partition)` when a partition or shard is assigned; `offer(partition, records)` with each fetch, in
   stream order; `room(partition)` / `await wait_room(partition)` for back-pressure (the source stops
-  fetching a partition while its buffer is full); `await close(partition, grace_s)` when it is revoked or
-  finished; `await drained(partition)` waits until every record offered so far is settled (closed shards).
+  fetching a partition while its buffer is full; `room_made` is set whenever a lane's take leaves room in
+  its partition); `await close(partition, grace_s)` when it is revoked or finished; `await
+  drained(partition)` waits until every record offered so far is settled (closed shards).
+* Events are rendered by the route from the records' envelopes, or by the kind (`StreamKind.render`) from
+  their native form; records of a route without a filter or event-name list are not offered to a filter.
 * Per partition, records are delivered in order, in batches closed by size, window or payload cap.
   Partitions run in parallel. With `parallelization_factor` > 1 a partition has that many lanes, each
   delivering its own batches; a record's lane is chosen by its key, so order is kept per key.
@@ -29,7 +32,9 @@ import zlib
 from collections import deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+import msgspec
 
 from router.sources.stream_batch import PAYLOAD_CAP, deliver
 
@@ -45,20 +50,38 @@ log = logging.getLogger(__name__)
 __all__ = ["PAYLOAD_CAP", "MappingSettings", "StreamKind", "StreamMapping", "StreamRecord"]
 
 
-@dataclass(slots=True, eq=False)
-class StreamRecord:
-    """One record of a partition, as the engine sees it."""
+class StreamRecord(msgspec.Struct, eq=False, gc=False):
+    """One record of a partition, as the engine sees it.
+
+    A msgspec Struct, not a dataclass: one is made per record read, and its construction is in C. A kind
+    that renders its own events (`StreamKind.render`) may leave `envelope` None and keep what it renders
+    from in `native`; it then sets `trace` itself (the batch's loop-protection trace comes from its first
+    record: `trace`, else the envelope's).
+    """
 
     position: int  # order within the partition: Kafka offset, Kinesis/DynamoDB sequence number
-    envelope: Envelope
+    envelope: Envelope | None
     arrival: float  # epoch seconds the record entered the stream (for max_record_age_s)
     size: int  # approximate bytes the record adds to the event payload
     key: Hashable | None = None  # partition key: records of one key share a lane (parallelization_factor)
     done: bool = False  # settled: delivered, filtered out or given up
+    trace: str | None = None  # loop-protection trace header, when the kind knows it without an envelope
+    native: Any = None  # the kind's own form of the record (what its `render` encodes)
+
+    @property
+    def trace_header(self) -> str | None:
+        if self.trace is not None or self.envelope is None:
+            return self.trace
+        return self.envelope.trace
 
 
 class StreamKind(Protocol):
-    """What a stream source tells the engine about its records."""
+    """What a stream source tells the engine about its records.
+
+    A kind may also have `render(partition, records) -> bytes | None`: the event for these records, built
+    from their `native` form, byte for byte what the route would render from their envelopes; None when it
+    cannot (the route then renders the envelopes). Kafka has one: its records need no envelope at all.
+    """
 
     info_key: str  # the failure record's batch-info key, e.g. "KafkaBatchInfo"
 
@@ -140,6 +163,26 @@ class StreamMapping:
         self.stats = stats
         self._tasks = tasks
         self.partitions: dict[str, Partition] = {}
+        self._render = getattr(kind, "render", None)
+        self.room_made = asyncio.Event()  # set when a lane takes records and its partition has room again
+        # A route with neither a filter nor an event-name list takes every stream record (only S3 routes,
+        # which never come here, narrow by event name by default): offering then skips the check per record.
+        self.filtering = (
+            getattr(route, "predicate", None) is not None
+            or route.config.events is not None
+            or getattr(route, "kind", None) == "s3"
+        )
+
+    def render(self, partition: str, records: Sequence[StreamRecord]) -> bytes:
+        """The event the function receives for these records of one partition."""
+        if self._render is not None:
+            payload = self._render(partition, records)
+            if payload is not None:
+                return payload
+        envelopes = [r.envelope for r in records]
+        if any(e is None for e in envelopes):
+            raise RuntimeError(f"{partition}: records without an envelope, and the kind did not render them")
+        return self.route.render(cast("list[Envelope]", envelopes))
 
     def open(self, partition: str) -> None:
         if partition in self.partitions:
@@ -221,14 +264,7 @@ class Partition:
             return
         self.order.extend(records)
         self.drained.clear()
-        matches = self.mapping.route.matches
-        kept = []
-        for r in records:
-            if matches(r.envelope):
-                kept.append(r)
-            else:
-                r.done = True
-        self.mapping.stats.filtered += len(records) - len(kept)
+        kept = self._filter(records) if self.mapping.filtering else records
         now = self.mapping.clock.monotonic()
         if len(self.lanes) == 1:
             self.lanes[0].extend(kept, now)
@@ -239,6 +275,18 @@ class Partition:
             for index, chunk in per_lane.items():
                 self.lanes[index].extend(chunk, now)
         self.advance()
+
+    def _filter(self, records: Sequence[StreamRecord]) -> Sequence[StreamRecord]:
+        """The records the route takes; the others are settled at once (filtered out)."""
+        matches = self.mapping.route.matches
+        kept = []
+        for r in records:
+            if matches(r.envelope):  # type: ignore[arg-type]
+                kept.append(r)
+            else:
+                r.done = True
+        self.mapping.stats.filtered += len(records) - len(kept)
+        return kept
 
     def settle(self, records: Sequence[StreamRecord]) -> None:
         for r in records:
@@ -261,6 +309,7 @@ class Partition:
         self.buffered -= n
         if self.mapping.settings.buffer_limit - self.buffered > 0:
             self.room.set()
+            self.mapping.room_made.set()
 
 
 def _lane_index(key: Hashable | None, lanes: int) -> int:
@@ -282,7 +331,7 @@ class Lane:
     since: float = 0.0  # monotonic time the oldest queued record arrived (the batching window's start)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def extend(self, records: list[StreamRecord], now: float) -> None:
+    def extend(self, records: Sequence[StreamRecord], now: float) -> None:
         if not records:
             return
         if not self.queue:
@@ -328,15 +377,19 @@ class Lane:
 
     def _take(self) -> list[StreamRecord]:
         s = self.partition.mapping.settings
-        batch: list[StreamRecord] = []
-        size = 0
         queue = self.queue
-        while queue and len(batch) < s.batch_size:
-            nxt = queue[0].size
-            if batch and size + nxt > s.max_bytes:
-                break
-            batch.append(queue.popleft())
-            size += nxt
+        if self.queued_bytes <= s.max_bytes:  # all queued records fit under the cap: no need to weigh each
+            popleft = queue.popleft
+            batch = [popleft() for _ in range(min(len(queue), s.batch_size))]
+            size = sum(r.size for r in batch) if queue else self.queued_bytes
+        else:
+            batch, size = [], 0
+            while queue and len(batch) < s.batch_size:
+                nxt = queue[0].size
+                if batch and size + nxt > s.max_bytes:
+                    break
+                batch.append(queue.popleft())
+                size += nxt
         # Records left behind keep `since`: they already waited a window, the next batch goes out at once.
         self.queued_bytes -= size
         self.partition.took(len(batch))

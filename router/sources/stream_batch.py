@@ -65,7 +65,7 @@ async def deliver(mapping: StreamMapping, partition: Partition, records: list[St
         live = await _drop_expired(mapping, partition, attempt)
         if not live:
             continue
-        payload = mapping.route.render([r.envelope for r in live])
+        payload = mapping.render(partition.name, live)
         if len(payload) > PAYLOAD_CAP:
             if len(live) > 1:
                 work[0:0] = _halves(live, attempt)
@@ -121,7 +121,7 @@ async def _drop_expired(mapping: StreamMapping, partition: Partition, attempt: A
 async def _invoke(mapping: StreamMapping, records: list[StreamRecord], payload: bytes) -> InvocationResult:
     s, clock = mapping.settings, mapping.clock
     delay = s.throttle_delay_s
-    trace = records[0].envelope.trace
+    trace = records[0].trace_header
     warned = False
     while True:
         try:
@@ -191,7 +191,7 @@ async def give_up(
 ) -> None:
     """Record the given-up records in the failure destination, then settle them."""
     if payload is None:
-        payload = mapping.route.render([r.envelope for r in records])
+        payload = mapping.render(partition.name, records)
     event: Any = _event_or_text(payload)
     s = mapping.settings
     doc = failure_record(

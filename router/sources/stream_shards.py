@@ -130,7 +130,11 @@ class AwsShardClient:
         return page.get("Records", []), page.get("NextShardIterator")
 
     def sequence(self, record: StreamRecord) -> str:
-        return str(record.envelope.record[self.block][self.sequence_key])
+        return str(self._block(record)[self.sequence_key])
+
+    def _block(self, record: StreamRecord) -> Any:
+        assert record.envelope is not None  # shard kinds always build envelopes
+        return record.envelope.record[self.block]
 
     def error_code(self, exc: BaseException) -> str | None:
         response = getattr(exc, "response", None)
@@ -140,7 +144,7 @@ class AwsShardClient:
         return None
 
     def batch_info(self, shard_id: str, records: Sequence[StreamRecord]) -> dict[str, Any]:
-        first, last = records[0].envelope.record[self.block], records[-1].envelope.record[self.block]
+        first, last = self._block(records[0]), self._block(records[-1])
         return {
             "shardId": shard_id,
             "startSequenceNumber": first[self.sequence_key],

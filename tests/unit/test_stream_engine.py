@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import msgspec
 
 from router.clock import FakeClock
 from router.config import BatchConfig, OnErrorConfig
@@ -175,3 +178,69 @@ async def test_settings_come_from_the_route_with_the_kind_default_window() -> No
     assert (s.max_retries, s.bisect, s.report_batch_item_failures) == (4, True, True)
     explicit = FakeRoute(batch=BatchConfig(window_s=0))
     assert MappingSettings.for_route(explicit, default_window_s=0.5).window_s == 0  # type: ignore[arg-type]
+
+
+async def test_a_kind_that_renders_its_records_needs_no_envelopes() -> None:
+    """Records without an envelope: the kind renders the event (also for the failure record) and the first
+    record's trace goes with the call."""
+    from router.clock import SystemClock
+    from router.sources.stream import StreamMapping, StreamRecord
+    from router.sources.stream_stats import MappingStats
+    from tests.unit.stream_fakes import FakeKind, MemorySink
+
+    class RenderingKind(FakeKind):
+        def render(self, partition: str, recs: list[StreamRecord]) -> bytes:
+            return msgspec.json.encode({"Records": [r.native for r in recs]})
+
+    class NativeRoute(FakeRoute):
+        """Renders nothing itself (the kind does) and remembers each call's trace."""
+
+        def __init__(self, handler: Any) -> None:
+            super().__init__(handler)
+            self.traces: list[str | None] = []
+
+        def render(self, envelopes: Any) -> bytes:
+            raise AssertionError("the kind renders native records")
+
+        async def invoke(
+            self, payload: bytes, *, trace: str | None = None, client_context: str | None = None
+        ) -> Any:
+            self.traces.append(trace)
+            return await super().invoke(payload, trace=trace)
+
+    def handler(recs: list[dict[str, Any]]) -> Any:
+        return error() if any(r["value"] == "bad" for r in recs) else ok()
+
+    route = NativeRoute(handler)
+    sink = MemorySink()
+    native = [
+        StreamRecord(
+            n,
+            None,
+            1e12,
+            10,
+            None,
+            trace=f"Root=1-{n}",
+            native={"position": n, "value": "bad" if n == 4 else n},
+        )
+        for n in range(6)
+    ]
+    kind = RenderingKind()
+    async with asyncio.TaskGroup() as tg:
+        mapping = StreamMapping(
+            route,  # type: ignore[arg-type]
+            kind,
+            MappingSettings(batch_size=3, max_retries=0, bisect=True, retry_delay_s=0.001),
+            sink=sink,  # type: ignore[arg-type]
+            clock=SystemClock(),
+            stats=MappingStats("src", "fn"),
+            tasks=tg,
+        )
+        assert not mapping.filtering  # no predicate, no event names: records are not offered to a filter
+        mapping.open("p0")
+        mapping.offer("p0", native)
+        await asyncio.wait_for(kind.reached("p0", 5), 5)
+        await mapping.close_all(0)
+    assert route.calls[:2] == [[0, 1, 2], [3, 4, 5]]
+    assert route.traces[:2] == ["Root=1-0", "Root=1-3"]
+    assert sink.positions() == [4]  # bisected down to the bad record, given up with its own event

@@ -134,6 +134,42 @@ def test_record_builder_matches_the_shape_builders(message: Message, arn: str | 
     )
 
 
+@pytest.mark.parametrize("arn", [None, "arn:aws:kafka:us-east-1:123456789012:cluster/demo/abc"])
+def test_native_records_render_the_same_event_bytes_as_the_shape_builders(arn: str | None) -> None:
+    """Routes without a filter skip envelopes: their event is encoded straight from the records, and must be
+    byte for byte what the route renders from the shape builders' envelopes."""
+    from router.dispatch.routing import BoundRoute
+    from router.sources.kafka_records import KafkaRecord
+
+    messages = [
+        Message(),
+        Message(offset=16, key=None, value=None),
+        Message(offset=17, key=b"", headers=(("source", b"web"), ("empty", None))),
+        Message(offset=18, key=b"\xff\xfe", value=b"", timestamp_type=1, timestamp=-1),
+        Message(offset=19, headers=(("X-Amzn-Trace-Id", b"Root=1-5759e988-bd862e3fe1be46a994272793"),)),
+    ]
+    builder = RecordBuilder(source_name="clicks", bootstrap_servers="h1:9092,h2:9092", event_source_arn=arn)
+    native = builder.build_all(messages, envelopes=False)
+    enveloped = builder.build_all(messages, envelopes=True)
+    route = BoundRoute("clicks", "fn", "kafka", None, "aws", None)  # type: ignore[arg-type]
+
+    assert builder.render("clicks-2", native) == route.render([r.envelope for r in enveloped])
+    assert all(r.envelope is None and isinstance(r.native, KafkaRecord) for r in native)
+    for n, e in zip(native, enveloped, strict=True):
+        assert (n.position, n.arrival, n.size, n.key) == (e.position, e.arrival, e.size, e.key)
+        assert n.trace_header == e.trace_header
+    assert native[-1].trace_header == "Root=1-5759e988-bd862e3fe1be46a994272793"
+
+
+def test_full_partitions_pause_only_once_the_client_holds_none_of_their_records() -> None:
+    from router.sources.kafka_mapping import taken_to_end
+
+    assigned = ["a", "b", "c"]
+    assert taken_to_end({"a": [1] * 3, "b": [1] * 2}, 10, assigned) == {"a", "b", "c"}  # under the cap
+    assert taken_to_end({}, 10, assigned) == {"a", "b", "c"}
+    assert taken_to_end({"b": [1] * 4, "a": [1] * 6}, 10, assigned) == {"b"}  # "a" may have more
+
+
 def test_failed_position_reads_lambda_kafka_identifiers() -> None:
     from router.sources.kafka_mapping import KafkaMapping
 
