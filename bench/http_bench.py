@@ -10,6 +10,10 @@ per second and p50/p99 latency of both, and the ratio of the gateway's throughpu
 at least 0.5). The client runs in this process; the servers share the machine with it alike, and the
 duration is split into short rounds taken in turn, so that drifting load from elsewhere hits all alike.
 
+Each line also gives the CPU time the server spent per request (its process and, for the router, the
+function instances it runs: its descendants), which tells how far each is from being the bottleneck: the
+router is one Python thread, so it tops out at about one core.
+
 A third line, "gw-only", is the gateway alone: the same http source in its own process, its route bound to
 an in-process stand-in that answers at once (no dispatcher, no function process). It tells the gateway's
 own cost (routing, event building, result mapping) apart from the cost of running a function.
@@ -160,6 +164,32 @@ def start_bare() -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def descendants(pid: int) -> list[int]:
+    found, i = [pid], 0
+    while i < len(found):
+        try:
+            for tid in os.listdir(f"/proc/{found[i]}/task"):
+                with open(f"/proc/{found[i]}/task/{tid}/children", "rb") as f:
+                    found.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+        i += 1
+    return found
+
+
 @dataclass
 class Run:
     name: str
@@ -167,6 +197,8 @@ class Run:
     errors: int
     seconds: float
     latencies_ms: list[float]
+    server_cpu_s: float = 0.0
+    children_cpu_s: float = 0.0
 
     @property
     def rps(self) -> float:
@@ -182,12 +214,30 @@ class Run:
         self.errors += other.errors
         self.seconds += other.seconds
         self.latencies_ms.extend(other.latencies_ms)
+        self.server_cpu_s += other.server_cpu_s
+        self.children_cpu_s += other.children_cpu_s
 
     def line(self) -> str:
         return (
             f"{self.name:<10} {self.rps:9.0f} req/s   p50 {self.pct(50):7.2f} ms   p99 {self.pct(99):7.2f} ms"
             f"   ({self.requests} requests, {self.errors} errors)"
+            f"   CPU/request: server {self.server_cpu_s / max(1, self.requests) * 1e6:.0f} us"
+            + (
+                f", function instances {self.children_cpu_s / max(1, self.requests) * 1e6:.0f} us"
+                if self.children_cpu_s
+                else ""
+            )
         )
+
+
+async def measured(name: str, url: str, concurrency: int, seconds: float, server: int) -> Run:
+    """drive(), with the CPU time the server process and its descendants spent meanwhile."""
+    children = descendants(server)[1:]
+    own0, kids0 = cpu_seconds(server), sum(cpu_seconds(p) for p in children)
+    run = await drive(name, url, concurrency, seconds)
+    run.server_cpu_s = cpu_seconds(server) - own0
+    run.children_cpu_s = sum(cpu_seconds(p) for p in children) - kids0
+    return run
 
 
 async def drive(name: str, url: str, concurrency: int, seconds: float) -> Run:
@@ -239,12 +289,17 @@ async def main() -> None:
             await drive("warmup", gateway_url, args.concurrency, args.warmup)
             await drive("warmup", bare_url, args.concurrency, args.warmup / 2)
             await drive("warmup", alone_url, args.concurrency, args.warmup / 2)
-            targets = {"bare": bare_url, "gateway": gateway_url, "gw-only": alone_url}
+            targets = {
+                "bare": (bare_url, bare),
+                "gateway": (gateway_url, router),
+                "gw-only": (alone_url, alone),
+            }
             runs = {name: Run(name, 0, 0, 0.0, []) for name in targets}
             # Short interleaved rounds: load from other work on the machine drifts, and hits all alike.
             for _ in range(args.rounds):
-                for name, url in targets.items():
-                    runs[name].add(await drive(name, url, args.concurrency, args.duration / args.rounds))
+                for name, (url, proc) in targets.items():
+                    part = await measured(name, url, args.concurrency, args.duration / args.rounds, proc.pid)
+                    runs[name].add(part)
             baseline, gateway, gateway_only = runs["bare"], runs["gateway"], runs["gw-only"]
         finally:
             for proc in (router, *others):

@@ -8,7 +8,8 @@ Run: `python bench/invoker_bench.py [--warm 2000] [--cold 30] [--launches 40]`
   reported as overhead over the baseline and as a ratio;
 * cold start: `Instance.start` until the runtime asks for its first event, and start + first call, p50
   (Python, and Node.js when `node` is installed); the baseline is a bare interpreter start (`python -S -c
-  pass`) measured here too;
+  pass`) measured here too; Python both from a fresh interpreter and forked from a zygote (its own start
+  is not counted: it is started once, before the samples);
 * launches per second: instances started (and stopped) 4 at a time;
 * timeout kill latency: how long after the deadline the call returns with the group killed.
 """
@@ -29,6 +30,7 @@ from pathlib import Path
 from router.config import BillingConfig
 from router.invoker.instance import Instance
 from router.invoker.types import FunctionSpec, InvokeRequest
+from router.invoker.zygote import Zygotes
 
 FUNCTIONS = Path(__file__).resolve().parents[1] / "tests" / "functions"
 BILLING = BillingConfig()
@@ -87,11 +89,13 @@ async def warm_ms(n: int) -> list[float]:
         await instance.stop()
 
 
-async def cold_ms(n: int, function: FunctionSpec) -> tuple[list[float], list[float]]:
+async def cold_ms(
+    n: int, function: FunctionSpec, zygotes: Zygotes | None = None
+) -> tuple[list[float], list[float]]:
     starts, firsts = [], []
     for i in range(n):
         t0 = time.perf_counter()
-        instance = await Instance.start(function, billing=BILLING)
+        instance = await Instance.start(function, billing=BILLING, zygotes=zygotes)
         t1 = time.perf_counter()
         result = await instance.invoke(InvokeRequest(request_id=f"c{i}", payload=EVENT))
         t2 = time.perf_counter()
@@ -111,12 +115,12 @@ def interpreter_start_ms(n: int) -> list[float]:
     return samples
 
 
-async def launches_per_second(total: int, parallel: int = 4) -> float:
+async def launches_per_second(total: int, parallel: int = 4, zygotes: Zygotes | None = None) -> float:
     gate = asyncio.Semaphore(parallel)
 
     async def one() -> None:
         async with gate:
-            instance = await Instance.start(spec("echo"), billing=BILLING)
+            instance = await Instance.start(spec("echo"), billing=BILLING, zygotes=zygotes)
             await instance.stop()
 
     t0 = time.perf_counter()
@@ -163,6 +167,19 @@ async def main() -> None:
     line("start + first call p50", f"{statistics.median(firsts):.1f} ms")
     line("ratio start / bare interpreter", f"{statistics.median(starts) / statistics.median(interp):.2f}x")
 
+    zygotes = Zygotes()
+    try:
+        await cold_ms(2, spec("echo"), zygotes)  # starts the zygote
+        zstarts, zfirsts = await cold_ms(args.cold, spec("echo"), zygotes)
+        zrate = await launches_per_second(args.launches, zygotes=zygotes)
+        assert zygotes.forks == args.cold + 2 + args.launches and zygotes.fallbacks == 0
+    finally:
+        await zygotes.aclose()
+    print("cold start (Python, forked from the zygote)")
+    line("Instance.start p50 (target < 10 ms)", f"{statistics.median(zstarts):.1f} ms")
+    line("start + first call p50", f"{statistics.median(zfirsts):.1f} ms")
+    line("ratio start / bare interpreter", f"{statistics.median(zstarts) / statistics.median(interp):.2f}x")
+
     if shutil.which("node"):
         node_starts, node_firsts = await cold_ms(
             max(5, args.cold // 3), spec("node_echo", runtime="nodejs20.x", handler="index.handler")
@@ -174,6 +191,7 @@ async def main() -> None:
     rate = await launches_per_second(args.launches)
     print("launch rate")
     line("instances started+stopped per second (4 at once)", f"{rate:.1f}/s")
+    line("the same, forked from the zygote", f"{zrate:.1f}/s")
 
     over = await timeout_overshoot_ms(args.timeouts)
     print("timeout enforcement (timeout_s=1)")

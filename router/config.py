@@ -98,6 +98,7 @@ class FunctionConfig(Strict):
     event_format: Literal["aws", "cloudevents"] = "aws"
     async_: AsyncConfig = msgspec.field(default_factory=AsyncConfig, name="async")
     description: str = ""
+    python_zygote: bool | None = None  # None: invoker.python_zygote (docs/invoker.md)
 
 
 class BatchConfig(Strict):
@@ -142,6 +143,10 @@ class InspectConfig(Strict):
     max_payload_kb: Annotated[int, msgspec.Meta(ge=1, le=6144)] = 256  # longer events/results: truncated
 
 
+class InvokerConfig(Strict):
+    python_zygote: bool = True  # fork Python instances from a pre-started interpreter (docs/invoker.md)
+
+
 class LimitsConfig(Strict):
     max_loop_depth: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 16
     drain_grace_s: Annotated[float, msgspec.Meta(ge=0, le=900)] = 10
@@ -154,6 +159,7 @@ class Config(Strict):
     billing: BillingConfig = msgspec.field(default_factory=BillingConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     inspect: InspectConfig = msgspec.field(default_factory=InspectConfig)
+    invoker: InvokerConfig = msgspec.field(default_factory=InvokerConfig)
     functions: dict[str, FunctionConfig] = {}
     sources: dict[str, Any] = {}  # name -> the kind's Config Struct
     routes: list[RouteConfig] = []

@@ -53,7 +53,7 @@ import msgspec
 from router.clock import Clock, SystemClock
 from router.config import AccountConfig, Config
 from router.dispatch.concurrency import Accounting
-from router.dispatch.pool import InstanceFactory, InstanceLike, InstancePool
+from router.dispatch.pool import InstanceFactory, InstancePool
 from router.dispatch.queue import DurableQueue, QueuedEvent
 from router.dispatch.registry import FunctionDefinition
 from router.dispatch.scheduler import LAMBDA_RETRY_DELAYS_S, LAMBDA_SYSTEM_BACKOFF_S, AsyncScheduler
@@ -68,7 +68,7 @@ from router.dispatch.stats import (
 )
 from router.dispatch.tasks import TaskSet
 from router.errors import FunctionNotFound, LoopDetected, QueueUnavailable, ShuttingDown, Throttled
-from router.invoker.types import FunctionSpec, InvocationResult
+from router.invoker.types import InvocationResult
 from router.loops import LoopGuard
 from router.metrics import Metrics
 
@@ -135,6 +135,7 @@ class Dispatcher:
             self._scheduler.add(event)
         if stored:
             log.info("async queue: %d stored event(s) to run", len(stored))
+        self._prepare_factory()
         await asyncio.gather(*(pool.ensure_provisioned() for pool in self._pools.values()))
         self._background.spawn(self._scheduler.run(), name="async scheduler")
         self._background.spawn(self._reap_loop(), name="idle reaper")
@@ -181,6 +182,9 @@ class Dispatcher:
         await self._background.aclose()
         await asyncio.gather(*(p.aclose() for p in [*self._pools.values(), *self._retiring]))
         await self._instance_tasks.aclose()
+        close_factory = getattr(self._factory, "aclose", None)
+        if close_factory is not None:
+            await close_factory()
         await self.queue.aclose()
         self.metrics.remove_refresh(self._publish)
 
@@ -219,8 +223,15 @@ class Dispatcher:
                 self._retire(pool)
             self._pools[name] = InstancePool(definition, self._factory, self.clock, self._instance_tasks)
         if self._started and not self._closed:
+            self._prepare_factory()
             await asyncio.gather(*(pool.ensure_provisioned() for pool in self._pools.values()))
         self._scheduler.wake()
+
+    def _prepare_factory(self) -> None:
+        """Let the instance factory get ready for these functions (the invoker's starts its zygote)."""
+        prepare = getattr(self._factory, "prepare", None)
+        if prepare is not None:
+            prepare([d.spec for d in self._defs.values()])
 
     def _retire(self, pool: InstancePool) -> None:
         pool.retire()
@@ -400,9 +411,7 @@ class Dispatcher:
 
 
 def _invoker_factory(config: Config) -> InstanceFactory:
-    async def start(spec: FunctionSpec, init_type: str, request_id: str) -> InstanceLike:
-        from router.invoker.instance import Instance
+    # Imported here: the invoker (and its zygote) only when real instances are wanted, not in unit tests.
+    from router.invoker.factory import InvokerFactory
 
-        return await Instance.start(spec, billing=config.billing, init_type=init_type, request_id=request_id)
-
-    return start
+    return InvokerFactory(config)

@@ -83,7 +83,7 @@ class InstancePool:
 
     @property
     def idle(self) -> int:
-        return len(self._idle)
+        return sum(1 for m in self._idle if m.instance.alive)
 
     @property
     def busy(self) -> int:
@@ -139,14 +139,29 @@ class InstancePool:
         return result
 
     def _take_idle(self) -> Member | None:
-        """Provisioned instances first (on-demand ones are the spill-over), most recently used first."""
-        for dead in [m for m in self._idle if not m.instance.alive]:
-            self._idle.remove(dead)
-            self._discard(dead)
-        for i in range(len(self._idle) - 1, -1, -1):
-            if self._idle[i].provisioned:
-                return self._idle.pop(i)
-        return self._idle.pop() if self._idle else None
+        """Provisioned instances first (on-demand ones are the spill-over), most recently used first. Only
+        the one taken is checked (this runs on every call); dead ones met are discarded, and maintain()
+        sweeps the others."""
+        while self._idle:
+            member = self._pop_idle()
+            if member.instance.alive:
+                return member
+            self._discard(member)
+        return None
+
+    def _pop_idle(self) -> Member:
+        if not self._idle[-1].provisioned:
+            for i in range(len(self._idle) - 2, -1, -1):
+                if self._idle[i].provisioned:
+                    return self._idle.pop(i)
+        return self._idle.pop()
+
+    def _sweep_dead(self) -> None:
+        dead = [m for m in self._idle if not m.instance.alive]
+        if dead:
+            self._idle = [m for m in self._idle if m not in dead]
+            for member in dead:
+                self._discard(member)
 
     def _return(self, member: Member) -> None:
         if self.retired or not member.instance.alive:
@@ -226,6 +241,7 @@ class InstancePool:
     def maintain(self) -> None:
         """Reap idle on-demand instances past their idle timeout; re-launch missing provisioned ones."""
         now = self._clock.monotonic()
+        self._sweep_dead()
         self.reap(now)
         if self._provision_retry_at <= now and not self.retired and self._missing_provisioned() > 0:
             self._tasks.spawn(self.ensure_provisioned(), name=f"provision {self.name}")

@@ -104,6 +104,7 @@ def make_definition(
         region=region,
         account_id=account_id,
         revision=revision,
+        python_zygote=config.python_zygote,
     )
     if last_modified is None:
         last_modified = code.stat().st_mtime

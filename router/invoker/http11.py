@@ -6,21 +6,26 @@ the per-request cost to a few tens of microseconds.
 
 Contract:
 
-* `serve(handler)` returns a protocol factory for `loop.create_server`. `handler.accept(transport) -> bool`
-  is asked once per connection (False closes it at once: the peer is not the instance); then
+* `serve(handler)` returns a protocol factory for `loop.create_server`. `handler.accept(transport)` is asked
+  once per connection: False closes it at once (the peer is not the instance), a Future[bool] defers the
+  answer (what arrives meanwhile is held unread); then
   `handler.handle(request) -> Response | Future[Response]` once per request. A future lets `/next` block;
   when the connection drops while it is pending, the future is cancelled.
 * Bodies: Content-Length or chunked; `Expect: 100-continue` is answered. A body longer than `max_body`
   is not buffered: with a Content-Length it is read and discarded and the request is handed over with
   `too_large=True` (so the handler can answer 413 and the client can read it); a chunked one over the limit
   gets 413 and the connection is closed.
+* Pipelining: requests that arrive back to back are answered in order, and the answers to requests with more
+  already buffered behind them are held and sent in one write with the next answer (also one that comes
+  later, from a future). The Python runtime sends its answer and the request for the next event together,
+  so each call costs one write each way (each write wakes the other process, which dominates the warm path).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 import msgspec
 
@@ -54,13 +59,26 @@ class Response(msgspec.Struct):
     content_type: str = "application/json"
 
 
+class Parked(asyncio.Future[Response]):
+    """A future answer that is written the moment its result is set: a done callback would only run on the
+    next turn of the event loop (Runtime API /next hands out every event through one of these)."""
+
+    _on_result: Callable[[Response], None] | None = None
+
+    def set_result(self, result: Response) -> None:
+        super().set_result(result)
+        if self._on_result is not None:
+            on_result, self._on_result = self._on_result, None
+            on_result(result)
+
+
 class Handler(Protocol):
-    def accept(self, transport: asyncio.Transport) -> bool: ...
+    def accept(self, transport: asyncio.Transport) -> bool | asyncio.Future[bool]: ...
 
     def handle(self, request: Request) -> Response | asyncio.Future[Response]: ...
 
 
-def serve(handler: Handler, *, max_body: int) -> Callable[[], asyncio.Protocol]:
+def serve(handler: Handler, *, max_body: int) -> Callable[[], asyncio.BaseProtocol]:
     return lambda: Connection(handler, max_body)
 
 
@@ -80,32 +98,66 @@ class _Head(msgspec.Struct):
     length: int | None  # None: chunked
 
 
-class Connection(asyncio.Protocol):
+READ_CHUNK = 64 * 1024
+
+
+class Connection(asyncio.BufferedProtocol):
     def __init__(self, handler: Handler, max_body: int) -> None:
         self._handler = handler
         self._max_body = max_body
         self._transport: asyncio.Transport | None = None
         self._buf = bytearray()
+        # Read into one reused buffer: a plain Protocol gets a fresh 256 KB bytes object (mmap'ed and
+        # unmapped again) for every read.
+        self._chunk = bytearray(READ_CHUNK)
+        self._view = memoryview(self._chunk)
         self._head: _Head | None = None
         self._discard = 0  # bytes of an oversized body still to drop
         self._chunks: list[bytes] = []
         self._chunked_size = 0
         self._pending: asyncio.Future[Response] | None = None
+        self._out: list[bytes] = []  # answers held back for a pipelined request behind them
+        self._verdict: asyncio.Future[bool] | None = None  # accept() not decided yet
         self._closed = False
 
     # asyncio.Protocol --------------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        if not self._handler.accept(transport):
+        # Not an isinstance check: other event loops' transports (uvloop's) do not derive from asyncio's.
+        self._transport = cast(asyncio.Transport, transport)
+        verdict = self._handler.accept(self._transport)
+        if isinstance(verdict, asyncio.Future):
+            self._verdict = verdict
+            verdict.add_done_callback(self._verified)
+        elif not verdict:
             self._closed = True
-            transport.abort()
+            self._transport.abort()
 
-    def data_received(self, data: bytes) -> None:
+    def _verified(self, verdict: asyncio.Future[bool]) -> None:
+        self._verdict = None
+        if self._closed:
+            return
+        if verdict.cancelled() or not verdict.result():
+            self._closed = True
+            if self._transport is not None:
+                self._transport.abort()
+            return
+        self._parse_buffered()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._view[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         if self._closed:
             return
         self._buf += data
+        if self._verdict is None:
+            self._parse_buffered()
+
+    def _parse_buffered(self) -> None:
         try:
             self._parse()
         except _BadRequest as e:
@@ -113,6 +165,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        if self._verdict is not None:
+            self._verdict.cancel()
         if self._pending is not None and not self._pending.done():
             self._pending.cancel()
 
@@ -129,6 +183,8 @@ class Connection(asyncio.Protocol):
             head, self._head = self._head, None
             head.request.body = body
             self._dispatch(head)
+        if self._pending is None:
+            self._flush()
 
     def _read_head(self) -> bool:
         end = self._buf.find(b"\r\n\r\n")
@@ -144,8 +200,9 @@ class Connection(asyncio.Protocol):
             self._head.request.too_large = True
             self._discard = length
         expect = self._head.request.headers.get("expect", "").lower()
-        if expect == "100-continue" and self._transport is not None:
-            self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if expect == "100-continue":
+            self._out.append(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self._flush()
         return True
 
     def _read_body(self, head: _Head) -> bytes | None:
@@ -195,13 +252,19 @@ class Connection(asyncio.Protocol):
             self._write(answer, head.keep_alive)
             return
         self._pending = answer
-        answer.add_done_callback(lambda fut: self._answered(fut, head.keep_alive))
+        keep_alive = head.keep_alive
+        if isinstance(answer, Parked):
+            answer._on_result = lambda response: self._answered(response, keep_alive)
+        else:
+            answer.add_done_callback(
+                lambda fut: self._answered(None if fut.cancelled() else fut.result(), keep_alive)
+            )
 
-    def _answered(self, fut: asyncio.Future[Response], keep_alive: bool) -> None:
+    def _answered(self, response: Response | None, keep_alive: bool) -> None:
         self._pending = None
-        if fut.cancelled() or self._closed:
+        if response is None or self._closed:
             return
-        self._write(fut.result(), keep_alive)
+        self._write(response, keep_alive)
         if not self._closed and self._buf:
             try:
                 self._parse()
@@ -209,12 +272,24 @@ class Connection(asyncio.Protocol):
                 self._fail(e.status)
 
     def _write(self, response: Response, keep_alive: bool) -> None:
+        """Queue an answer; it is sent now unless another request is already buffered behind it."""
         if self._transport is None or self._closed:
             return
-        self._transport.write(render(response, keep_alive))
+        self._out.append(render(response, keep_alive))
         if not keep_alive:
+            self._flush()
             self._closed = True
             self._transport.close()
+        elif not self._buf:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._out:
+            return
+        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        self._out.clear()
+        if self._transport is not None and not self._closed:
+            self._transport.write(data)
 
     def _fail(self, status: int) -> None:
         body = msgspec.json.encode({"errorMessage": REASONS.get(status, "error"), "errorType": "BadRequest"})

@@ -36,6 +36,7 @@ from router.invoker.runtime_api import (
     too_large_payload,
 )
 from router.invoker.types import FunctionSpec, InitFailed, InvocationResult, InvokeRequest
+from router.invoker.zygote import Zygotes
 
 MIB = 1024 * 1024
 _DEATHS = ("timeout", "oom", "exit")
@@ -52,8 +53,10 @@ class Instance:
         stop_grace_s: float,
         memory_sample_s: float,
         verify_peer: bool,
+        zygotes: Zygotes | None = None,
     ) -> None:
         self.spec = spec
+        self._zygotes = zygotes
         self._billing = billing
         self._init_type = init_type
         self._init_timeout_s = init_timeout_s
@@ -64,6 +67,7 @@ class Instance:
         self._flog = logging.getLogger(f"router.function.{spec.name}")
         self._loop = asyncio.get_running_loop()
         self._proc: InstanceProcess | None = None
+        self._procs: procs.Tree | None = None
         self._api: RuntimeApi | None = None
         self._address: str | None = None
         self._waiter: asyncio.Future[Outcome] | None = None  # init or the call in flight
@@ -95,8 +99,10 @@ class Instance:
         stop_grace_s: float = 0.5,
         memory_sample_s: float = 0.01,
         verify_peer: bool = True,
+        zygotes: Zygotes | None = None,
     ) -> Instance:
-        """Launch and initialise an instance; raises InitFailed (process gone) if init fails."""
+        """Launch and initialise an instance; raises InitFailed (process gone) if init fails. With
+        `zygotes`, a Python instance is forked from the zygote when it can be (router/invoker/zygote.py)."""
         instance = cls(
             spec,
             billing=billing,
@@ -105,6 +111,7 @@ class Instance:
             stop_grace_s=stop_grace_s,
             memory_sample_s=memory_sample_s,
             verify_peer=verify_peer,
+            zygotes=zygotes,
         )
         await instance._init(request_id)
         return instance
@@ -123,13 +130,18 @@ class Instance:
             plan = launch.build(
                 self.spec, runtime_api=address, init_type=self._init_type, log_stream=launch.log_stream_name()
             )
-            self._proc = InstanceProcess.spawn(plan, on_line=self._on_line, on_exit=self._on_exit)
+            self._proc = await self._launch(plan)
+            self._procs = procs.Tree(self._proc.pid)
+            self._api.launched()
         except (launch.LaunchError, OSError) as e:
             self._api.close()
             error_type = getattr(e, "error_type", "Runtime.InvalidEntrypoint")
             raise InitFailed(
                 self._init_failure(request_id, 0.0, _error(str(e), error_type), error_type)
             ) from None
+        except BaseException:
+            self._api.close()
+            raise
         timer = self._loop.call_later(self._init_timeout_s, self._settle, "timeout")
         try:
             outcome = await self._waiter
@@ -141,7 +153,7 @@ class Instance:
         init_ms = (outcome.at - t0) * 1000
         if outcome.kind == "ready":
             self._init_ms = init_ms
-            self._last_peak = procs.peak_bytes(self._tree())
+            self._last_peak = self._peak(self._tree())
             self._cold = self._init_type == "on-demand"
             self._last_used = time.monotonic()
             if not self._cold:
@@ -150,6 +162,13 @@ class Instance:
         await self._abort()
         payload, error_type = self._init_error_payload(outcome, request_id)
         raise InitFailed(self._init_failure(request_id, init_ms, payload, error_type))
+
+    async def _launch(self, plan: launch.Launch) -> InstanceProcess:
+        if self._zygotes is not None:
+            forked = await self._zygotes.spawn(self.spec, plan, on_line=self._on_line, on_exit=self._on_exit)
+            if forked is not None:
+                return forked
+        return InstanceProcess.spawn(plan, on_line=self._on_line, on_exit=self._on_exit)
 
     def _init_error_payload(self, outcome: Outcome, request_id: str) -> tuple[bytes, str]:
         if outcome.kind == "init_error":
@@ -200,6 +219,8 @@ class Instance:
                 proc.close()
         if self._api is not None:
             self._api.close()
+        if self._procs is not None:
+            self._procs.close()
 
     async def _wait_exit(self, limit_s: float) -> bool:
         proc = self._proc
@@ -241,7 +262,10 @@ class Instance:
         return self._init_ms
 
     def _tree(self) -> list[int]:
-        return procs.tree(self._proc.pid) if self._proc is not None else []
+        return self._procs.members() if self._procs is not None else []
+
+    def _peak(self, members: list[int]) -> int:
+        return self._procs.peak_bytes(members) if self._procs is not None else 0
 
     # ------------------------------------------------------------------------------------------------------
     # callbacks from the Runtime API and the process
@@ -259,6 +283,8 @@ class Instance:
         self._settle("exit", returncode=returncode)
         if self._api is not None:
             self._api.close()
+        if self._procs is not None:
+            self._procs.close()
 
     def _on_line(self, line: bytes) -> None:
         self._log.add(line)
@@ -272,7 +298,7 @@ class Instance:
         if self._waiter is None or self._waiter.done():
             return
         if self._loop.time() >= deadline:
-            self._sampled_peak = max(self._sampled_peak, procs.peak_bytes(self._members))
+            self._sampled_peak = max(self._sampled_peak, self._peak(self._members))
             self._kill()
             self._settle("timeout")
             return
@@ -317,7 +343,8 @@ class Instance:
         self._request_id = rid
         self._log.add_text(metering.start_line(rid, self.spec.version))
         self._members = self._tree()
-        procs.reset_peaks(self._members)
+        if self._procs is not None:
+            self._procs.reset_peaks(self._members)
         self._sampled_peak = 0
         waiter = self._waiter = self._loop.create_future()
         timeout = self.spec.timeout_s
@@ -351,7 +378,7 @@ class Instance:
         rid = request.request_id
         if outcome.kind not in _DEATHS:
             self._proc.drain()
-            peak = max(self._sampled_peak, procs.peak_bytes(self._members))
+            peak = max(self._sampled_peak, self._peak(self._members))
             if peak > self._limit_bytes:
                 self._kill()
                 outcome = Outcome(kind="oom", at=outcome.at)

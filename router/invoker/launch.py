@@ -7,6 +7,12 @@
 The environment is built from scratch (nothing of the router's own leaks in but PATH entries and the locale),
 with every variable Lambda sets, then the function's own `environment` on top; the reserved names Lambda
 does not let a function override are set last.
+
+Python instances can also be forked from a zygote (router/invoker/zygote.py) instead of started fresh.
+`zygote_environment()` is what the zygote itself starts with (what every Python instance has in common), and
+`zygote_unfit(spec)` says why a function must get a fresh interpreter anyway: a variable that only takes
+effect when a process starts (PYTHON*, LD_*, the locale's) in its environment, or a `lib` folder in its
+code (LD_LIBRARY_PATH is read by the dynamic loader at start-up only).
 """
 
 from __future__ import annotations
@@ -82,20 +88,24 @@ def site_dirs() -> list[str]:
     return [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and os.path.isdir(p)]
 
 
+PYTHON_BOOTSTRAP = RUNTIMES_DIR / "python_bootstrap.py"
+# -S: skipping site (and the .pth files of the router's own environment) saves ~15 ms per cold start; the
+# bootstrap puts the same site-packages folders on sys.path itself.
+PYTHON_COMMAND = (sys.executable, "-S", "-u", str(PYTHON_BOOTSTRAP))
+# Read by the interpreter, the dynamic loader or libc when a process starts, never again after.
+STARTUP_PREFIXES = ("PYTHON", "LD_", "LC_", "MALLOC_")
+STARTUP_NAMES = ("LANG", "LANGUAGE", "GLIBC_TUNABLES")
+
+
+def python_arguments(spec: FunctionSpec) -> list[str]:
+    """What the Python bootstrap takes after its own path: the RLIMIT_DATA and the site-packages folders."""
+    return [str(data_limit_bytes(spec.memory_mb)), os.pathsep.join(site_dirs())]
+
+
 def command(spec: FunctionSpec) -> list[str]:
     runtime = spec.runtime
     if PYTHON.match(runtime):
-        bootstrap = RUNTIMES_DIR / "python_bootstrap.py"
-        # -S: skipping site (and the .pth files of the router's own environment) saves ~15 ms per cold
-        # start; the bootstrap puts the same site-packages folders on sys.path itself.
-        return [
-            sys.executable,
-            "-S",
-            "-u",
-            str(bootstrap),
-            str(data_limit_bytes(spec.memory_mb)),
-            os.pathsep.join(site_dirs()),
-        ]
+        return [*PYTHON_COMMAND, *python_arguments(spec)]
     if NODE.match(runtime):
         node = shutil.which("node")
         if node is None:
@@ -150,6 +160,31 @@ def environment(spec: FunctionSpec, *, runtime_api: str, init_type: str, log_str
     if NODE.match(spec.runtime):
         base["NODE_PATH"] = f"/opt/nodejs/node_modules:{task_root}/node_modules"
     return {**base, **spec.environment, **reserved}
+
+
+def zygote_environment() -> dict[str, str]:
+    """The environment a zygote starts with: what every Python instance's environment has in common."""
+    return {
+        "PATH": _path(),
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+        "LD_LIBRARY_PATH": "/opt/lib",  # an instance's is <code>/lib:/opt/lib, and zygote_unfit checks lib
+        "HOME": os.environ.get("HOME", "/tmp"),
+    }
+
+
+def zygote_unfit(spec: FunctionSpec) -> str | None:
+    """Why this function's instances cannot be forked from the zygote (None: they can)."""
+    if not PYTHON.match(spec.runtime):
+        return f"runtime {spec.runtime} is not Python"
+    common = zygote_environment()
+    for name, value in spec.environment.items():
+        startup = name.startswith(STARTUP_PREFIXES) or name in STARTUP_NAMES
+        if startup and common.get(name) != value:
+            return f"its environment sets {name}, which only takes effect when a process starts"
+    if (spec.code_dir / "lib").is_dir():
+        return "its code has a lib folder (LD_LIBRARY_PATH takes effect when a process starts)"
+    return None
 
 
 def build(spec: FunctionSpec, *, runtime_api: str, init_type: str, log_stream: str) -> Launch:

@@ -10,6 +10,10 @@
   everything already in the pipe, so lines printed before the runtime answered are attributed to that call.
   A line longer than `max_line` is cut into pieces.
 * `kill(sig)` signals the group; `close()` releases the pipe and pidfd.
+* `InstanceProcess.adopt(pid, out_fd, reap=...)` watches a process someone else started: one forked by the
+  zygote (router/invoker/zygote.py), which is not our child. A pidfd works on any process; the exit status
+  comes from its parent: `reap(done)` must call `done(returncode)` once it is known, and is called only
+  after the group was killed (the parent keeps the leader a zombie until then, so its pid stays ours).
 """
 
 from __future__ import annotations
@@ -24,18 +28,22 @@ from router.invoker import procs
 from router.invoker.launch import Launch
 
 MAX_LINE = 16 * 1024
+Reap = Callable[[Callable[[int | None], None]], None]
 
 
 class InstanceProcess:
     def __init__(
         self,
-        popen: subprocess.Popen[bytes],
+        pid: int,
+        reap: Reap,
         out_fd: int,
         on_line: Callable[[bytes], None],
         on_exit: Callable[[int | None], None],
         max_line: int,
     ) -> None:
-        self._popen = popen
+        self._pid = pid
+        self._reap = reap
+        self._returncode: int | None = None
         self._out_fd: int | None = out_fd
         self._on_line = on_line
         self._on_exit = on_exit
@@ -43,7 +51,7 @@ class InstanceProcess:
         self._partial = b""
         self._loop = asyncio.get_running_loop()
         self.exited: asyncio.Future[int | None] = self._loop.create_future()
-        self._pidfd: int | None = os.pidfd_open(popen.pid)
+        self._pidfd: int | None = os.pidfd_open(pid)
         self._loop.add_reader(self._pidfd, self._exit_ready)
         self._loop.add_reader(out_fd, self._output_ready)
 
@@ -75,15 +83,31 @@ class InstanceProcess:
         finally:
             os.close(write_fd)
         os.set_blocking(read_fd, False)
-        return cls(popen, read_fd, on_line, on_exit, max_line)
+        return cls(popen.pid, lambda done: done(popen.poll()), read_fd, on_line, on_exit, max_line)
+
+    @classmethod
+    def adopt(
+        cls,
+        pid: int,
+        out_fd: int,
+        *,
+        reap: Reap,
+        on_line: Callable[[bytes], None],
+        on_exit: Callable[[int | None], None],
+        max_line: int = MAX_LINE,
+    ) -> InstanceProcess:
+        """Watch `pid`, started elsewhere, whose output is on `out_fd` (taken over: set non-blocking, closed
+        with this object). Raises OSError if the process cannot be watched."""
+        os.set_blocking(out_fd, False)
+        return cls(pid, reap, out_fd, on_line, on_exit, max_line)
 
     @property
     def pid(self) -> int:
-        return self._popen.pid
+        return self._pid
 
     @property
     def returncode(self) -> int | None:
-        return self._popen.returncode
+        return self._returncode
 
     @property
     def running(self) -> bool:
@@ -91,7 +115,7 @@ class InstanceProcess:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.running:
-            procs.kill_group(self._popen.pid, sig)
+            procs.kill_group(self._pid, sig)
 
     # exit ----------------------------------------------------------------------------------------------
 
@@ -100,8 +124,11 @@ class InstanceProcess:
             self._loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = None
-        procs.kill_group(self._popen.pid, signal.SIGKILL)
-        returncode = self._popen.poll()
+        procs.kill_group(self._pid, signal.SIGKILL)
+        self._reap(self._reaped)
+
+    def _reaped(self, returncode: int | None) -> None:
+        self._returncode = returncode
         self.drain()
         if not self.exited.done():
             self.exited.set_result(returncode)

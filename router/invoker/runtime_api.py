@@ -14,7 +14,9 @@ Endpoints, status codes and bodies as Lambda (and the Runtime Interface Emulator
 * `POST /2018-06-01/runtime/init/error`: 202 during init, 403 after it.
 
 One listener per instance, and (by default) every connection is checked to come from a process of the
-instance's own tree, so no instance can take another's events. Outcomes go to the owner through three
+instance's own tree, so no instance can take another's events; a connection made before the owner knows
+the instance's pid (a zygote fork) waits unread until `launched()` is called. An event is written to a
+runtime waiting in /next the moment it is delivered (http11.Parked). Outcomes go to the owner through three
 callbacks: `on_ready()`, `on_init_error(body, error_type)`, `on_answer(answer)`.
 """
 
@@ -32,7 +34,7 @@ import msgspec
 
 from router.errors import FUNCTION_RESPONSE_TOO_LARGE
 from router.invoker import procs
-from router.invoker.http11 import Request, Response, serve
+from router.invoker.http11 import Parked, Request, Response, serve
 
 PREFIX = "/2018-06-01/runtime"
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # Lambda's limit as the emulator spells it: 6291556
@@ -82,6 +84,7 @@ class RuntimeApi:
         self._pids = pids  # None: accept any local connection
         self._server: asyncio.Server | None = None
         self._transports: set[asyncio.Transport] = set()
+        self._undecided: list[tuple[asyncio.Transport, asyncio.Future[bool]]] = []
         self._initialized = False
         self._pending: Event | None = None
         self._parked: asyncio.Future[Response] | None = None
@@ -101,6 +104,9 @@ class RuntimeApi:
         for t in list(self._transports):
             t.abort()
         self._transports.clear()
+        for _, verdict in self._undecided:
+            verdict.cancel()
+        self._undecided.clear()
         if self._parked is not None and not self._parked.done():
             self._parked.cancel()
 
@@ -122,14 +128,37 @@ class RuntimeApi:
 
     # http11.Handler ----------------------------------------------------------------------------------------
 
-    def accept(self, transport: asyncio.Transport) -> bool:
+    def accept(self, transport: asyncio.Transport) -> bool | asyncio.Future[bool]:
         if self._pids is not None:
-            peer, local = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
-            if not procs.socket_owner_in(self._pids(), peer, local):
-                log.warning("runtime API: refused a connection from %s: not a process of this instance", peer)
+            pids = self._pids()
+            if not pids:
+                # The process is still being launched (a zygote fork answers after the child may have
+                # connected): decide in launched().
+                verdict = asyncio.get_running_loop().create_future()
+                self._undecided.append((transport, verdict))
+                self._transports.add(transport)
+                return verdict
+            if not self._owned(transport, pids):
                 return False
         self._transports.add(transport)
         return True
+
+    def launched(self) -> None:
+        """The instance's process is known: decide on the connections that came before it was."""
+        undecided, self._undecided = self._undecided, []
+        for transport, verdict in undecided:
+            if not verdict.done():
+                owned = self._pids is None or self._owned(transport, self._pids())
+                if not owned:
+                    self._transports.discard(transport)
+                verdict.set_result(owned)
+
+    def _owned(self, transport: asyncio.Transport, pids: list[int]) -> bool:
+        peer, local = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
+        if procs.socket_owner_in(pids, peer, local):
+            return True
+        log.warning("runtime API: refused a connection from %s: not a process of this instance", peer)
+        return False
 
     def handle(self, request: Request) -> Response | asyncio.Future[Response]:
         path = request.path
@@ -162,7 +191,7 @@ class RuntimeApi:
             self._on_ready()
         if self._pending is not None:
             return self._take()
-        self._parked = asyncio.get_running_loop().create_future()
+        self._parked = Parked(loop=asyncio.get_running_loop())
         return self._parked
 
     def _take(self) -> Response:

@@ -9,6 +9,8 @@ the Lambda Runtime API with it. Its contract:
   `InitFailed` carrying the `InvocationResult` the caller gets (errorType Runtime.ImportModuleError,
   Runtime.HandlerNotFound, Runtime.ExitError, Runtime.InitError for the init timeout, ...; `request_id` is
   the one passed to start), and the process is gone. Instance logs go to logger "router.function.<name>".
+  With `zygotes=` (router/invoker/zygote.py) a Python instance is forked from a pre-started interpreter
+  when it can be, and started fresh otherwise.
 * `await instance.invoke(request)` runs one event (one at a time per instance, as on Lambda; a second
   concurrent call raises RuntimeError) and always returns an `InvocationResult`: function errors, timeouts
   (Sandbox.Timeout), out of memory (Runtime.OutOfMemory) and crashes (Runtime.ExitError) are data, never
@@ -43,6 +45,7 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
     account_id: str = "123456789012"
     version: str = "$LATEST"
     revision: str = "1"  # changes with every code/config update; instances of an old revision are retired
+    python_zygote: bool | None = None  # fork Python instances from a zygote; None: the router's setting
 
     @property
     def arn(self) -> str:

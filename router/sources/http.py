@@ -147,7 +147,7 @@ class HttpSource:
         self.max_bytes = int(self.config.max_body_mb * 1024 * 1024)
         self.port: int | None = None  # the bound port, once listening
         self._runner: web.BaseRunner | None = None
-        self._inflight: set[asyncio.Task[InvocationResult]] = set()
+        self._inflight: set[asyncio.Task[InvocationResult | Exception]] = set()
         self._closed = False
 
     @property
@@ -200,7 +200,8 @@ class HttpSource:
             log.exception("http source %s: request %s failed", self.ctx.name, request_id)
             reply = error_reply(500)
         reply.headers.append((self.config.request_id_header_name, request_id))
-        return web.Response(status=reply.status, body=reply.body, headers=_multidict(reply.headers))
+        # A list of pairs: aiohttp makes its own CIMultiDict of whatever it is given.
+        return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
 
     async def _reply(self, request: web.BaseRequest, request_id: str) -> Reply:
         cors = self.config.cors
@@ -247,6 +248,8 @@ class HttpSource:
             # The low-level server leaves this to us; without it curl waits a second before any body > 1 KB.
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0
+        if not request.body_exists:
+            return b""  # no Content-Length and not chunked (or Content-Length: 0): nothing to read
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.content.iter_chunked(256 * 1024):
@@ -312,30 +315,52 @@ class HttpSource:
     async def _invoke(self, route: BoundRoute, envelope: Envelope, payload: bytes, request_id: str) -> Reply:
         if self._closed:
             return error_reply(503)
-        task = asyncio.ensure_future(route.invoke(payload, trace=envelope.trace))
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        task = loop.create_task(self._call(route, payload, envelope.trace, waiter))
         self._inflight.add(task)
-        task.add_done_callback(self._settled)
-        done, _ = await asyncio.wait({task}, timeout=self.config.timeout_s)
-        if not done:
+        timer = loop.call_later(self.config.timeout_s, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+        if not task.done():
             log.warning(
                 "request %s: %s did not answer within %gs", request_id, route.function, self.config.timeout_s
             )
             return error_reply(504)
-        try:
-            result = task.result()
-        except asyncio.CancelledError:
+        if task.cancelled():
             return error_reply(503)  # closing, and the call did not end within drain_s
-        except DispatchError as e:
-            log.info("request %s: %s not invoked: %s", request_id, route.function, e.code)
-            return reply_for_dispatch_error(e)
-        return reply_for_result(result, self.version)
+        outcome = task.result()
+        if isinstance(outcome, DispatchError):
+            log.info("request %s: %s not invoked: %s", request_id, route.function, outcome.code)
+            return reply_for_dispatch_error(outcome)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return reply_for_result(outcome, self.version)
 
-    def _settled(self, task: asyncio.Task[InvocationResult]) -> None:
-        self._inflight.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            if not isinstance(exc, DispatchError):
-                log.error("http source %s: invocation failed", self.ctx.name, exc_info=exc)
+    async def _call(
+        self, route: BoundRoute, payload: bytes, trace: str | None, waiter: asyncio.Future[None]
+    ) -> InvocationResult | Exception:
+        """The call, in a task of its own (it runs on after a 504). It wakes the request's waiter itself as
+        it ends: a done callback, or asyncio.wait, would take extra turns of the event loop per request."""
+        try:
+            return await route.invoke(payload, trace=trace)
+        except DispatchError as e:
+            return e
+        except Exception as e:
+            log.error("http source %s: invocation failed", self.ctx.name, exc_info=e)
+            return e
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self._inflight.discard(task)
+            _wake(waiter)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _trace(facts: RequestFacts) -> str | None:
@@ -345,12 +370,6 @@ def _trace(facts: RequestFacts) -> str | None:
 
 def _rfc3339(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
-
-
-def _multidict(headers: list[tuple[str, str]]) -> Any:
-    from multidict import CIMultiDict
-
-    return CIMultiDict(headers)
 
 
 def create(ctx: SourceContext) -> HttpSource:

@@ -7,7 +7,7 @@ import asyncio
 import msgspec
 import pytest
 
-from router.invoker.http11 import Connection, Request, Response
+from router.invoker.http11 import Connection, Parked, Request, Response
 from router.invoker.runtime_api import MAX_RESPONSE_BYTES, Answer, Event, RuntimeApi
 
 
@@ -15,11 +15,13 @@ class FakeTransport(asyncio.Transport):
     def __init__(self) -> None:
         super().__init__()
         self.out = bytearray()
+        self.writes = 0
         self.closed = False
         self.aborted = False
 
     def write(self, data: bytes) -> None:  # type: ignore[override]
         self.out += data
+        self.writes += 1
 
     def close(self) -> None:
         self.closed = True
@@ -148,6 +150,52 @@ async def test_parked_request_answers_later_and_holds_the_next_one() -> None:
     await asyncio.sleep(0)
     assert [r.path for r in handler.requests] == ["/park", "/after"]
     assert [(s, b) for s, _, b in t.responses()] == [(200, b"event"), (202, b"ok")]
+
+
+async def test_pipelined_answers_go_out_in_one_write_with_the_next() -> None:
+    handler = Recorder()
+    conn, t = connect(handler)
+    conn.data_received(b"POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\nokGET /park HTTP/1.1\r\n\r\n")
+    assert [r.path for r in handler.requests] == ["/a", "/park"]
+    assert t.writes == 0  # the answer to /a waits for the one to /park
+    assert handler.park is not None
+    handler.park.set_result(Response(200, b"event"))
+    await asyncio.sleep(0)
+    assert t.writes == 1 and [(s, b) for s, _, b in t.responses()] == [(202, b"ok"), (200, b"event")]
+    conn.data_received(b"GET /b HTTP/1.1\r\n\r\n")  # nothing behind it: answered at once
+    assert t.writes == 2
+
+
+async def test_a_parked_answer_is_written_when_its_result_is_set() -> None:
+    parked: list[Parked] = []
+
+    class Handler(Recorder):
+        def handle(self, request: Request) -> Response | asyncio.Future[Response]:
+            parked.append(Parked(loop=asyncio.get_running_loop()))
+            return parked[-1]
+
+    conn, t = connect(Handler())
+    conn.data_received(b"GET /next HTTP/1.1\r\n\r\n")
+    parked[0].set_result(Response(200, b"now"))
+    assert t.responses() == [(200, {"content-type": "application/json", "content-length": "3"}, b"now")]
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+async def test_a_deferred_accept_holds_requests_until_decided(allowed: bool) -> None:
+    verdict: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    class Deciding(Recorder):
+        def accept(self, transport: asyncio.Transport) -> asyncio.Future[bool]:  # type: ignore[override]
+            return verdict
+
+    handler = Deciding()
+    conn, t = connect(handler)
+    conn.data_received(b"GET /a HTTP/1.1\r\n\r\n")
+    assert handler.requests == []
+    verdict.set_result(allowed)
+    await asyncio.sleep(0)
+    assert [r.path for r in handler.requests] == (["/a"] if allowed else [])
+    assert t.aborted is not allowed
 
 
 async def test_dropped_connection_cancels_the_parked_request() -> None:

@@ -15,6 +15,9 @@ behaves as AWS's Python runtime (awslambdaric) does for the handler:
 * the root logger gets Lambda's handler ("[LEVEL]\\t<time>\\t<request id>\\t<message>") when the code uses
   `logging` (it is configured lazily, so functions that never log do not pay for importing it).
 
+Also started as `python -S -u python_bootstrap.py --zygote FD`: a template process that forks instances
+(runtimes/python_zygote.py); each forked child then runs main() as a freshly started one would.
+
 It talks HTTP/1.1 over one kept-alive socket rather than with http.client: importing http.client (and the
 email package behind it) would add about 20 ms to every cold start.
 """
@@ -25,7 +28,6 @@ import socket
 import sys
 import time
 
-_API = os.environ["AWS_LAMBDA_RUNTIME_API"]
 _PREFIX = "/2018-06-01/runtime"
 
 
@@ -38,33 +40,47 @@ class _Fault(Exception):
 
 
 class RuntimeClient:
-    """A minimal HTTP/1.1 client for our own Runtime API server (it always sends Content-Length)."""
+    """A minimal HTTP/1.1 client for our own Runtime API server (it always sends Content-Length).
+
+    An answer and the request for the next event go out in one write (HTTP/1.1 pipelining), and the server
+    answers both in one write once the next event is there: one round trip per call instead of two.
+    """
 
     def __init__(self, address):
         host, _, port = address.rpartition(":")
         self._address = (host, int(port))
         self._sock = None
         self._buf = bytearray()
+        # Received into one reused buffer: sock.recv(256 KB) would allocate (mmap) a fresh one every time.
+        self._chunk = bytearray(262144)
+        self._view = memoryview(self._chunk)
+        self._next = self._head("GET", "/invocation/next", 0)
 
     def _connect(self):
-        sock = socket.create_connection(self._address)
+        # Not socket.create_connection: its getaddrinfo imports the idna codec (with stringprep and
+        # unicodedata), 2-3 ms of every cold start; the address is a numeric IPv4 one.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.connect(self._address)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock, self._buf = sock, bytearray()
         return sock
 
-    def request(self, method, path, body=b"", headers=()):
-        sock = self._sock or self._connect()
+    def _head(self, method, path, length, headers=()):
         head = [f"{method} {_PREFIX}{path} HTTP/1.1", f"Host: {self._address[0]}"]
         head.extend(f"{k}: {v}" for k, v in headers)
-        head.append(f"Content-Length: {len(body)}")
-        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        head.append(f"Content-Length: {length}")
+        return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+
+    def request(self, method, path, body=b"", headers=()):
+        sock = self._sock or self._connect()
+        sock.sendall(self._head(method, path, len(body), headers) + body)
         return self._read_response(sock)
 
     def _recv(self, sock):
-        data = sock.recv(262144)
-        if not data:
+        n = sock.recv_into(self._chunk)
+        if not n:
             raise ConnectionError("runtime API closed the connection")
-        self._buf += data
+        self._buf += self._view[:n]
 
     def _read_response(self, sock):
         while True:
@@ -92,22 +108,37 @@ class RuntimeClient:
             return status, headers, body
 
     def next(self):
-        status, headers, body = self.request("GET", "/invocation/next")
-        if status != 200:
-            # 403 means an answer went missing on our side; there is nothing sensible to retry.
-            raise ConnectionError(f"runtime API /next answered {status}: {body[:200]!r}")
-        return headers, body
+        return _event(self.request("GET", "/invocation/next"))
+
+    def _answer_and_next(self, path, body, headers=()):
+        """POST an answer and GET the next event; returns the next event (headers, body)."""
+        sock = self._sock or self._connect()
+        sock.sendall(self._head("POST", path, len(body), headers) + body + self._next)
+        self._read_response(sock)  # the answer's 202 (or 4xx: nothing to do about it here)
+        if self._sock is not sock:
+            return self.next()  # the server closed after the answer, dropping the pipelined GET
+        return _event(self._read_response(sock))
 
     def respond(self, request_id, body):
-        return self.request("POST", f"/invocation/{request_id}/response", body)[0]
+        """Answer the event and wait for the next one."""
+        return self._answer_and_next(f"/invocation/{request_id}/response", body)
 
     def fail(self, request_id, error):
+        """Report the event's error and wait for the next one."""
         body, error_type = _encode_error(error)
-        return self.request("POST", f"/invocation/{request_id}/error", body, _error_headers(error_type))[0]
+        return self._answer_and_next(f"/invocation/{request_id}/error", body, _error_headers(error_type))
 
     def init_error(self, error):
         body, error_type = _encode_error(error)
         return self.request("POST", "/init/error", body, _error_headers(error_type))[0]
+
+
+def _event(response):
+    status, headers, body = response
+    if status != 200:
+        # 403 means an answer went missing on our side; there is nothing sensible to retry.
+        raise ConnectionError(f"runtime API /next answered {status}: {body[:200]!r}")
+    return headers, body
 
 
 def _error_headers(error_type):
@@ -271,11 +302,15 @@ class _Encoder(json.JSONEncoder):
         return super().default(o)
 
 
+_ENCODER = _Encoder(separators=(",", ":"))  # json.dumps(cls=...) would build one per call
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The loop
 
 
 def invoke(client, handler, headers, body):
+    """Run one event, answer it; returns the next event."""
     global _request_id
     request_id = headers["lambda-runtime-aws-request-id"]
     _request_id = request_id
@@ -307,7 +342,7 @@ def invoke(client, handler, headers, body):
         log_error(error)
         return client.fail(request_id, error)
     try:
-        payload = json.dumps(result, cls=_Encoder, separators=(",", ":")).encode()
+        payload = _ENCODER.encode(result).encode()
     except (TypeError, ValueError) as e:
         error = error_result(_Fault("Runtime.MarshalError", f"Unable to marshal response: {e}"), request_id)
         log_error(error)
@@ -330,7 +365,7 @@ def main():
     import site  # with -S this does not run site.main(); it only gives back the exit()/quit() builtins
 
     site.setquit()
-    client = RuntimeClient(_API)
+    client = RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
     try:
         handler = load_handler(os.environ["_HANDLER"])
     except Exception as e:
@@ -340,10 +375,20 @@ def main():
         sys.exit(1)
     if "logging" in sys.modules:
         setup_logging()
+    headers, body = client.next()
     while True:
-        headers, body = client.next()
-        invoke(client, handler, headers, body)
+        headers, body = invoke(client, handler, headers, body)
+
+
+# What a Python instance imports anyway at some point: a zygote (see python_zygote.py) loads it up front.
+ZYGOTE_PRELOAD = ("importlib", "resource", "site")
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--zygote"]:
+        import python_zygote  # beside this file, which is sys.path[0] here
+
+        for name in ZYGOTE_PRELOAD:
+            __import__(name)
+        python_zygote.serve(int(sys.argv[2]))  # returns in a forked instance only, set up as a fresh one
     main()

@@ -1,0 +1,157 @@
+"""router's Python zygote: a template interpreter that forks new Python instances on request.
+
+Started by the router as `python -S -u python_bootstrap.py --zygote CTRL_FD` (the bootstrap imports this
+module only then), with the base environment every Python instance gets (PATH, LANG, TZ, HOME), so the
+interpreter-level settings that are fixed at start-up (locale, flags) are those of a fresh instance. It has
+already imported the bootstrap and its modules; a fork costs about a millisecond where a fresh interpreter
+costs tens.
+
+Protocol, on CTRL_FD (an AF_UNIX SOCK_SEQPACKET socket, one JSON object per message):
+
+* router -> zygote `{"op": "fork", "id": N, "argv": [...], "env": {...}, "cwd": "..."}` with one descriptor
+  attached (SCM_RIGHTS): the write end of the pipe the instance's stdout and stderr go to. The zygote forks;
+  the child becomes what `python -S -u python_bootstrap.py ARGV...` in `cwd` with exactly `env` would be: a
+  new session and process group (setsid), stdin /dev/null, stdout and stderr on the pipe, no other
+  descriptor open, os.environ replaced (and time.tzset() for TZ), sys.argv set; then it returns from
+  `serve` into the bootstrap's main(). The zygote answers `{"id": N, "pid": P}` once the child has called
+  setsid (so the group the router kills exists), or `{"id": N, "error": "..."}`.
+* zygote -> router `{"exit": P, "status": S}` when child P exited (S as subprocess's returncode: the exit
+  code, or -signal). The child stays a zombie, holding its pid and so its process group id, until the router
+  says `{"op": "reap", "pid": P}`: the router kills what is left of the group first, as it does for the
+  processes it spawns itself, and no reused pid can be hit meanwhile.
+* `{"ready": true}` is sent once at start. End of file on CTRL_FD (the router closed it or died): the zygote
+  exits; the instances it forked live on (they end when their Runtime API connection closes).
+"""
+
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+MAX_MESSAGE = 1 << 20
+
+
+def serve(ctrl_fd):
+    """Serve fork requests; returns only in a forked child, set up as a fresh instance."""
+    ctrl = socket.socket(fileno=ctrl_fd)
+    ctrl.setblocking(True)
+    children: dict[int, int] = {}  # pidfd -> pid
+    poller = select.poll()
+    poller.register(ctrl.fileno(), select.POLLIN)
+    ctrl.send(json.dumps({"ready": True}).encode())
+    while True:
+        for fd, _ in poller.poll():
+            if fd != ctrl.fileno():
+                _report_exit(ctrl, poller, children, fd)
+                continue
+            message, fds = _receive(ctrl)
+            if message is None:
+                os._exit(0)  # the router is gone
+            op = message.get("op")
+            if op == "fork":
+                child = _fork(ctrl, poller, children, message, fds)
+                if child is not None:
+                    return child
+            elif op == "reap":
+                _reap(message["pid"])
+            for fd in fds:
+                os.close(fd)
+
+
+def _receive(ctrl):
+    data, ancdata, _, _ = ctrl.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(16 * 4))
+    if not data:
+        return None, []
+    fds: list[int] = []
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(payload) - len(payload) % 4
+            fds.extend(int.from_bytes(payload[i : i + 4], sys.byteorder) for i in range(0, usable, 4))
+    return json.loads(data), fds
+
+
+def _send(ctrl, message):
+    try:
+        ctrl.send(json.dumps(message).encode())
+    except OSError:
+        os._exit(0)
+
+
+def _fork(ctrl, poller, children, message, fds):
+    if len(fds) != 1:
+        _send(ctrl, {"id": message.get("id"), "error": f"expected 1 descriptor, got {len(fds)}"})
+        return None
+    ready_r, ready_w = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError as e:
+        os.close(ready_r)
+        os.close(ready_w)
+        _send(ctrl, {"id": message["id"], "error": f"fork: {e}"})
+        return None
+    if pid == 0:
+        os.close(ready_r)
+        ctrl.detach()  # closed with the rest below; the object must not close a reused number later
+        try:
+            _become_instance(message, fds[0], ready_w)
+        except BaseException as e:  # never return into the zygote's loop
+            os.write(2, f"zygote: could not set up the instance: {e!r}\n".encode())
+            os._exit(127)
+        return message
+    os.close(ready_w)
+    os.read(ready_r, 1)  # end of file once the child called setsid (or died)
+    os.close(ready_r)
+    pidfd = os.pidfd_open(pid)
+    children[pidfd] = pid
+    poller.register(pidfd, select.POLLIN)
+    _send(ctrl, {"id": message["id"], "pid": pid})
+    return None
+
+
+def _become_instance(message, out_fd, ready_w):
+    os.setsid()
+    os.close(ready_w)  # the zygote may answer now: our process group exists
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out_fd, 1)
+    os.dup2(out_fd, 2)
+    # The control socket, the pipe's copy, the other children's pidfds: every descriptor but 0, 1 and 2.
+    os.closerange(3, max(1 << 16, os.sysconf("SC_OPEN_MAX")))
+    os.chdir(message["cwd"])
+    # The interpreter's own addition at start-up (PEP 538 C locale coercion) is what a fresh instance gets
+    # too: the locale variables are the same for both (a function that sets one is never forked).
+    coerced = os.environ.get("LC_CTYPE")
+    os.environ.clear()
+    os.environ.update(message["env"])
+    if coerced is not None and "LC_CTYPE" not in os.environ:
+        os.environ["LC_CTYPE"] = coerced
+    time.tzset()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    bootstrap = os.path.join(os.path.dirname(os.path.abspath(__file__)), "python_bootstrap.py")
+    sys.argv = [bootstrap, *message["argv"]]
+    sys.orig_argv[:] = [sys.executable, "-S", "-u", *sys.argv]
+    sys.modules.pop(__name__, None)
+
+
+def _report_exit(ctrl, poller, children, pidfd):
+    pid = children.pop(pidfd)
+    poller.unregister(pidfd)
+    try:
+        info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOWAIT)
+    except ChildProcessError:
+        info = None
+    os.close(pidfd)
+    status = None
+    if info is not None:
+        status = info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+    _send(ctrl, {"exit": pid, "status": status})
+
+
+def _reap(pid):
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
