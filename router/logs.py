@@ -6,11 +6,14 @@ appended as key=value in text mode), so one invocation is one structured line, l
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
 from typing import Any
+
+import msgspec
+
+_encode = msgspec.json.Encoder(enc_hook=str).encode
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,7 +30,7 @@ class JsonFormatter(logging.Formatter):
             out.update(fields)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        return _encode(out).decode()
 
 
 class TextFormatter(logging.Formatter):
@@ -47,6 +50,12 @@ def setup_logging(level: str = "info", json_format: bool | None = None) -> None:
         json_format = not sys.stderr.isatty()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_format else TextFormatter())
+    # One log line per invocation is on the hot path: skip the caller lookup and the thread/process fields
+    # that no formatter here prints.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import FUNCTIONS, RouterProcess, Service, free_port, start_moto, start_tansu
+from tests.support import (
+    FUNCTIONS,
+    RouterProcess,
+    Service,
+    close_aws_clients,
+    free_port,
+    start_moto,
+    start_tansu,
+)
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -44,8 +52,14 @@ MakeRouter = Callable[..., Awaitable[RouterProcess]]
 async def make_router(tmp_path: Path) -> AsyncIterator[MakeRouter]:
     made: list[RouterProcess] = []
 
-    async def make(config_yaml: str, *, files: dict[str, str | bytes] | None = None,
-                   env: dict[str, str] | None = None, start: bool = True, name: str = "") -> RouterProcess:
+    async def make(
+        config_yaml: str,
+        *,
+        files: dict[str, str | bytes] | None = None,
+        env: dict[str, str] | None = None,
+        start: bool = True,
+        name: str = "",
+    ) -> RouterProcess:
         base = tmp_path / (name or f"router{len(made)}")
         base.mkdir(parents=True, exist_ok=True)
         for rel, content in (files or {}).items():
@@ -55,8 +69,12 @@ async def make_router(tmp_path: Path) -> AsyncIterator[MakeRouter]:
                 target.write_bytes(content)
             else:
                 target.write_text(content)
-        full_env = {"ROUTER_PORT": str(free_port()), "FUNCTIONS": str(FUNCTIONS), "TMP": str(base),
-                    **(env or {})}
+        full_env = {
+            "ROUTER_PORT": str(free_port()),
+            "FUNCTIONS": str(FUNCTIONS),
+            "TMP": str(base),
+            **(env or {}),
+        }
         router = RouterProcess(base, config_yaml, full_env)
         made.append(router)
         if start:
@@ -71,3 +89,9 @@ async def make_router(tmp_path: Path) -> AsyncIterator[MakeRouter]:
 @pytest.fixture
 def functions_dir() -> Path:
     return FUNCTIONS
+
+
+@pytest.fixture(autouse=True)
+def _close_aws_clients() -> Iterator[None]:
+    yield
+    close_aws_clients()

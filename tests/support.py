@@ -227,3 +227,21 @@ def _kill_groups(groups: set[int]) -> None:
     for pgid in groups:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
+
+
+_aws_clients: list[Any] = []
+
+
+def aws_client(service: str, endpoint: str, **kwargs: Any) -> Any:
+    """A boto3 client; closed after the test by the autouse fixture in conftest (no socket left to the GC)."""
+    import boto3
+
+    kwargs.setdefault("region_name", "us-east-1")
+    client = boto3.client(service, endpoint_url=endpoint, **kwargs)
+    _aws_clients.append(client)
+    return client
+
+
+def close_aws_clients() -> None:
+    while _aws_clients:
+        _aws_clients.pop().close()

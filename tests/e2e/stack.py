@@ -19,6 +19,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from tests.support import aws_client
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "compose"
 
@@ -92,11 +94,9 @@ class Stack:
 
 
 def _boto3_client(service: str, endpoint: str, access_key_id: str) -> Any:
-    import boto3
-
-    return boto3.client(
+    return aws_client(
         service,
-        endpoint_url=endpoint,
+        endpoint,
         region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         aws_access_key_id=access_key_id,
         aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),

@@ -66,6 +66,11 @@ def last_tick(base: Path, source: str) -> float:
 
 def announced(log_text: str, key: str) -> bool:
     """The s3 folder source logged that it announced `key` (submitted: filtered or queued)."""
-    return any(
-        '"announced s3 object"' in line and f'"key": "{key}"' in line for line in log_text.splitlines()
-    )
+    for line in log_text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("msg") == "announced s3 object" and record.get("key") == key:
+            return True
+    return False

@@ -13,9 +13,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from tests import support
+from tests.support import aws_client
 
 # Test speed knobs from services.md: fast group joins and fetches that do not sit idle.
 FAST_CLIENT = """
@@ -219,14 +218,14 @@ def aws_source(kind: str, settings: str) -> str:
 
 
 def kinesis_stream(endpoint: str, name: str, shards: int = 1) -> Any:
-    client = boto3.client("kinesis", endpoint_url=endpoint, region_name="us-east-1")
+    client = aws_client("kinesis", endpoint)
     client.create_stream(StreamName=name, ShardCount=shards)
     return client
 
 
 def dynamodb_table(endpoint: str, name: str) -> Any:
     """A table keyed by the string `id`, with a NEW_AND_OLD_IMAGES stream."""
-    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+    client = aws_client("dynamodb", endpoint)
     client.create_table(
         TableName=name,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],

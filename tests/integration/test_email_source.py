@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from router.sources.email_spool import MailSpool, SpooledMail
-from tests.support import RouterProcess, free_port
+from tests.support import RouterProcess, aws_client, free_port
 
 CONFIG = """
 server: {port: "${ROUTER_PORT}"}
@@ -258,9 +258,7 @@ routes:
 
 
 async def test_s3_store_puts_the_message_where_the_event_says(make_router: Any, moto_server: str) -> None:
-    import boto3
-
-    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    s3 = aws_client("s3", moto_server)
     await asyncio.to_thread(s3.create_bucket, Bucket="mailbox")
     port = free_port()
     router = await make_router(

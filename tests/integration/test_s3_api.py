@@ -10,11 +10,9 @@ import hashlib
 import uuid
 from typing import Any
 
-import boto3
-
 from tests.integration import record_function
 from tests.integration.record_function import records, seen, wait_for_keys
-from tests.support import wait_until
+from tests.support import aws_client, wait_until
 
 QUEUED = (
     record_function.CONFIG
@@ -52,10 +50,9 @@ routes:
 
 
 def client(service: str, endpoint: str) -> Any:
-    return boto3.client(
+    return aws_client(
         service,
-        endpoint_url=endpoint,
-        region_name="us-east-1",
+        endpoint,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )

@@ -16,7 +16,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import boto3
 from aiohttp import web
 from botocore.config import Config as BotoConfig
 
@@ -26,6 +25,7 @@ from router.control.catalog import FunctionCatalog
 from router.dispatch.dispatcher import Dispatcher
 from router.invoker.types import FunctionSpec, InvocationResult, InvokeRequest
 from router.metrics import Metrics
+from tests.support import aws_client
 
 HANDLER_V1 = "def handler(event, context):\n    return {'version': 1, 'event': event}\n"
 HANDLER_V2 = "def handler(event, context):\n    return {'version': 2, 'event': event}\n"
@@ -162,7 +162,7 @@ class ApiHarness:
 
 def lambda_client(url: str, key: str = "testing") -> Any:
     """A boto3 Lambda client for `url` that does not retry (so a 429 reaches the test)."""
-    return boto3.client(
-        "lambda", endpoint_url=url, region_name="us-east-1", aws_access_key_id=key, aws_secret_access_key="x",
+    return aws_client(
+        "lambda", url, aws_access_key_id=key, aws_secret_access_key="x",
         config=BotoConfig(retries={"total_max_attempts": 1}, read_timeout=30),
     )  # fmt: skip
