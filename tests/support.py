@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -169,6 +170,9 @@ class RouterProcess:
         try:
             with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as r:
                 return bool(r.status == 200)
+        except urllib.error.HTTPError as e:  # 503 while sources start: close the response it holds
+            e.close()
+            return False
         except OSError:
             return False
 

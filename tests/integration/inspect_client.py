@@ -87,4 +87,5 @@ def invoke(url: str, function: str, payload: Any, *, kind: str = "RequestRespons
             body = response.read()
             return json.loads(body) if body else None
     except urllib.error.HTTPError as e:
-        raise InspectError(e.code, f"{e.headers.get('x-amzn-ErrorType')}: {e.read().decode()}") from None
+        with e:  # an HTTPError holds the open response: close it, don't leave the socket to the GC
+            raise InspectError(e.code, f"{e.headers.get('x-amzn-ErrorType')}: {e.read().decode()}") from None

@@ -40,7 +40,8 @@ def http_call(url: str, body: bytes | None = None) -> int:
         with urllib.request.urlopen(request, timeout=10) as response:
             return int(response.status)
     except urllib.error.HTTPError as e:
-        return e.code
+        with e:  # an HTTPError holds the open response: close it, don't leave the socket to the GC
+            return e.code
 
 
 def send_mail(port: int, subject: str, to: str = "inbox@example.test") -> None:

@@ -44,7 +44,8 @@ def invoke(router: RouterProcess, name: str, payload: dict[str, object]) -> tupl
         with urllib.request.urlopen(req, timeout=150) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
+        with e:  # an HTTPError holds the open response: close it, don't leave the socket to the GC
+            return e.code, json.loads(e.read() or b"{}")
 
 
 def log_records(router: RouterProcess) -> list[dict[str, object]]:
