@@ -236,13 +236,18 @@ def _kill_groups(groups: set[int]) -> None:
 _aws_clients: list[Any] = []
 
 
-def aws_client(service: str, endpoint: str, **kwargs: Any) -> Any:
-    """A boto3 client; closed after the test by the autouse fixture in conftest (no socket left to the GC)."""
+def aws_client(service: str, endpoint: str, *, per_test: bool = True, **kwargs: Any) -> Any:
+    """A boto3 client, closed after the test by the autouse fixture in conftest (no socket left to the GC).
+
+    A client that outlives one test (made by a wider-scoped fixture) passes per_test=False and is closed by
+    that fixture's teardown.
+    """
     import boto3
 
     kwargs.setdefault("region_name", "us-east-1")
     client = boto3.client(service, endpoint_url=endpoint, **kwargs)
-    _aws_clients.append(client)
+    if per_test:
+        _aws_clients.append(client)
     return client
 
 

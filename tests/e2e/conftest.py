@@ -60,8 +60,10 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="package")
-def records(stack: Stack) -> Records:
-    return Records(stack)
+def records(stack: Stack) -> Iterator[Records]:
+    records = Records(stack)
+    yield records
+    records.s3.close()
 
 
 def _native(base: Path, moto: str, kafka: str, started: float) -> Iterator[Stack]:

@@ -79,9 +79,9 @@ class Stack:
             context=context,
         )
 
-    def client(self, service: str) -> Any:
-        """A boto3 client of the AWS emulator."""
-        return _boto3_client(service, self.aws, os.environ.get("AWS_ACCESS_KEY_ID", "testing"))
+    def client(self, service: str, *, per_test: bool = True) -> Any:
+        """A boto3 client of the AWS emulator (see tests.support.aws_client for per_test)."""
+        return _boto3_client(service, self.aws, os.environ.get("AWS_ACCESS_KEY_ID", "testing"), per_test)
 
     def lambda_client(self) -> Any:
         """An unmodified AWS SDK pointed at the router; the token, if any, goes as the access key id."""
@@ -93,10 +93,11 @@ class Stack:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
 
-def _boto3_client(service: str, endpoint: str, access_key_id: str) -> Any:
+def _boto3_client(service: str, endpoint: str, access_key_id: str, per_test: bool = True) -> Any:
     return aws_client(
         service,
         endpoint,
+        per_test=per_test,
         region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         aws_access_key_id=access_key_id,
         aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
@@ -127,7 +128,7 @@ class Records:
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self.s3 = stack.client("s3")
+        self.s3 = stack.client("s3", per_test=False)  # lives as long as the package fixture; closed there
         self.bucket = NAMES.RECORD_BUCKET
         self._read: dict[str, dict[str, Any]] = {}  # key -> record; records never change once written
 
