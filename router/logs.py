@@ -52,7 +52,7 @@ def setup_logging(level: str = "info", json_format: bool | None = None) -> None:
     handler.setFormatter(JsonFormatter() if json_format else TextFormatter())
     # One log line per invocation is on the hot path: skip the caller lookup and the thread/process fields
     # that no formatter here prints.
-    logging._srcfile = None  # type: ignore[attr-defined]
+    setattr(logging, "_srcfile", None)  # noqa: B010 - private, not in every typeshed
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
