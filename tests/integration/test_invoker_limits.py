@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from router.config import BillingConfig
 from router.invoker.instance import Instance
-from router.invoker.types import FunctionSpec, InitFailed, InvocationResult, InvokeRequest
+from router.invoker.types import FunctionSpec, InitFailed
+from tests.integration.invoker_support import body, make_call
 
 pytestmark = pytest.mark.integration
 
@@ -44,17 +44,7 @@ async def start() -> AsyncIterator[Start]:
         await instance.stop()
 
 
-_n = 0
-
-
-async def call(instance: Instance, payload: object = None) -> InvocationResult:
-    global _n
-    _n += 1
-    return await instance.invoke(InvokeRequest(request_id=f"lim-{_n}", payload=msgspec.json.encode(payload)))
-
-
-def body(result: InvocationResult) -> Any:
-    return msgspec.json.decode(result.payload)
+call = make_call("lim")
 
 
 def running(pid: int) -> bool:

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from router.config import BillingConfig, parse_config
@@ -20,8 +19,9 @@ from router.dispatch.dispatcher import Dispatcher
 from router.dispatch.registry import definitions_from_config
 from router.invoker import zygote as zygote_module
 from router.invoker.instance import Instance
-from router.invoker.types import FunctionSpec, InvocationResult, InvokeRequest
+from router.invoker.types import FunctionSpec
 from router.invoker.zygote import Zygotes
+from tests.integration.invoker_support import body, make_call
 
 pytestmark = pytest.mark.integration
 
@@ -63,17 +63,7 @@ async def start(zygotes: Zygotes) -> AsyncIterator[Start]:
         await instance.stop()
 
 
-_n = 0
-
-
-async def call(instance: Instance, payload: object = None) -> InvocationResult:
-    global _n
-    _n += 1
-    return await instance.invoke(InvokeRequest(request_id=f"zyg-{_n}", payload=msgspec.json.encode(payload)))
-
-
-def body(result: InvocationResult) -> Any:
-    return msgspec.json.decode(result.payload)
+call = make_call("zyg")
 
 
 def parent_of(pid: int) -> int:
