@@ -26,11 +26,12 @@ import time
 import uuid
 from pathlib import Path
 
-from router.config import BillingConfig, parse_config
+from router.config import BillingConfig
 from router.dispatch.dispatcher import Dispatcher
 from router.dispatch.registry import definitions_from_config
 from router.invoker.instance import Instance
 from router.invoker.types import FunctionSpec, InvokeRequest
+from router.validate import parse_config
 
 ECHO = Path(__file__).resolve().parents[1] / "tests" / "functions" / "echo"
 EVENT = json.dumps({"key": "value", "numbers": list(range(10))}).encode()

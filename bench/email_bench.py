@@ -4,7 +4,7 @@
 
 * baseline: a bare aiosmtpd server on the same event loop, with a handler that answers 250 at once (no
   spool, no event). This is the floor: the SMTP protocol, smtplib and the loopback.
-* source: the email source (`router.sources.email`) with a submit that only counts. Each message is
+* source: the email source (`router.sources.email.source`) with a submit that only counts. Each message is
   spooled (two files written, fsynced, renamed, folders fsynced), its SES event is built, and its spool
   record is removed. Only then does it get 250.
 
@@ -26,11 +26,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from router.clock import SystemClock
-from router.config import parse_config
-from router.envelope import Envelope
+from router.core.clock import SystemClock
+from router.core.envelope import Envelope
+from router.core.ports import Delivery, SourceContext
 from router.sources import email as email_source
-from router.sources.base import Outcome, SourceContext
+from router.validate import parse_config
 
 MESSAGE = (
     b"From: Ann <ann@sender.test>\r\nTo: inbox@example.test\r\nSubject: bench\r\n"
@@ -69,10 +69,10 @@ async def source_server(state: Path) -> tuple[email_source.EmailSource, asyncio.
     cfg = parse_config("sources:\n  inbox: {kind: email, port: 0, recipients: ['@example.test']}\n")
     count = 0
 
-    async def submit(envelopes: Sequence[Envelope]) -> Outcome:
+    async def submit(envelopes: Sequence[Envelope]) -> Delivery:
         nonlocal count
         count += len(envelopes)
-        return Outcome(queued=len(envelopes))
+        return Delivery(queued=len(envelopes))
 
     ready = asyncio.Event()
     ctx = SourceContext(
@@ -85,7 +85,7 @@ async def source_server(state: Path) -> tuple[email_source.EmailSource, asyncio.
         ready=ready.set,
     )
     source = email_source.create(ctx)
-    task = asyncio.create_task(source.run(submit))
+    task = asyncio.create_task(source.run())
     await ready.wait()
     assert source.port is not None
     return source, task, source.port

@@ -98,25 +98,26 @@ async def serve_gateway_only(port: int) -> None:
     """The http source on `port`, its one route answered at once by a stand-in for the dispatcher."""
     import msgspec
 
-    from router.clock import SystemClock
     from router.config import HttpRouteConfig, RouteConfig
+    from router.config.sources.http import Config
+    from router.core.clock import SystemClock
+    from router.core.ports import Delivery, SourceContext
+    from router.core.results import InvocationResult
     from router.dispatch.routing import BoundRoute
-    from router.invoker.types import InvocationResult
-    from router.sources.base import Outcome, SourceContext
-    from router.sources.http import Config, create
+    from router.sources.http.source import create
 
     class Instant:
         async def invoke(self, function: str, payload: bytes, **_: object) -> InvocationResult:
             return InvocationResult(request_id="bench", payload=b'{"event":' + payload + b"}")
 
-    async def submit(envelopes: object) -> Outcome:
-        return Outcome()
+    async def submit(envelopes: object) -> Delivery:
+        return Delivery()
 
     route = RouteConfig(source="api", function="echo", http=HttpRouteConfig(method="GET", path="/items/{id}"))
     bound = [BoundRoute("api", "echo", "http", route, "aws", Instant(), None)]  # type: ignore[arg-type]
     config = msgspec.convert({"kind": "http", "port": port}, Config)
     ctx = SourceContext("api", config, bound, Path(tempfile.gettempdir()), SystemClock(), submit)
-    await create(ctx).run(submit)
+    await create(ctx).run()
 
 
 def start_gateway_only() -> tuple[subprocess.Popen[bytes], str]:

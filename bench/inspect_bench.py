@@ -25,13 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from router import trace
-from router.config import parse_config
+from router.core import trace
+from router.core.results import InvocationResult
 from router.dispatch.dispatcher import Dispatcher
 from router.dispatch.filters import compile_patterns
 from router.dispatch.registry import definitions_from_config
-from router.inspect import InspectStore
-from router.invoker.types import FunctionSpec, InvocationResult, InvokeRequest
+from router.invoker.types import FunctionSpec, InvokeRequest
+from router.record.memory import InspectStore
+from router.validate import parse_config
 
 EVENT = b'{"key": "value", "numbers": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}'
 CONFIG = "functions:\n  f: {runtime: python3.11, handler: app.handler, code: code}\n"

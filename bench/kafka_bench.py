@@ -10,7 +10,7 @@ order:
   `getmany(max_records=batch)` and commits after every batch of every partition: the smallest hand-written
   at-least-once consumer at that batch size, with no processing at all;
 * reference (events): the same consumer, also turning each batch into the Lambda Kafka event the function
-  would get, with the router's own record builder and event encoder (`router.sources.kafka_records`, the
+  would get, with the router's own record builder and event encoder (`router.sources.kafka.records`, the
   path of a route without a filter): the work any Lambda-compatible mapping must do per record before
   invoking anything. Printed for context: router / events is what invoking and the engine cost on top;
 * router: `router serve` (a subprocess) with a kafka source in a fresh group, the route's batch size `batch`
@@ -122,7 +122,7 @@ async def fill(broker: str, topic: str, records: int, partitions: int) -> None:
 async def raw_rate(broker: str, topic: str, records: int, batch: int, *, events: bool = False) -> float:
     from aiokafka import AIOKafkaConsumer
 
-    from router.sources.kafka_records import RecordBuilder
+    from router.sources.kafka.records import RecordBuilder
 
     consumer = AIOKafkaConsumer(
         topic,

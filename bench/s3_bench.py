@@ -24,11 +24,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from router.clock import SystemClock
-from router.config import parse_config
-from router.envelope import Envelope
+from router.core.clock import SystemClock
+from router.core.envelope import Envelope
+from router.core.ports import Delivery, SourceContext
 from router.sources import s3
-from router.sources.base import Outcome, SourceContext
+from router.validate import parse_config
 
 
 def write_files(folder: Path, files: int, size: int) -> None:
@@ -52,11 +52,11 @@ async def through_source(root: Path, files: int, size: int) -> float:
     ready = asyncio.Event()
     seen: list[Envelope] = []
 
-    async def submit(envelopes: Sequence[Envelope]) -> Outcome:
+    async def submit(envelopes: Sequence[Envelope]) -> Delivery:
         seen.extend(envelopes)
         if len(seen) >= files:
             done.set()
-        return Outcome(queued=len(envelopes))
+        return Delivery(queued=len(envelopes))
 
     ctx = SourceContext(
         name="b",
@@ -68,7 +68,7 @@ async def through_source(root: Path, files: int, size: int) -> float:
         ready=ready.set,
     )
     source = s3.create(ctx)
-    task = asyncio.create_task(source.run(submit))
+    task = asyncio.create_task(source.run())
     await ready.wait()
     start = time.perf_counter()
     await asyncio.to_thread(write_files, bucket, files, size)

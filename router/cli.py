@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from router.errors import ConfigError
+from router.core.errors import ConfigError
 
 DEFAULT_CONFIG = "config/router.yaml"
 EVENT_KINDS = ["s3", "dynamodb", "kafka", "kinesis", "ses", "schedule", "http"]
@@ -92,7 +92,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from router.config import load_config
+    from router.validate import load_config
 
     try:
         config = load_config(args.config)
@@ -109,8 +109,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from router.config import load_config
     from router.logs import setup_logging
+    from router.validate import load_config
 
     setup_logging(args.log_level, None if args.log_format == "auto" else args.log_format == "json")
     try:

@@ -21,23 +21,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from router.clock import Clock, SystemClock
 from router.config import Config, RouteConfig
-from router.control.app import ControlPlane, create_app
+from router.control.app import create_app
 from router.control.catalog import FunctionCatalog
+from router.control.plane import ControlPlane
+from router.core.clock import Clock, SystemClock
+from router.core.errors import ConfigError
+from router.core.ports import RoutePort, SourceContext
+from router.core.retry import Backoff
 from router.dispatch.dispatcher import Dispatcher
-from router.dispatch.routing import BoundRoute, bind_routes, make_submit
-from router.errors import ConfigError
-from router.inspect import InspectStore
+from router.dispatch.routing import bind_routes
 from router.metrics import Metrics
-from router.sources import kind_module, source_kind
-from router.sources.base import SourceContext
+from router.record.memory import InspectStore
+from router.sources import kind_module
 
 log = logging.getLogger("router.daemon")
 
@@ -130,7 +133,7 @@ class Daemon:
 
     def _inspection(self) -> dict[str, Any]:
         """The inspection store fed by the dispatcher, for the control plane (nothing when inspect is off)."""
-        from router.control.inspect import INSPECTION, Inspection
+        from router.control.plane import INSPECTION, Inspection
 
         settings = self.config.inspect
         if not settings.enabled or self.dispatcher is None:
@@ -203,27 +206,29 @@ class Daemon:
 
     async def _stop_source(self, name: str) -> None:
         handle = self.sources.pop(name, None)
-        self.contexts.pop(name, None)
+        ctx = self.contexts.pop(name, None)
+        if ctx is not None:
+            ctx.stopping.set()
         if handle is None or handle.task is None:
             return
         handle.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await handle.task
 
-    async def _supervise(self, handle: SourceHandle, routes: list[BoundRoute]) -> None:
+    async def _supervise(self, handle: SourceHandle, routes: Sequence[RoutePort]) -> None:
         """Run one source; on failure log it, close it and start it again with backoff."""
         assert self.dispatcher is not None
-        backoff = 0.5
-        kind = source_kind(handle.settings)
+        # A source that ran well for a minute before failing is restarted at the shortest delay again.
+        backoff = Backoff(0.5, 30.0, healthy_s=60.0)
+        kind = handle.settings.kind_name()
         state = self.state_dir / "sources" / handle.name
         state.mkdir(parents=True, exist_ok=True)
         ctx = SourceContext(
             name=handle.name,
             config=handle.settings,
-            routes=routes,
+            routes=list(routes),
             state_dir=state,
             clock=self.clock,
-            submit=make_submit(routes),
             region=self.config.account.region,
             account_id=self.config.account.account_id,
             metrics=self.metrics,
@@ -241,16 +246,15 @@ class Daemon:
             except Exception:
                 log.exception(
                     "source failed; restarting",
-                    extra={"fields": {"source": handle.name, "retry_in_s": backoff}},
+                    extra={"fields": {"source": handle.name, "retry_in_s": backoff.upcoming}},
                 )
-            await self.clock.sleep(backoff)
-            backoff = min(backoff * 2, 30.0)
+            await backoff.sleep(self.clock)
 
     @staticmethod
     async def _run_source(kind: str, ctx: SourceContext) -> None:
         source = kind_module(kind).create(ctx)
         try:
-            await source.run(ctx.submit)
+            await source.run()
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(source.aclose())
@@ -297,7 +301,7 @@ class Daemon:
 
     async def reload_from(self, path: str | Path) -> bool:
         """SIGHUP: load and check the file; on problems log every one and keep the running config."""
-        from router.config import load_config
+        from router.validate import load_config
 
         try:
             new = await asyncio.to_thread(load_config, path)

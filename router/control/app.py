@@ -16,33 +16,12 @@ failure in Lambda's error shape (router/control/errors.py); the request counter;
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from router.control.errors import MAX_BODY_KEY, Handler, error_middleware
-
-if TYPE_CHECKING:
-    from router.config import Config
-    from router.control.catalog import FunctionCatalog
-    from router.dispatch.dispatcher import Dispatcher
-
-PLANE_KEY: web.AppKey[ControlPlane] = web.AppKey("plane")
-
-
-@dataclass
-class ControlPlane:
-    """What the control plane's handlers see of the daemon."""
-
-    config: Config
-    dispatcher: Dispatcher
-    metrics: Any
-    is_ready: Callable[[], bool]
-    catalog: FunctionCatalog | None = None  # function management; None: the management API answers 500
-    reload: Callable[[], Any] | None = None
-    extras: dict[str, Any] = field(default_factory=dict)  # e.g. the inspection store
+from router.control.plane import PLANE_KEY, ControlPlane
 
 
 async def healthz(request: web.Request) -> web.Response:

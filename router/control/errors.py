@@ -30,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from router import errors as E
+from router.core import errors as E
 
 log = logging.getLogger("router.control")
 

@@ -23,10 +23,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from aiohttp import web
 
-from router.control.app import PLANE_KEY
 from router.control.errors import ApiError, invalid_parameter
-from router.control.inspect import inspection
-from router.errors import RESOURCE_NOT_FOUND
+from router.control.plane import PLANE_KEY, inspection
+from router.core.errors import RESOURCE_NOT_FOUND
 
 if TYPE_CHECKING:
     from router.config import Config, Destination

@@ -30,11 +30,11 @@ from typing import Any
 
 from aiohttp import web
 
-from router.control.app import PLANE_KEY
 from router.control.catalog import FunctionCatalog
 from router.control.configuration import account_settings, function_configuration, get_function
 from router.control.errors import invalid_parameter, not_found
 from router.control.names import NEW_FUNCTION_NAME, parse_function_name
+from router.control.plane import PLANE_KEY
 from router.control.requests import (
     ConcurrencyIn,
     CreateFunctionIn,

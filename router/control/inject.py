@@ -36,18 +36,16 @@ import msgspec
 from aiohttp import web
 
 from router.control.errors import ApiError, from_dispatch_error, invalid_parameter
-from router.control.inspect import inspection
-from router.errors import INVALID_REQUEST_CONTENT, RESOURCE_NOT_FOUND, DispatchError
-from router.inspect import payload_view
+from router.control.plane import inspection
+from router.core.errors import INVALID_REQUEST_CONTENT, RESOURCE_NOT_FOUND, DispatchError
+from router.record.memory import payload_view
 
 if TYPE_CHECKING:
-    from router.dispatch.routing import BoundRoute
-    from router.envelope import Envelope
-    from router.invoker.types import InvocationResult
-    from router.sources.base import SourceContext
+    from router.core.envelope import Envelope
+    from router.core.ports import RoutePort, SourceContext
+    from router.core.results import InvocationResult
 
-ASYNC_KINDS = frozenset({"s3", "email", "schedule"})
-RECORDS_KEY = {"s3": "Records", "email": "Records", "dynamodb": "Records", "kinesis": "Records"}
+RECORDS_KEY = {"s3": "Records", "ses": "Records", "dynamodb": "Records", "kinesis": "Records"}  # by shape
 
 
 class InjectRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -70,17 +68,15 @@ async def inject(request: web.Request) -> web.Response:
         ask = msgspec.json.decode(await request.read() or b"{}", type=InjectRequest)
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
         raise ApiError(400, INVALID_REQUEST_CONTENT, f"inject: {e}") from None
-    from router.sources import source_kind
-
-    kind = source_kind(ctx.config)
-    envelopes = [_envelope(kind, ctx, r, ask.trace) for r in _records(kind, ask)]
+    kind, traits = ctx.config.kind_name(), ctx.config.traits
+    envelopes = [_envelope(traits.shape, ctx, r, ask.trace) for r in _records(traits.shape, ask)]
     routes = [r for r in ctx.routes if ask.function is None or r.function == ask.function]
     if ask.function is not None and not routes:
         raise invalid_parameter(f"function: source {name!r} has no route to {ask.function!r}")
     answer: dict[str, Any] = {"source": name, "kind": kind, "events": len(envelopes)}
-    if kind in ASYNC_KINDS:
+    if not traits.waits_for_result:
         answer.update(await _queue(ctx, routes, envelopes, ask.function is None))
-    elif kind == "http":
+    elif traits.request_routed:
         answer.update(await _invoke_http(routes, envelopes))
     else:
         answer.update(await _invoke_batches(routes, envelopes))
@@ -127,13 +123,12 @@ def _envelope(kind: str, ctx: SourceContext, record: dict[str, Any], trace: str 
 
 
 async def _queue(
-    ctx: SourceContext, routes: list[BoundRoute], envelopes: list[Envelope], all_routes: bool
+    ctx: SourceContext, routes: list[RoutePort], envelopes: list[Envelope], all_routes: bool
 ) -> dict[str, Any]:
-    from router.dispatch.routing import make_submit
+    from router.core.ports import submit_to
 
-    submit = ctx.submit if all_routes else make_submit(routes)
     try:
-        outcome = await submit(envelopes)
+        outcome = await (ctx.submit(envelopes) if all_routes else submit_to(routes, envelopes))
     except DispatchError as e:
         raise from_dispatch_error(e) from None
     return {
@@ -144,8 +139,8 @@ async def _queue(
     }
 
 
-async def _invoke_http(routes: list[BoundRoute], envelopes: list[Envelope]) -> dict[str, Any]:
-    from router.sources.http import build_table
+async def _invoke_http(routes: list[RoutePort], envelopes: list[Envelope]) -> dict[str, Any]:
+    from router.sources.http.source import build_table
 
     table = build_table(routes)
     results, filtered = [], 0
@@ -166,7 +161,7 @@ def _method_path(event: dict[str, Any]) -> tuple[str, str]:
     return event["httpMethod"], event["path"]
 
 
-async def _invoke_batches(routes: list[BoundRoute], envelopes: list[Envelope]) -> dict[str, Any]:
+async def _invoke_batches(routes: list[RoutePort], envelopes: list[Envelope]) -> dict[str, Any]:
     results, filtered = [], 0
     for route in routes:
         taken = [e for e in envelopes if route.matches(e)]
@@ -176,7 +171,7 @@ async def _invoke_batches(routes: list[BoundRoute], envelopes: list[Envelope]) -
     return {"mode": "invoked", "filtered": filtered, "invocations": results}
 
 
-async def _call(route: BoundRoute, envelopes: Sequence[Envelope]) -> dict[str, Any]:
+async def _call(route: RoutePort, envelopes: Sequence[Envelope]) -> dict[str, Any]:
     try:
         result: InvocationResult = await route.invoke(route.render(envelopes), trace=envelopes[0].trace)
     except DispatchError as e:

@@ -21,44 +21,22 @@ The views are `router.inspect.view` documents. Errors use the control plane's er
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiohttp import web
 
-from router.control.app import PLANE_KEY
 from router.control.errors import ApiError, invalid_parameter
-from router.errors import INVALID_REQUEST_CONTENT, RESOURCE_NOT_FOUND, ConfigError
-from router.inspect import InspectStore, Invocation, view
+from router.control.plane import PLANE_KEY, Inspection, inspection
+from router.core.errors import INVALID_REQUEST_CONTENT, RESOURCE_NOT_FOUND, ConfigError
+from router.record.memory import InspectStore, Invocation, view
 
 if TYPE_CHECKING:
-    from router.config import Config
-    from router.sources.base import SourceContext
+    pass
 
-INSPECTION = "inspect"  # the key of `Inspection` in ControlPlane.extras
 REQUEST_TIMEOUT = "RequestTimeoutException"
 MAX_WAIT_S = 900.0
 MAX_POLL_S = 300.0
-
-
-@dataclass
-class Inspection:
-    """What the inspection handlers need from the daemon."""
-
-    store: InspectStore
-    sources: Callable[[], Mapping[str, SourceContext]]  # running sources by name
-    config: Callable[[], Config]  # the current config (it changes on reload)
-
-
-def inspection(request: web.Request) -> Inspection:
-    found: Inspection | None = request.app[PLANE_KEY].extras.get(INSPECTION)
-    if found is None:
-        raise ApiError(
-            404, RESOURCE_NOT_FOUND, "The inspection API is off (inspect.enabled is false in the config)"
-        )
-    return found
 
 
 def _known_function(request: web.Request, ins: Inspection) -> str:

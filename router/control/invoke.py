@@ -29,7 +29,6 @@ import binascii
 import msgspec
 from aiohttp import web
 
-from router.control.app import PLANE_KEY
 from router.control.errors import (
     REQUEST_ID,
     ApiError,
@@ -39,8 +38,9 @@ from router.control.errors import (
     too_large,
 )
 from router.control.names import LATEST, function_arn, parse_function_name
+from router.control.plane import PLANE_KEY
 from router.control.requests import check_content_type
-from router.errors import INVALID_REQUEST_CONTENT, DispatchError
+from router.core.errors import INVALID_REQUEST_CONTENT, DispatchError
 
 INVOCATION_TYPE = "X-Amz-Invocation-Type"
 LOG_TYPE = "X-Amz-Log-Type"

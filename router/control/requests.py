@@ -17,7 +17,7 @@ import msgspec
 from aiohttp import web
 
 from router.control.errors import ApiError, invalid_json, invalid_parameter
-from router.errors import UNSUPPORTED_MEDIA_TYPE
+from router.core.errors import UNSUPPORTED_MEDIA_TYPE
 
 T = TypeVar("T")
 

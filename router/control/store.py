@@ -27,7 +27,7 @@ from pathlib import Path
 
 import msgspec
 
-from router.durable import fsync_dir, write_synced
+from router.core.durable import fsync_dir, write_synced
 
 log = logging.getLogger("router.control.store")
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from types import TracebackType
 
-from router.errors import REASON_ACCOUNT, REASON_RESERVED, Throttled
+from router.core.errors import REASON_ACCOUNT, REASON_RESERVED, Throttled
 
 RETRY_AFTER_S = 1.0  # the hint sync callers get with a throttle (Lambda's retryAfterSeconds)
 

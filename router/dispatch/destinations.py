@@ -35,7 +35,7 @@ from typing import Any
 import msgspec
 
 from router.config import Destination
-from router.invoker.types import InvocationResult
+from router.core.results import InvocationResult
 
 CONDITION_SUCCESS = "Success"
 CONDITION_RETRIES_EXHAUSTED = "RetriesExhausted"
@@ -170,9 +170,7 @@ def kind(destination: Destination) -> str:
     )
 
 
-async def _produce(
-    brokers: list[str], topic: str, record: dict[str, Any], trace: str | None = None
-) -> None:
+async def _produce(brokers: list[str], topic: str, record: dict[str, Any], trace: str | None = None) -> None:
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=",".join(brokers), acks="all", enable_idempotence=False)

@@ -50,9 +50,12 @@ from pathlib import Path
 
 import msgspec
 
-from router.clock import Clock, SystemClock
 from router.config import AccountConfig, Config
+from router.core.clock import Clock, SystemClock
+from router.core.errors import FunctionNotFound, LoopDetected, QueueUnavailable, ShuttingDown, Throttled
+from router.core.results import InvocationResult
 from router.dispatch.concurrency import Accounting
+from router.dispatch.loops import LoopGuard
 from router.dispatch.pool import InstanceFactory, InstancePool
 from router.dispatch.queue import DurableQueue, QueuedEvent
 from router.dispatch.registry import FunctionDefinition
@@ -67,9 +70,6 @@ from router.dispatch.stats import (
     publish_state,
 )
 from router.dispatch.tasks import TaskSet
-from router.errors import FunctionNotFound, LoopDetected, QueueUnavailable, ShuttingDown, Throttled
-from router.invoker.types import InvocationResult
-from router.loops import LoopGuard
 from router.metrics import Metrics
 
 log = logging.getLogger(__name__)

@@ -32,11 +32,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from router.core.errors import ConfigError
 from router.dispatch.filter_syntax import MAX_PATTERNS, OPERATORS, OR, pattern_problems
-from router.errors import ConfigError
 
 if TYPE_CHECKING:
-    from router.envelope import Envelope
+    from router.core.envelope import Envelope
+    from router.core.kinds import KindTraits
 
 
 Match = Callable[[Any], bool]
@@ -276,12 +277,17 @@ _OPERATORS: dict[str, Callable[[Any], Match]] = {
 # Per-kind views: what the pattern sees of an envelope's record.
 
 
-def compile_filter(patterns: Any, kind: str) -> Callable[[Envelope], bool]:
-    """A predicate over envelopes of that source kind; no patterns (None) lets everything through."""
+def compile_filter(patterns: Any, traits: KindTraits | str | None = None) -> Callable[[Envelope], bool]:
+    """A predicate over envelopes of a source kind (its traits, or its name: they say which fields filters
+    see decoded); no patterns (None) lets everything through."""
     if patterns is None:
         return lambda envelope: True
+    if isinstance(traits, str):
+        from router.config.sources import kind_traits
+
+        traits = kind_traits(traits)
     match = compile_patterns(patterns)
-    view = _view(kind, _top_keys(patterns))
+    view = _view(traits.filter_fields if traits is not None else (), _top_keys(patterns))
     if view is None:
         return lambda envelope: match(envelope.record)
     return lambda envelope: match(view(envelope.record))
@@ -295,31 +301,46 @@ def _top_keys(patterns: Any) -> set[str]:
     return keys
 
 
-def _view(kind: str, keys: set[str]) -> Callable[[Any], Any] | None:
-    if kind == "kafka" and keys & {"key", "value"}:
-        fields = sorted(keys & {"key", "value"})
-        return lambda rec: {**rec, **{f: decode_data(rec[f]) for f in fields if f in rec}}
-    if kind == "kinesis" and keys & {"data", "kinesis"}:
-        return _kinesis_view
-    if kind in ("http", "apigateway") and "body" in keys:
-        return _http_view
-    return None
+def _view(fields: tuple[tuple[str, bool], ...], keys: set[str]) -> Callable[[Any], Any] | None:
+    """The record as filters see it: the kind's encoded fields decoded, only those a pattern names."""
+    wanted = [
+        (path.split("."), b64) for path, b64 in fields if {path.split(".")[0], path.split(".")[-1]} & keys
+    ]
+    if not wanted:
+        return None
+
+    def view(rec: Any) -> Any:
+        if not isinstance(rec, dict):
+            return rec
+        out = dict(rec)
+        for parts, b64 in wanted:
+            out = _decoded(out, parts, b64)
+        return out
+
+    return view
 
 
-def _kinesis_view(rec: Any) -> Any:
-    k = rec.get("kinesis") if isinstance(rec, dict) else None
-    if not isinstance(k, dict) or "data" not in k:
+def _decoded(rec: dict[str, Any], parts: list[str], b64: bool) -> dict[str, Any]:
+    """A copy of rec with the field at `parts` decoded; a nested field is also set under its last part."""
+    if len(parts) == 1:
+        value = rec.get(parts[0])
+        if not isinstance(value, str):
+            return rec
+        # A text field is base64 only where the record says so (API Gateway's isBase64Encoded).
+        encoded = b64 or bool(rec.get("isBase64Encoded"))
+        return {**rec, parts[0]: decode_data(value) if encoded else _parse_text(value)}
+    inner = rec.get(parts[0])
+    if not isinstance(inner, dict) or parts[-1] not in _lookup(inner, parts[1:-1]):
         return rec
-    data = decode_data(k["data"])
-    return {**rec, "kinesis": {**k, "data": data}, "data": data}
+    decoded = _decoded(inner, parts[1:], b64)
+    return {**rec, parts[0]: decoded, parts[-1]: _lookup(decoded, parts[1:-1])[parts[-1]]}
 
 
-def _http_view(rec: Any) -> Any:
-    body = rec.get("body") if isinstance(rec, dict) else None
-    if not isinstance(body, str):
-        return rec
-    raw = body if rec.get("isBase64Encoded") else None
-    return {**rec, "body": decode_data(raw) if raw is not None else _parse_text(body)}
+def _lookup(rec: dict[str, Any], parts: list[str]) -> dict[str, Any]:
+    for part in parts:
+        inner = rec.get(part)
+        rec = inner if isinstance(inner, dict) else {}
+    return rec
 
 
 def decode_data(b64: Any) -> Any:

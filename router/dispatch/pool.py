@@ -30,11 +30,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from router.clock import Clock
+from router.core.clock import Clock
+from router.core.errors import DispatchError
+from router.core.results import InvocationResult
 from router.dispatch.registry import FunctionDefinition
 from router.dispatch.tasks import TaskSet
-from router.errors import DispatchError
-from router.invoker.types import FunctionSpec, InitFailed, InvocationResult, InvokeRequest
+from router.invoker.types import FunctionSpec, InitFailed, InvokeRequest
 
 log = logging.getLogger(__name__)
 

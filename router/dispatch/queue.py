@@ -29,7 +29,7 @@ from typing import Any
 
 import msgspec
 
-from router.errors import QueueUnavailable
+from router.core.errors import QueueUnavailable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (

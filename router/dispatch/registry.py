@@ -22,7 +22,7 @@ from typing import Literal
 import msgspec
 
 from router.config import Config, FunctionConfig
-from router.errors import ConfigError, RouterError
+from router.core.errors import ConfigError, RouterError
 from router.invoker.types import FunctionSpec, instance_root
 
 Origin = Literal["config", "api"]

@@ -1,24 +1,42 @@
-"""Routes bound to the running dispatcher: what a source calls to deliver an event to one function.
+"""Routes bound to the running dispatcher: the `RoutePort`s (router/core/ports.py) a source delivers through.
 
 A config route with several functions becomes one `BoundRoute` per function. A BoundRoute knows its filter
-(EventBridge pattern syntax, compiled once), the function's event format (aws or cloudevents, the route may
-override), and how to call the function synchronously (`invoke`) or asynchronously (`enqueue`).
+(EventBridge pattern syntax, compiled once), its kind's traits, the function's event format (aws or
+cloudevents, the route may override), and how to call the function synchronously (`invoke`) or
+asynchronously (`enqueue`, and `enqueue_to` for failure destinations of type function). It holds those
+calls, not the dispatcher: a source can reach nothing else through it.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from router.config import Config, RouteConfig
-from router.envelope import Envelope, encoder
-from router.sources.base import Outcome, Submit
+from router.config.sources import traits_of
+from router.core.envelope import Envelope, encoder
+from router.core.kinds import KindTraits
+from router.core.results import InvocationResult
 
-if TYPE_CHECKING:
-    from router.dispatch.dispatcher import Dispatcher
-    from router.invoker.types import InvocationResult
+
+class Calls(Protocol):
+    """The two calls a route needs from the dispatcher (`Dispatcher` satisfies it)."""
+
+    def invoke(
+        self,
+        function: str,
+        payload: bytes,
+        *,
+        client_context: str | None = None,
+        trace: str | None = None,
+        source: str | None = None,
+    ) -> Awaitable[InvocationResult]: ...
+
+    def enqueue(
+        self, function: str, payload: bytes, *, trace: str | None = None, source: str | None = None
+    ) -> Awaitable[str]: ...
 
 
 @dataclass
@@ -26,9 +44,11 @@ class BoundRoute:
     source: str
     function: str
     kind: str  # the source's kind
-    config: RouteConfig
+    traits: KindTraits
+    settings: RouteConfig
     event_format: str  # "aws" | "cloudevents"
-    dispatcher: Dispatcher
+    calls: Calls
+    function_arn: str | None = None  # shapes that name the receiving function (SES's receipt action)
     predicate: Callable[[Any], bool] | None = None  # from router.dispatch.filters.compile_filter
 
     def matches(self, envelope: Envelope) -> bool:
@@ -41,64 +61,43 @@ class BoundRoute:
         name = envelope.record.get("eventName") if isinstance(envelope.record, dict) else None
         if name is None:
             return True
-        patterns = self.config.events
-        if patterns is None:
-            # As S3 notifications are configured per event type, an s3 route gets creations unless it asks.
-            patterns = ["ObjectCreated:*"] if self.kind == "s3" else ["*"]
+        patterns = self.settings.events if self.settings.events is not None else self.traits.default_events
         return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
     def render(self, envelopes: Sequence[Envelope]) -> bytes:
         from router.shapes import render
-        from router.shapes.common import lambda_arn
 
-        # Shapes that name the receiving function (SES's receipt.action.functionArn) get this route's.
-        account = getattr(getattr(self.dispatcher, "config", None), "account", None)
-        arn = lambda_arn(self.function, account.region, account.account_id) if account else None
-        return encoder.encode(render(self.kind, list(envelopes), self.event_format, function_arn=arn))
+        event = render(self.traits.shape, list(envelopes), self.event_format, function_arn=self.function_arn)
+        return encoder.encode(event)
 
     async def invoke(
         self, payload: bytes, *, trace: str | None = None, client_context: str | None = None
     ) -> InvocationResult:
-        return await self.dispatcher.invoke(
+        return await self.calls.invoke(
             self.function, payload, trace=trace, client_context=client_context, source=self.source
         )
 
     async def enqueue(self, payload: bytes, *, trace: str | None = None) -> str:
-        return await self.dispatcher.enqueue(self.function, payload, trace=trace, source=self.source)
+        return await self.calls.enqueue(self.function, payload, trace=trace, source=self.source)
+
+    async def enqueue_to(self, function: str, payload: bytes) -> str:
+        return await self.calls.enqueue(function, payload, source=self.source)
 
 
-def bind_routes(config: Config, source: str, dispatcher: Dispatcher) -> list[BoundRoute]:
+def bind_routes(config: Config, source: str, calls: Calls) -> list[BoundRoute]:
     """The enabled routes of one source, one BoundRoute per (route, function), filters compiled once."""
     from router.dispatch.filters import compile_filter
-    from router.sources import source_kind
+    from router.shapes.common import lambda_arn
 
-    kind = source_kind(config.sources[source])
+    settings = config.sources[source]
+    kind, traits = settings.kind_name(), traits_of(settings)
     bound = []
     for route in config.routes:
         if route.source != source or not route.enabled:
             continue
-        predicate = compile_filter(route.filter, kind) if route.filter is not None else None
+        predicate = compile_filter(route.filter, traits) if route.filter is not None else None
         for fn in route.functions:
             fmt = route.event_format or config.functions[fn].event_format
-            bound.append(BoundRoute(source, fn, kind, route, fmt, dispatcher, predicate))
+            arn = lambda_arn(fn, config.account.region, config.account.account_id)
+            bound.append(BoundRoute(source, fn, kind, traits, route, fmt, calls, arn, predicate))
     return bound
-
-
-def make_submit(routes: list[BoundRoute]) -> Submit:
-    """The `submit` of asynchronously invoked sources: filter, render per function, queue durably.
-
-    Returns once every matching delivery is queued. A DispatchError propagates: the source must not ack.
-    """
-
-    async def submit(envelopes: Sequence[Envelope]) -> Outcome:
-        queued, filtered, ids = 0, 0, []
-        for envelope in envelopes:
-            for route in routes:
-                if not route.matches(envelope):
-                    filtered += 1
-                    continue
-                ids.append(await route.enqueue(route.render([envelope]), trace=envelope.trace))
-                queued += 1
-        return Outcome(queued=queued, filtered=filtered, request_ids=ids)
-
-    return submit

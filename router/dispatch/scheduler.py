@@ -32,15 +32,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from router.clock import Clock
 from router.config import AsyncConfig
+from router.core.clock import Clock
+from router.core.errors import REASON_RESERVED, TOO_MANY_REQUESTS, DispatchError
+from router.core.results import InvocationResult
 from router.dispatch import destinations
 from router.dispatch.concurrency import Accounting, Slot
 from router.dispatch.queue import DurableQueue, QueuedEvent
 from router.dispatch.registry import FunctionDefinition
 from router.dispatch.tasks import TaskSet
-from router.errors import REASON_RESERVED, TOO_MANY_REQUESTS, DispatchError
-from router.invoker.types import InvocationResult
 from router.metrics import Metrics
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from router.invoker.types import InvocationResult, InvokeRequest
+from router.core.results import InvocationResult
+from router.invoker.types import InvokeRequest
 
 if TYPE_CHECKING:
     from router.dispatch.concurrency import Accounting

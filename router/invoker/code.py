@@ -25,7 +25,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from router.errors import RouterError
+from router.core.errors import RouterError
 
 MAX_UNPACKED_BYTES = 250 * 1024 * 1024  # Lambda's limit for an unzipped deployment package
 MAX_FILES = 20000

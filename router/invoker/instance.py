@@ -23,7 +23,8 @@ import time
 import msgspec
 
 from router.config import BillingConfig
-from router.errors import FUNCTION_UNHANDLED, RUNTIME_OUT_OF_MEMORY, SANDBOX_TIMEOUT
+from router.core.errors import FUNCTION_UNHANDLED, RUNTIME_OUT_OF_MEMORY, SANDBOX_TIMEOUT
+from router.core.results import InvocationResult
 from router.invoker import launch, metering, outcomes, procs
 from router.invoker.outcomes import Outcome
 from router.invoker.process import InstanceProcess
@@ -35,7 +36,7 @@ from router.invoker.runtime_api import (
     new_trace_id,
     too_large_payload,
 )
-from router.invoker.types import FunctionSpec, InitFailed, InvocationResult, InvokeRequest
+from router.invoker.types import FunctionSpec, InitFailed, InvokeRequest
 from router.invoker.zygote import Zygotes
 
 MIB = 1024 * 1024

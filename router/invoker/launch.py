@@ -27,7 +27,7 @@ from pathlib import Path
 
 import msgspec
 
-from router.errors import RUNTIME_INVALID_ENTRYPOINT
+from router.core.errors import RUNTIME_INVALID_ENTRYPOINT
 from router.invoker.types import FunctionSpec
 
 RUNTIMES_DIR = Path(__file__).parent / "runtimes"

@@ -14,7 +14,7 @@ import math
 from collections import deque
 
 from router.config import BillingConfig
-from router.invoker.types import InvocationResult
+from router.core.results import InvocationResult
 
 MIB = 1024 * 1024
 CALL_LOG_LIMIT = 64 * 1024

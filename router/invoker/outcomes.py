@@ -17,7 +17,7 @@ import signal
 
 import msgspec
 
-from router.errors import (
+from router.core.errors import (
     RUNTIME_EXIT_ERROR,
     RUNTIME_INIT_ERROR,
     RUNTIME_OUT_OF_MEMORY,

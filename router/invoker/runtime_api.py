@@ -32,7 +32,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from router.errors import FUNCTION_RESPONSE_TOO_LARGE
+from router.core.errors import FUNCTION_RESPONSE_TOO_LARGE
 from router.invoker import procs
 from router.invoker.http11 import Parked, Request, Response, serve
 

@@ -30,6 +30,10 @@ from pathlib import Path
 
 import msgspec
 
+from router.core.results import InvocationResult
+
+__all__ = ["FunctionSpec", "InitFailed", "InvocationResult", "InvokeRequest", "instance_root"]
+
 
 class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
     """A function as the invoker needs it: resolved code folder, limits, environment."""
@@ -58,27 +62,6 @@ class InvokeRequest(msgspec.Struct, frozen=True, kw_only=True):
     client_context: str | None = None  # base64 JSON, passed through as Lambda-Runtime-Client-Context
     cognito_identity: str | None = None
     trace_id: str | None = None  # X-Ray style; Lambda-Runtime-Trace-Id
-
-
-class InvocationResult(msgspec.Struct, kw_only=True):
-    """One call's outcome and meter reading. `payload` is the response body, or Lambda's error JSON."""
-
-    request_id: str
-    payload: bytes
-    function_error: str | None = None  # "Unhandled" when the function failed (X-Amz-Function-Error)
-    error_type: str | None = None  # errorType of a failure, e.g. Sandbox.Timeout
-    duration_ms: float = 0.0
-    billed_ms: int = 0
-    init_ms: float | None = None  # set on the call that paid for a cold start
-    memory_mb: int = 128  # configured size
-    max_memory_mb: int = 0  # measured peak RSS of the instance during the call
-    cost_usd: float = 0.0
-    cold: bool = False
-    log: bytes = b""  # this call's log lines (stdout/stderr of the instance, tagged), for X-Amz-Log-Result
-
-    @property
-    def ok(self) -> bool:
-        return self.function_error is None
 
 
 class InitFailed(Exception):

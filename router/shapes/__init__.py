@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from router.envelope import Envelope
+from router.core.envelope import Envelope
 from router.shapes import cloudevents
 
 SHAPES: dict[str, str] = {

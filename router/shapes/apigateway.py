@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
-from router.envelope import Envelope
+from router.core.envelope import Envelope
 from router.shapes import common
 
 KIND = "http"

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from router.envelope import Envelope
+from router.core.envelope import Envelope
 
 SPECVERSION = "1.0"
 STRUCTURED = "application/cloudevents+json"

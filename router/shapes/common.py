@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from router.envelope import Envelope
+    from router.core.envelope import Envelope
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

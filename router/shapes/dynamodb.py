@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from router.envelope import Envelope
+from router.core.envelope import Envelope
 from router.shapes import common
 
 KIND = "dynamodb"

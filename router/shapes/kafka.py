@@ -17,7 +17,7 @@ import base64
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from router.envelope import Envelope
+from router.core.envelope import Envelope
 from router.shapes import common
 
 KIND = "kafka"

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
-from router.envelope import Envelope
+from router.core.envelope import Envelope
 from router.shapes import common
 
 KIND = "s3"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from router.envelope import Envelope
+from router.core.envelope import Envelope
 from router.shapes import common
 
 KIND = "schedule"

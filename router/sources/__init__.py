@@ -1,45 +1,34 @@
-"""Source kinds, by name.
+"""Source kinds: one package per kind, and the registry that finds a kind's package by name.
 
-Each kind is one module here (`router/sources/<kind>.py`) that defines:
+Each kind is a package `router/sources/<kind>/` (s3, dynamodb, kafka, kinesis, email, schedule, http) that
+exports:
 
-* `Config`: a frozen msgspec Struct tagged on `kind` (`class Config(Strict, tag="kafka", tag_field="kind")`),
-  optionally with `check(self, config, where, problems)` for cross-checks `router validate` runs;
-* `create(ctx: SourceContext) -> Source`: the factory the daemon calls.
+* `create(ctx: SourceContext) -> Source`: the factory the daemon calls (the contract is in
+  router/core/ports.py);
+* `check(settings, config, where, problems)`: the kind's own checks that `router validate` runs (optional).
 
-A module imports its heavy client library (aiokafka, aiobotocore, aiosmtpd, watchfiles) inside `create` or
-`run`, never at import time, so `router validate` and unit tests stay fast. The contract every source keeps is
-in `router/sources/base.py`.
+Its settings (a config Struct tagged on `kind`, with the kind's traits) are in `router/config/sources/`.
+The stream engine the stream kinds share is `router/sources/stream/`.
+
+A kind imports its heavy client library (aiokafka, aiobotocore, aiosmtpd, watchfiles) inside `create` or
+`run`, never at import time, so `router validate` and unit tests stay fast.
+
+May import: router.core, router.config, router.shapes, router.metrics. Never router.dispatch, router.invoker
+or router.control: a source reaches functions only through its route ports (tests/unit/test_layers.py).
 """
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import Any
 
-KINDS: dict[str, str] = {
-    "s3": "router.sources.s3",
-    "dynamodb": "router.sources.dynamodb",
-    "kafka": "router.sources.kafka",
-    "kinesis": "router.sources.kinesis",
-    "email": "router.sources.email",
-    "schedule": "router.sources.schedule",
-    "http": "router.sources.http",
-}
+from router.config.sources import KINDS
+
+PACKAGES: dict[str, str] = {kind: f"router.sources.{kind}" for kind in KINDS}
 
 
-def kind_module(kind: Any) -> ModuleType:
-    """The module of a source kind; KeyError with the list of known kinds for an unknown one."""
-    if kind not in KINDS:
-        known = ", ".join(sorted(KINDS))
-        raise KeyError(f"unknown source kind {kind!r} (known kinds: {known})")
-    return importlib.import_module(KINDS[kind])
-
-
-def config_type(kind: Any) -> type:
-    return kind_module(kind).Config  # type: ignore[no-any-return,unused-ignore]
-
-
-def source_kind(settings: Any) -> str:
-    """The kind of a decoded source Config (its msgspec tag)."""
-    return str(type(settings).__struct_config__.tag)
+def kind_module(kind: str) -> ModuleType:
+    """The package of a source kind; KeyError with the list of known kinds for an unknown one."""
+    if kind not in PACKAGES:
+        raise KeyError(f"unknown source kind {kind!r} (known kinds: {', '.join(sorted(PACKAGES))})")
+    return importlib.import_module(PACKAGES[kind])

@@ -8,8 +8,9 @@ from typing import Any
 
 import msgspec
 
+from router.core.results import InvocationResult
 from router.invoker.instance import Instance
-from router.invoker.types import InvocationResult, InvokeRequest
+from router.invoker.types import InvokeRequest
 
 Call = Callable[..., Awaitable[InvocationResult]]
 

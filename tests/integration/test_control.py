@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 from botocore.exceptions import ClientError
 
-from router import errors as E
+from router.core import errors as E
 from tests.support import RouterProcess
 from tests.unit.test_control_support import (
     absolute_zip,

@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from router.clock import FakeClock
-from router.config import parse_config
+from router.core.clock import FakeClock
+from router.core.errors import REASON_ACCOUNT, REASON_RESERVED, ShuttingDown, Throttled
+from router.core.results import InvocationResult
 from router.dispatch.dispatcher import Dispatcher
 from router.dispatch.registry import definitions_from_config
-from router.errors import REASON_ACCOUNT, REASON_RESERVED, ShuttingDown, Throttled
 from router.invoker.instance import Instance
-from router.invoker.types import FunctionSpec, InvocationResult
+from router.invoker.types import FunctionSpec
+from router.validate import parse_config
 from tests.support import FUNCTIONS
 
 Make = Callable[..., Any]

@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from router.sources.email_spool import MailSpool, SpooledMail
+from router.sources.email.spool import MailSpool, SpooledMail
 from tests.support import RouterProcess, aws_client, free_port
 
 CONFIG = """

@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 
-from router.config import BillingConfig, parse_config
+from router.config import BillingConfig
 from router.dispatch.dispatcher import Dispatcher
 from router.dispatch.registry import definitions_from_config
 from router.invoker import zygote as zygote_module
 from router.invoker.instance import Instance
 from router.invoker.types import FunctionSpec
 from router.invoker.zygote import Zygotes
+from router.validate import parse_config
 from tests.integration.invoker_support import body, make_call
 
 pytestmark = pytest.mark.integration

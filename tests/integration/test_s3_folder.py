@@ -16,12 +16,12 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from router.clock import SystemClock
-from router.config import parse_config
-from router.envelope import Envelope
-from router.errors import Throttled
+from router.core.clock import SystemClock
+from router.core.envelope import Envelope
+from router.core.errors import Throttled
+from router.core.ports import Delivery, Source, SourceContext
 from router.sources import s3
-from router.sources.base import Outcome, Source, SourceContext
+from router.validate import parse_config
 from tests.integration import record_function
 from tests.integration.record_function import records, seen, wait_for_keys
 from tests.support import wait_until
@@ -162,12 +162,12 @@ class RefusingSubmit:
         self.calls = 0
         self.accepted: list[Envelope] = []
 
-    async def __call__(self, envelopes: list[Envelope]) -> Outcome:
+    async def __call__(self, envelopes: list[Envelope]) -> Delivery:
         self.calls += 1
         if self.calls <= self.refuse:
             raise Throttled("over the limit")
         self.accepted.extend(envelopes)
-        return Outcome(queued=len(envelopes))
+        return Delivery(queued=len(envelopes))
 
 
 @contextlib.asynccontextmanager
@@ -185,7 +185,7 @@ async def folder_source(settings: str, state_dir: Path, submit: RefusingSubmit) 
         ready=ready.set,
     )
     source = s3.create(ctx)
-    task = asyncio.create_task(source.run(submit))
+    task = asyncio.create_task(source.run())
     try:
         await ready.wait()
         yield source

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from router.config import AccountConfig, AsyncConfig, Config, Destination, FunctionConfig
+from router.core.results import InvocationResult
 from router.dispatch.registry import FunctionDefinition, revision_of
-from router.invoker.types import FunctionSpec, InitFailed, InvocationResult, InvokeRequest
+from router.invoker.types import FunctionSpec, InitFailed, InvokeRequest
 
 
 class FakeInstance:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-from router.config import Strict
-from router.sources.base import SourceContext, Submit
+from router.config import SourceSettings
+from router.core.kinds import KindTraits
+from router.core.ports import SourceContext
 
 RUNS: list[str] = []
 
 
-class Config(Strict, tag="flaky", tag_field="kind"):
+class Config(SourceSettings, tag="flaky"):
+    traits = KindTraits(shape="schedule")
     fail_first: bool = True
 
 
@@ -19,7 +21,7 @@ class FlakySource:
         self.ctx = ctx
         self.closed = 0
 
-    async def run(self, submit: Submit) -> None:
+    async def run(self) -> None:
         RUNS.append("run")
         if self.ctx.config.fail_first and RUNS.count("run") == 1:
             raise RuntimeError("first run fails")

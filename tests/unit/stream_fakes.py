@@ -10,12 +10,13 @@ from typing import Any
 
 import msgspec
 
-from router.clock import Clock, SystemClock
 from router.config import BatchConfig, OnErrorConfig, RouteConfig
-from router.envelope import Envelope
-from router.invoker.types import InvocationResult
-from router.sources.stream import MappingSettings, StreamMapping, StreamRecord
-from router.sources.stream_stats import MappingStats
+from router.core.clock import Clock, SystemClock
+from router.core.envelope import Envelope
+from router.core.kinds import KindTraits
+from router.core.results import InvocationResult
+from router.sources.stream.engine import MappingSettings, StreamMapping, StreamRecord
+from router.sources.stream.stats import MappingStats
 
 Handler = Callable[[list[dict[str, Any]]], Awaitable[InvocationResult] | InvocationResult]
 
@@ -30,7 +31,7 @@ def error(message: str = "boom") -> InvocationResult:
 
 
 class FakeRoute:
-    """A BoundRoute stand-in: the 'event' is the list of records; `handler(records)` is the function."""
+    """A RoutePort stand-in: the 'event' is the list of records; `handler(records)` is the function."""
 
     def __init__(
         self,
@@ -43,15 +44,28 @@ class FakeRoute:
         self.source = "src"
         self.function = "fn"
         self.kind = "fake"
-        self.dispatcher = None
-        self.config = RouteConfig(source="src", function="fn", batch=batch, on_error=on_error)
+        self.traits = KindTraits(shape="fake", stream=True, waits_for_result=True)
+        self.event_format = "aws"
+        # A predicate stands for a compiled filter: the route's settings then have one, as a real route's do.
+        pattern = {"predicate": ["given"]} if predicate is not None else None
+        self.settings = RouteConfig(
+            source="src", function="fn", batch=batch, on_error=on_error, filter=pattern
+        )
         self.handler = handler or (lambda records: ok())
         self.predicate = predicate
         self.calls: list[list[int]] = []  # positions of each invocation, in call order
         self.delivered: list[dict[str, Any]] = []  # records of successful calls
+        self.enqueued: list[tuple[str, bytes]] = []  # failure records sent to a function destination
 
     def matches(self, envelope: Envelope) -> bool:
         return self.predicate is None or self.predicate(envelope)
+
+    async def enqueue(self, payload: bytes, *, trace: str | None = None) -> str:
+        raise AssertionError("stream routes invoke synchronously")
+
+    async def enqueue_to(self, function: str, payload: bytes) -> str:
+        self.enqueued.append((function, payload))
+        return f"req-{len(self.enqueued)}"
 
     def render(self, envelopes: Sequence[Envelope]) -> bytes:
         return msgspec.json.encode({"Records": [e.record for e in envelopes]})

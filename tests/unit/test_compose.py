@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from router.config import load_config
+from router.validate import load_config
 from tests.e2e.stack import COMPOSE, NAMES
 
 COMPOSE_FILE = COMPOSE / "docker-compose.yml"

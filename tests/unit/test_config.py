@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from router.config import Config, interpolate, load_config, parse_config
-from router.errors import ConfigError
+from router.config import Config
+from router.config.loader import interpolate
+from router.core.errors import ConfigError
+from router.validate import load_config, parse_config
 
 FN = """
 functions:
@@ -155,7 +157,7 @@ BROKEN: list[tuple[str, list[str]]] = [
         ["functions.f.provisioned_concurrency: 2 is more than reserved_concurrency 1"],
     ),
     (FN + "    reserved_concurrency: 950\n", ["functions: reserved_concurrency adds up to 950"]),
-    (FN + "    environment: {A: [1]}\n", ["functions.f.environment.A: expected 'str', got 'array'"]),
+    (FN + "    environment: {A: [1]}\n", ["functions.f.environment.A: expected a string, got [1]"]),
     (
         FN + "    environment: {BIG: '" + "x" * 5000 + "'}\n",
         ["functions.f.environment: 5003 bytes, over Lambda's 4 KB"],
@@ -186,7 +188,7 @@ BROKEN: list[tuple[str, list[str]]] = [
     ),
     ("routes: {a: 1}", ["routes: expected a list of routes"]),
     ("routes: [{source: a}]", ["routes[0]: missing required key 'function'"]),
-    ("state_dir: [1]", ["state_dir: expected 'str', got 'array'"]),
+    ("state_dir: [1]", ["state_dir: expected a string, got [1]"]),
 ]
 
 

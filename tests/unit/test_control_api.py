@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from botocore.exceptions import ClientError
 
-from router import errors as E
+from router.core import errors as E
 from tests.unit.test_control_support import ApiHarness, app_zip, make_zip, symlink_zip, traversal_zip
 
 ZIP_V2 = make_zip({"app.py": "def handler(e, c):\n    return 2\n", "v2.txt": "two"})

@@ -19,12 +19,14 @@ from typing import Any
 from aiohttp import web
 from botocore.config import Config as BotoConfig
 
-from router.config import parse_config
-from router.control.app import ControlPlane, create_app
+from router.control.app import create_app
 from router.control.catalog import FunctionCatalog
+from router.control.plane import ControlPlane
+from router.core.results import InvocationResult
 from router.dispatch.dispatcher import Dispatcher
-from router.invoker.types import FunctionSpec, InvocationResult, InvokeRequest
+from router.invoker.types import FunctionSpec, InvokeRequest
 from router.metrics import Metrics
+from router.validate import parse_config
 from tests.support import aws_client
 
 HANDLER_V1 = "def handler(event, context):\n    return {'version': 1, 'event': event}\n"

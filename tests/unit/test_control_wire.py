@@ -6,12 +6,12 @@ import base64
 
 import pytest
 
-from router import errors as E
 from router.control.auth import check_token, presented_token
 from router.control.errors import ApiError, from_dispatch_error
 from router.control.invoke import check_client_context
 from router.control.names import parse_function_name
 from router.control.requests import check_settings
+from router.core import errors as E
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from router.config import parse_config
 from router.daemon import Daemon
+from router.validate import parse_config
 
 BASE = """
 server: {port: 0}
@@ -87,9 +87,11 @@ async def test_a_failing_source_is_restarted_and_the_daemon_survives(tmp_path: P
     import asyncio
 
     from router import sources
+    from router.config import sources as settings
     from tests.unit import flaky_source
 
-    monkeypatch.setitem(sources.KINDS, "flaky", "tests.unit.flaky_source")
+    monkeypatch.setitem(settings.SETTINGS, "flaky", flaky_source.Config)
+    monkeypatch.setitem(sources.PACKAGES, "flaky", "tests.unit.flaky_source")
     flaky_source.RUNS.clear()
     text = BASE.replace('change: {kind: schedule, expression: "rate(1 hour)"}', "change: {kind: flaky}")
     async with Daemon(config(text, tmp_path)) as daemon:

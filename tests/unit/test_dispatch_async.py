@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from router.clock import FakeClock
 from router.config import Destination
+from router.core.clock import FakeClock
 from router.dispatch.dispatcher import Dispatcher
 from router.dispatch.queue import DurableQueue, QueuedEvent
 from tests.unit.dispatch_fakes import FakeFactory, definition, directory, router_config, until

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from router.core.errors import REASON_ACCOUNT, REASON_RESERVED, Throttled
 from router.dispatch.concurrency import Accounting
-from router.errors import REASON_ACCOUNT, REASON_RESERVED, Throttled
 
 
 def test_reserved_concurrency_caps_the_function_with_the_reserved_reason() -> None:

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from router.clock import FakeClock
+from router.core.clock import FakeClock
+from router.core.errors import DispatchError
 from router.dispatch.dispatcher import Dispatcher
 from router.dispatch.pool import INIT_ON_DEMAND, INIT_PROVISIONED
-from router.errors import DispatchError
 from tests.unit.dispatch_fakes import FakeFactory, definition, router_config, until
 
 Make = Callable[..., Any]

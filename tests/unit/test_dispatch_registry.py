@@ -12,11 +12,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from router.config import parse_config
+from router.core.errors import ConfigError
+from router.core.results import InvocationResult
 from router.dispatch import destinations
 from router.dispatch.registry import code_digest, definitions_from_config, revision_of
-from router.errors import ConfigError
-from router.invoker.types import InvocationResult
+from router.validate import parse_config
 from tests.unit.dispatch_fakes import function_config
 
 HANDLER = "def handler(event, context):\n    return event\n"

@@ -12,10 +12,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from router.clock import FakeClock
+from router.core.clock import FakeClock
+from router.core.errors import REASON_ACCOUNT, REASON_RESERVED, FunctionNotFound, ShuttingDown, Throttled
+from router.core.results import InvocationResult
 from router.dispatch.dispatcher import Call, Dispatcher
-from router.errors import REASON_ACCOUNT, REASON_RESERVED, FunctionNotFound, ShuttingDown, Throttled
-from router.invoker.types import InvocationResult
 from router.metrics import Metrics
 from tests.unit.dispatch_fakes import FakeFactory, definition, router_config, until
 

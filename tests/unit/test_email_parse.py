@@ -10,11 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from router.config import parse_config
-from router.errors import ConfigError
+from router.core.errors import ConfigError
 from router.shapes import ses
-from router.sources.email import new_mail_id
-from router.sources.email_parse import (
+from router.sources.email.parse import (
     HEADERS_LIMIT_BYTES,
     destination,
     harden,
@@ -22,8 +20,10 @@ from router.sources.email_parse import (
     parse_content,
     trace_headers,
 )
-from router.sources.email_smtp import RecipientPolicy, has_bare_line_ending
-from router.sources.email_spool import is_disk_full
+from router.sources.email.smtp import RecipientPolicy, has_bare_line_ending
+from router.sources.email.source import new_mail_id
+from router.sources.email.spool import is_disk_full
+from router.validate import parse_config
 
 
 def test_recipient_policy_takes_listed_addresses_and_domains_only() -> None:

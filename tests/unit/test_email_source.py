@@ -15,14 +15,15 @@ from typing import Any
 
 import pytest
 
-from router.clock import SystemClock
-from router.config import parse_config
-from router.envelope import Envelope
-from router.errors import FunctionNotFound
+from router.core.clock import SystemClock
+from router.core.envelope import Envelope
+from router.core.errors import FunctionNotFound
+from router.core.ports import Delivery, SourceContext
 from router.sources import email as email_source
-from router.sources import email_spool
-from router.sources.base import Outcome, SourceContext
-from router.sources.email_spool import MailSpool, SpooledMail
+from router.sources.email import spool as email_spool
+from router.sources.email.source import EmailSource
+from router.sources.email.spool import MailSpool, SpooledMail
+from router.validate import parse_config
 
 MESSAGE = b"From: Ann <ann@sender.test>\r\nTo: inbox@example.test\r\nSubject: hello\r\n\r\nHi there.\r\n"
 
@@ -36,7 +37,7 @@ class Collector:
         self.gate: asyncio.Event | None = None
         self.arrived = asyncio.Event()
 
-    async def __call__(self, envelopes: Sequence[Envelope]) -> Outcome:
+    async def __call__(self, envelopes: Sequence[Envelope]) -> Delivery:
         if self.gate is not None:
             await self.gate.wait()
         if self.refuse:
@@ -44,7 +45,7 @@ class Collector:
             raise FunctionNotFound("no function named 'gone'")
         self.envelopes.extend(envelopes)
         self.arrived.set()
-        return Outcome(queued=len(envelopes))
+        return Delivery(queued=len(envelopes))
 
     async def wait_for(self, n: int) -> list[Envelope]:
         while len(self.envelopes) < n:
@@ -54,7 +55,7 @@ class Collector:
 
 
 class Running:
-    def __init__(self, source: email_source.EmailSource, submit: Collector, state: Path) -> None:
+    def __init__(self, source: EmailSource, submit: Collector, state: Path) -> None:
         self.source = source
         self.submit = submit
         self.state = state
@@ -87,7 +88,7 @@ async def running(tmp_path: Path, extra: str = "", submit: Collector | None = No
         base_dir=tmp_path,
     )
     source = email_source.create(ctx)
-    task = asyncio.create_task(source.run(submit))
+    task = asyncio.create_task(source.run())
     ready_wait = asyncio.create_task(ready.wait())
     await asyncio.wait([task, ready_wait], return_when=asyncio.FIRST_COMPLETED)
     if task.done():
@@ -167,7 +168,7 @@ async def test_dispatch_error_answers_451_and_keeps_no_copy(tmp_path: Path) -> N
 
 async def test_queue_out_of_disk_answers_452(tmp_path: Path) -> None:
     class FullQueue(Collector):
-        async def __call__(self, envelopes: Sequence[Envelope]) -> Outcome:
+        async def __call__(self, envelopes: Sequence[Envelope]) -> Delivery:
             raise OSError(errno.ENOSPC, "No space left on device")
 
     async with running(tmp_path, submit=FullQueue()) as r:
@@ -419,7 +420,7 @@ async def test_cancelling_run_stops_it(tmp_path: Path) -> None:
         ready=ready.set,
     )
     source = email_source.create(ctx)
-    task = asyncio.create_task(source.run(submit))
+    task = asyncio.create_task(source.run())
     await ready.wait()
     port = source.port
     task.cancel()

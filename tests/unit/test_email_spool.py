@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from router.sources.email_spool import MailSpool, SpooledMail, write_durably
+from router.sources.email.spool import MailSpool, SpooledMail, write_durably
 
 
 def mail(mail_id: str) -> SpooledMail:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from router.config import load_config
+from router.validate import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted([*REPO.glob("config/*.yaml"), *REPO.glob("config/examples/*.yaml")])

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from router.core.errors import ConfigError
 from router.dispatch.filters import compile_filter, compile_patterns, decode_data, matches
-from router.errors import ConfigError
 from router.shapes import apigateway, dynamodb, kafka, kinesis, s3
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from router.config import parse_config
+from router.core.errors import ConfigError
 from router.dispatch.filters import pattern_problems
-from router.errors import ConfigError
+from router.validate import parse_config
 
 W = "routes[0].filter"
 

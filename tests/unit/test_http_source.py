@@ -17,13 +17,15 @@ import aiohttp
 import msgspec
 import pytest
 
-from router.clock import SystemClock
-from router.config import HttpRouteConfig, RouteConfig, parse_config
+from router.config import HttpRouteConfig, RouteConfig
+from router.config.sources.http import Config
+from router.core.clock import SystemClock
+from router.core.errors import ConfigError, ShuttingDown, Throttled
+from router.core.ports import Delivery, SourceContext
+from router.core.results import InvocationResult
 from router.dispatch.routing import BoundRoute
-from router.errors import ConfigError, ShuttingDown, Throttled
-from router.invoker.types import InvocationResult
-from router.sources.base import Outcome, SourceContext
-from router.sources.http import Config, HttpSource, create
+from router.sources.http.source import HttpSource, create
+from router.validate import parse_config
 
 Behaviour = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -88,15 +90,16 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Gatew
                     "api",
                     function,
                     "http",
+                    Config.traits,
                     rc,
                     extra.get("format", "aws"),
                     dispatcher,
-                    extra.get("predicate"),
+                    predicate=extra.get("predicate"),
                 )
             )
         ready = asyncio.Event()
 
-        async def submit(envelopes: Any) -> Outcome:
+        async def submit(envelopes: Any) -> Delivery:
             raise AssertionError("the HTTP gateway invokes synchronously, never through submit")
 
         ctx = SourceContext(
@@ -109,7 +112,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Gatew
             ready=ready.set,
         )
         source = create(ctx)
-        task = asyncio.create_task(source.run(submit))
+        task = asyncio.create_task(source.run())
         await asyncio.wait_for(ready.wait(), 5)
         gw = Gateway(source, dispatcher, task)
         started.append(gw)

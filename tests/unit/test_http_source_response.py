@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from router.errors import SANDBOX_TIMEOUT, FunctionNotFound, LoopDetected, ShuttingDown, Throttled
-from router.invoker.types import InvocationResult
-from router.sources.http_cors import CorsConfig, apply_cors, preflight_reply
-from router.sources.http_response import Reply, reply_for_dispatch_error, reply_for_result
+from router.config.sources.http import CorsConfig
+from router.core.errors import SANDBOX_TIMEOUT, FunctionNotFound, LoopDetected, ShuttingDown, Throttled
+from router.core.results import InvocationResult
+from router.sources.http.cors import apply_cors, check_cors, preflight_reply
+from router.sources.http.response import Reply, reply_for_dispatch_error, reply_for_result
 
 
 def result(value: Any = None, *, raw: bytes | None = None, error: str | None = None) -> InvocationResult:
@@ -165,5 +166,5 @@ def test_cors_preflight_and_reply_headers() -> None:
 
 def test_cors_with_credentials_cannot_allow_every_origin() -> None:
     problems: list[str] = []
-    CorsConfig(allow_credentials=True).check("sources.api.cors", problems)
+    check_cors(CorsConfig(allow_credentials=True), "sources.api.cors", problems)
     assert problems and problems[0].startswith("sources.api.cors.allow_origins:")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from router.sources.http_routes import RouteKey, RouteTable, parse_route_key
+from router.sources.http.routes import RouteKey, RouteTable, parse_route_key
 
 
 def key(method: str, path: str) -> RouteKey:

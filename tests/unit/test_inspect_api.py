@@ -16,16 +16,16 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from router.clock import SystemClock
-from router.config import parse_config
-from router.control.app import ControlPlane, create_app
+from router.control.app import create_app
 from router.control.catalog import FunctionCatalog
-from router.control.inspect import INSPECTION, Inspection
+from router.control.plane import INSPECTION, ControlPlane, Inspection
+from router.core.clock import SystemClock
+from router.core.ports import SourceContext
 from router.dispatch.dispatcher import Dispatcher
-from router.dispatch.routing import bind_routes, make_submit
-from router.inspect import InspectStore
+from router.dispatch.routing import bind_routes
 from router.metrics import Metrics
-from router.sources.base import SourceContext
+from router.record.memory import InspectStore
+from router.validate import parse_config
 from tests.unit.test_control_support import echo_factory
 
 CONFIG = """
@@ -76,7 +76,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     for name, settings in config.sources.items():
         routes = bind_routes(config, name, dispatcher)
         contexts[name] = SourceContext(name=name, config=settings, routes=routes, state_dir=state,
-                                       clock=SystemClock(), submit=make_submit(routes))  # fmt: skip
+                                       clock=SystemClock())  # fmt: skip
     inspection = Inspection(store=store, sources=lambda: contexts, config=lambda: config)
     plane = ControlPlane(config=config, dispatcher=dispatcher, metrics=metrics, is_ready=lambda: True,
                          catalog=catalog, extras={INSPECTION: inspection})  # fmt: skip

@@ -6,11 +6,11 @@ import asyncio
 import json
 from typing import Any
 
+from router.core.results import InvocationResult
 from router.dispatch.filters import compile_patterns
+from router.dispatch.loops import StoppedCall
 from router.dispatch.stats import Call
-from router.inspect import InspectStore, view
-from router.invoker.types import InvocationResult
-from router.loops import StoppedCall
+from router.record.memory import InspectStore, view
 
 
 def record(store: InspectStore, function: str, event: Any, *, fail: bool = False, **call: Any) -> None:

@@ -10,8 +10,9 @@ import msgspec
 import pytest
 
 from router.config import BillingConfig
+from router.core.results import InvocationResult
 from router.invoker import launch, metering, outcomes
-from router.invoker.types import FunctionSpec, InvocationResult
+from router.invoker.types import FunctionSpec
 
 
 @pytest.mark.parametrize(

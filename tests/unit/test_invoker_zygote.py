@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from router.config import parse_config
 from router.dispatch.registry import definitions_from_config
 from router.invoker import launch
 from router.invoker.types import FunctionSpec
 from router.invoker.zygote import Zygotes
+from router.validate import parse_config
 
 FUNCTIONS = Path(__file__).resolve().parents[1] / "functions"
 

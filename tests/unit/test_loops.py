@@ -12,12 +12,12 @@ from typing import Any
 import msgspec
 import pytest
 
-from router import trace as T
-from router.clock import FakeClock
 from router.config import Destination, LimitsConfig
+from router.core import trace as T
+from router.core.clock import FakeClock
+from router.core.errors import LoopDetected
 from router.dispatch.dispatcher import Dispatcher
-from router.errors import LoopDetected
-from router.loops import LoopGuard, StoppedCall
+from router.dispatch.loops import LoopGuard, StoppedCall
 from router.metrics import Metrics
 from tests.unit.dispatch_fakes import FakeFactory, definition, directory, router_config, until
 
@@ -56,7 +56,7 @@ def test_guard_admits_up_to_the_depth_then_logs_counts_and_tells(caplog: pytest.
     guard.on_stop.append(lambda _: 1 / 0)  # a broken observer is contained
     assert T.depth(guard.admit("f", None)) == 1
     assert T.depth(guard.admit("f", at_hops(1))) == 3
-    with caplog.at_level(logging.WARNING, "router.loops"), pytest.raises(LoopDetected) as info:
+    with caplog.at_level(logging.WARNING, "router.dispatch.loops"), pytest.raises(LoopDetected) as info:
         guard.admit("f", at_hops(2), invocation_type="Event", source="clicks", payload=b"{}")
     assert info.value.depth == 4 and T.parse(info.value.trace).hops == 3  # type: ignore[union-attr]
     assert (info.value.status, info.value.api_error) == (400, "RecursiveInvocationException")

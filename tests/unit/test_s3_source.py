@@ -10,14 +10,15 @@ from typing import Any
 
 import pytest
 
-from router.clock import FakeClock
-from router.config import parse_config
-from router.envelope import Envelope
-from router.errors import ConfigError, Throttled
-from router.sources.base import Outcome, SourceContext
-from router.sources.s3 import DEFAULT_IGNORE, is_ignored, route_wants
-from router.sources.s3_api import QueuedNotifications, normalize_record, s3_records
-from router.sources.s3_state import AnnouncedObjects, ObjectVersion
+from router.config.sources.s3 import DEFAULT_IGNORE
+from router.core.clock import FakeClock
+from router.core.envelope import Envelope
+from router.core.errors import ConfigError, Throttled
+from router.core.ports import Delivery, SourceContext
+from router.sources.s3.api import QueuedNotifications, normalize_record, s3_records
+from router.sources.s3.common import is_ignored, route_wants
+from router.sources.s3.state import AnnouncedObjects, ObjectVersion
+from router.validate import parse_config
 
 
 @pytest.mark.parametrize(
@@ -180,11 +181,11 @@ class Submit:
         self.envelopes: list[Envelope] = []
         self.refuse_from = refuse_from
 
-    async def __call__(self, envelopes: Sequence[Envelope]) -> Outcome:
+    async def __call__(self, envelopes: Sequence[Envelope]) -> Delivery:
         if self.refuse_from is not None and len(self.envelopes) >= self.refuse_from:
             raise Throttled("busy")
         self.envelopes.extend(envelopes)
-        return Outcome(queued=len(envelopes))
+        return Delivery(queued=len(envelopes))
 
 
 def message(handle: str, body: Any) -> dict[str, Any]:

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from router.clock import FakeClock
-from router.config import parse_config
-from router.envelope import Envelope
-from router.errors import ConfigError, Throttled
+from router.config.sources import ScheduleConfig
+from router.core.clock import FakeClock
+from router.core.envelope import Envelope
+from router.core.errors import ConfigError, Throttled
+from router.core.ports import Delivery, SourceContext
 from router.sources import schedule
-from router.sources.base import Outcome, SourceContext
+from router.validate import parse_config
 
 UTC = dt.UTC
 
@@ -24,7 +25,7 @@ def at(*args: int, tz: dt.tzinfo = UTC) -> float:
     return dt.datetime(*args, tzinfo=tz).timestamp()
 
 
-def config(expression: str, **settings: Any) -> schedule.Config:
+def config(expression: str, **settings: Any) -> ScheduleConfig:
     lines = "\n".join(f"    {k}: {v}" for k, v in {"expression": repr(expression), **settings}.items())
     return parse_config(f"sources:\n  nightly:\n    kind: schedule\n{lines}\n").sources["nightly"]  # type: ignore[no-any-return]
 
@@ -36,12 +37,12 @@ class Collector:
         self.envelopes: list[Envelope] = []
         self.refuse = 0
 
-    async def __call__(self, envelopes: Sequence[Envelope]) -> Outcome:
+    async def __call__(self, envelopes: Sequence[Envelope]) -> Delivery:
         if self.refuse:
             self.refuse -= 1
             raise Throttled("over the limit")
         self.envelopes.extend(envelopes)
-        return Outcome(queued=len(envelopes), request_ids=[f"req-{len(self.envelopes)}"])
+        return Delivery(queued=len(envelopes), request_ids=[f"req-{len(self.envelopes)}"])
 
     @property
     def times(self) -> list[str]:
@@ -52,7 +53,7 @@ class Running:
     """A schedule source running on a FakeClock, restartable on the same state folder."""
 
     def __init__(
-        self, state_dir: Path, cfg: schedule.Config, clock: FakeClock, submit: Collector, settled: Any = None
+        self, state_dir: Path, cfg: ScheduleConfig, clock: FakeClock, submit: Collector, settled: Any = None
     ) -> None:
         self.ctx = SourceContext(
             name="nightly",
@@ -67,7 +68,7 @@ class Running:
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.task = asyncio.create_task(self.source.run(self.ctx.submit))
+        self.task = asyncio.create_task(self.source.run())
         for _ in range(5):
             await asyncio.sleep(0)
 
@@ -81,7 +82,7 @@ class Running:
 
 
 async def run_for(
-    tmp_path: Path, cfg: schedule.Config, start: float, seconds: float, submit: Collector | None = None
+    tmp_path: Path, cfg: ScheduleConfig, start: float, seconds: float, submit: Collector | None = None
 ) -> Collector:
     submit = submit or Collector()
     clock = FakeClock(start)

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from router.sources.schedule_expr import ExpressionError, parse_expression, parse_timezone
+from router.sources.schedule.expr import ExpressionError, parse_expression, parse_timezone
 
 UTC = dt.UTC
 

@@ -8,7 +8,7 @@ import re
 import msgspec
 import pytest
 
-from router.envelope import Envelope
+from router.core.envelope import Envelope
 from router.shapes import dynamodb, kinesis, render, s3, sample, sample_envelope
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

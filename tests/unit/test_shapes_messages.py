@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from router.envelope import Envelope
+from router.core.envelope import Envelope
 from router.shapes import kafka, render, sample_envelope, schedule, ses
 
 # --- Kafka -------------------------------------------------------------------------------------------------

@@ -7,10 +7,10 @@ from typing import Any
 
 import msgspec
 
-from router.clock import FakeClock
 from router.config import BatchConfig, OnErrorConfig
-from router.errors import Throttled
-from router.sources.stream import MappingSettings
+from router.core.clock import FakeClock
+from router.core.errors import Throttled
+from router.sources.stream.engine import MappingSettings
 from tests.unit.stream_fakes import FakeRoute, error, harness, ok, records
 
 
@@ -183,9 +183,9 @@ async def test_settings_come_from_the_route_with_the_kind_default_window() -> No
 async def test_a_kind_that_renders_its_records_needs_no_envelopes() -> None:
     """Records without an envelope: the kind renders the event (also for the failure record) and the first
     record's trace goes with the call."""
-    from router.clock import SystemClock
-    from router.sources.stream import StreamMapping, StreamRecord
-    from router.sources.stream_stats import MappingStats
+    from router.core.clock import SystemClock
+    from router.sources.stream.engine import StreamMapping, StreamRecord
+    from router.sources.stream.stats import MappingStats
     from tests.unit.stream_fakes import FakeKind, MemorySink
 
     class RenderingKind(FakeKind):

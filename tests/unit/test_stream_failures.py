@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from router.clock import FakeClock, SystemClock
 from router.config import Destination
-from router.invoker.types import InvocationResult
-from router.sources.stream_failure import (
+from router.core.clock import FakeClock, SystemClock
+from router.core.results import InvocationResult
+from router.sources.stream.failure import (
     PAYLOAD_SIZE_EXCEEDED,
     RECORD_AGE_EXCEEDED,
     RETRIES_EXHAUSTED,
@@ -151,7 +151,7 @@ async def test_a_record_over_the_payload_cap_is_given_up_and_its_batch_split() -
 
 async def test_directory_sink_writes_one_json_file_per_failure_atomically(tmp_path: Path) -> None:
     sink = build_sink(
-        Destination(directory="failed"), base_dir=tmp_path, dispatcher=None, source="s", clock=SystemClock()
+        Destination(directory="failed"), base_dir=tmp_path, route=FakeRoute(), clock=SystemClock()
     )
     assert isinstance(sink, DirectorySink)
     doc = failure_record(
@@ -205,6 +205,6 @@ async def test_directory_sink_retries_until_it_can_write(tmp_path: Path) -> None
 
 
 async def test_no_destination_discards() -> None:
-    sink = build_sink(None, base_dir=Path("."), dispatcher=None, source="s", clock=SystemClock())
+    sink = build_sink(None, base_dir=Path("."), route=FakeRoute(), clock=SystemClock())
     assert isinstance(sink, DiscardSink)
     await sink.put({}, partition="p", first=0, last=0)

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from router.config import parse_config
-from router.errors import ConfigError
+from router.config.sources import KafkaConfig
+from router.core.errors import ConfigError
 from router.shapes import kafka as shapes
-from router.sources.kafka import group_ids
-from router.sources.kafka_records import RecordBuilder
+from router.sources.kafka.records import RecordBuilder
+from router.sources.kafka.source import group_ids
+from router.validate import parse_config
 
 FUNCTIONS = Path(__file__).resolve().parent.parent / "functions"
 
@@ -139,7 +140,7 @@ def test_native_records_render_the_same_event_bytes_as_the_shape_builders(arn: s
     """Routes without a filter skip envelopes: their event is encoded straight from the records, and must be
     byte for byte what the route renders from the shape builders' envelopes."""
     from router.dispatch.routing import BoundRoute
-    from router.sources.kafka_records import KafkaRecord
+    from router.sources.kafka.records import KafkaRecord
 
     messages = [
         Message(),
@@ -151,7 +152,7 @@ def test_native_records_render_the_same_event_bytes_as_the_shape_builders(arn: s
     builder = RecordBuilder(source_name="clicks", bootstrap_servers="h1:9092,h2:9092", event_source_arn=arn)
     native = builder.build_all(messages, envelopes=False)
     enveloped = builder.build_all(messages, envelopes=True)
-    route = BoundRoute("clicks", "fn", "kafka", None, "aws", None)  # type: ignore[arg-type]
+    route = BoundRoute("clicks", "fn", "kafka", KafkaConfig.traits, None, "aws", None)  # type: ignore[arg-type]
 
     assert builder.render("clicks-2", native) == route.render([r.envelope for r in enveloped])
     assert all(r.envelope is None and isinstance(r.native, KafkaRecord) for r in native)
@@ -162,7 +163,7 @@ def test_native_records_render_the_same_event_bytes_as_the_shape_builders(arn: s
 
 
 def test_full_partitions_pause_only_once_the_client_holds_none_of_their_records() -> None:
-    from router.sources.kafka_mapping import taken_to_end
+    from router.sources.kafka.mapping import taken_to_end
 
     assigned = ["a", "b", "c"]
     assert taken_to_end({"a": [1] * 3, "b": [1] * 2}, 10, assigned) == {"a", "b", "c"}  # under the cap
@@ -171,7 +172,7 @@ def test_full_partitions_pause_only_once_the_client_holds_none_of_their_records(
 
 
 def test_failed_position_reads_lambda_kafka_identifiers() -> None:
-    from router.sources.kafka_mapping import KafkaMapping
+    from router.sources.kafka.mapping import KafkaMapping
 
     read = KafkaMapping.failed_position
     assert read(None, {"partition": "clicks-2", "offset": 17}, "clicks-2") == 17  # type: ignore[arg-type]

@@ -11,14 +11,14 @@ from typing import Any
 import msgspec
 import pytest
 
-from router.clock import SystemClock
-from router.config import parse_config
-from router.envelope import Envelope
-from router.errors import ConfigError
-from router.sources.base import Outcome, SourceContext
-from router.sources.stream import StreamRecord
-from router.sources.stream_checkpoints import CheckpointFile
-from router.sources.stream_shards import Shard, ShardSource
+from router.core.clock import SystemClock
+from router.core.envelope import Envelope
+from router.core.errors import ConfigError
+from router.core.ports import Delivery, SourceContext
+from router.sources.stream.checkpoints import CheckpointFile
+from router.sources.stream.engine import StreamRecord
+from router.sources.stream.shards import Shard, ShardSource
+from router.validate import parse_config
 from tests.unit.stream_fakes import FakeRoute, ok
 
 
@@ -108,8 +108,8 @@ async def running(
 ) -> AsyncIterator[asyncio.Event]:
     ready = asyncio.Event()
 
-    async def submit(envelopes: Any) -> Outcome:
-        return Outcome()
+    async def submit(envelopes: Any) -> Delivery:
+        return Delivery()
 
     ctx = SourceContext(
         name="src",
@@ -125,7 +125,7 @@ async def running(
         return stream
 
     source = ShardSource(ctx, open_client, starting_position=start)
-    task = asyncio.ensure_future(source.run(submit))
+    task = asyncio.ensure_future(source.run())
     try:
         await asyncio.wait_for(ready.wait(), 5)
         yield ready

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router import trace as T
+from router.core import trace as T
 
 
 def fixed_hex(n: int) -> str:

@@ -1,0 +1,59 @@
+"""The config: its types (`model`, `sources`, `base`), and reading a file into them (`loader`).
+
+Owns: every config Struct (one module per source kind in `sources/`), YAML reading with `${VAR}`
+interpolation, and the rewriting of msgspec's errors into our problems (`messages`). Checks that span
+sections, or need a kind's code, are `router.validate`'s.
+
+May import: router.core only. Never router.sources, router.dispatch or router.invoker
+(tests/unit/test_layers.py checks it).
+"""
+
+from __future__ import annotations
+
+from router.config.base import MemoryMB, NonNegInt, Port, PositiveInt, SourceSettings, Strict, TimeoutS
+from router.config.loader import Loaded, decode_config, read_config
+from router.config.model import (
+    AccountConfig,
+    AsyncConfig,
+    BatchConfig,
+    BillingConfig,
+    Config,
+    Destination,
+    FunctionConfig,
+    HttpRouteConfig,
+    InspectConfig,
+    InvokerConfig,
+    KafkaDestination,
+    LimitsConfig,
+    OnErrorConfig,
+    RouteConfig,
+    ServerConfig,
+)
+
+__all__ = [
+    "AccountConfig",
+    "AsyncConfig",
+    "BatchConfig",
+    "BillingConfig",
+    "Config",
+    "Destination",
+    "FunctionConfig",
+    "HttpRouteConfig",
+    "InspectConfig",
+    "InvokerConfig",
+    "KafkaDestination",
+    "LimitsConfig",
+    "Loaded",
+    "MemoryMB",
+    "NonNegInt",
+    "OnErrorConfig",
+    "Port",
+    "PositiveInt",
+    "RouteConfig",
+    "ServerConfig",
+    "SourceSettings",
+    "Strict",
+    "TimeoutS",
+    "decode_config",
+    "read_config",
+]

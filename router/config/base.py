@@ -1,0 +1,34 @@
+"""The building blocks of every config Struct: the strict base, the shared field types, the source base.
+
+May import: router.core only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+import msgspec
+
+from router.core.kinds import KindTraits
+
+MemoryMB = Annotated[int, msgspec.Meta(ge=128, le=10240)]
+TimeoutS = Annotated[int, msgspec.Meta(ge=1, le=900)]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every config Struct: immutable, keyword-only, unknown keys rejected."""
+
+
+class SourceSettings(Strict, tag_field="kind"):
+    """Base of each source kind's settings: a member of the tagged union on `kind` (router.config.sources).
+
+    Each kind declares its `traits` (router/core/kinds.py) next to its fields.
+    """
+
+    traits: ClassVar[KindTraits]
+
+    def kind_name(self) -> str:
+        return str(type(self).__struct_config__.tag)

@@ -1,0 +1,153 @@
+"""Reading a config file: YAML in, `Config` out, every decoding problem listed with its path.
+
+`read_config(path)` and `decode_config(text)` read the YAML with the safe loader, interpolate `${VAR}` /
+`${VAR:-default}` from the environment and decode each section into frozen Structs (router.config.model),
+each source through the tagged union on `kind`. They never raise for a bad file: they return a `Loaded`
+with what decoded and every problem found. Checks across sections (routes name existing functions, ports,
+handlers, per-kind checks) are `router.validate`'s; it is what `serve` and `validate` call.
+
+May import: router.core and the rest of router.config.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+from router.config.messages import convert
+from router.config.model import Config, FunctionConfig, RouteConfig
+from router.config.sources import KINDS, SETTINGS
+
+FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass
+class Loaded:
+    """What a config file decoded into. `config` is None when the top level did not decode; `declared`
+    names the functions and sources present in the file (decoded or not), so checks do not report a route
+    to a function that already has its own problems."""
+
+    config: Config | None
+    problems: list[str] = field(default_factory=list)
+    declared: set[str] = field(default_factory=set)
+
+
+def read_config(path: str | Path, env: dict[str, str] | None = None) -> Loaded:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        return Loaded(None, [f"{path}: cannot read config: {e.strerror}"])
+    return decode_config(text, base_dir=path.parent, env=env)
+
+
+def decode_config(text: str, *, base_dir: str | Path = ".", env: dict[str, str] | None = None) -> Loaded:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        problem = getattr(e, "problem", None) or str(e)
+        return Loaded(None, [f"<yaml> {where}: {problem}"])
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        return Loaded(None, [f"<root>: expected a mapping of sections, got {type(raw).__name__}"])
+    problems: list[str] = []
+    raw = interpolate(raw, dict(os.environ) if env is None else env, problems)
+    if problems:  # values built from a missing variable would only add noise
+        return Loaded(None, problems)
+    config = _decode(raw, str(base_dir), problems)
+    declared = {str(n) for n in (*_mapping(raw, "functions", []), *_mapping(raw, "sources", []))}
+    return Loaded(config, problems, declared)
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(value: Any, env: dict[str, str], problems: list[str], path: str = "") -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string; a missing VAR without default is a problem."""
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env and (env[name] != "" or default is None):
+                return env[name]
+            if default is not None:
+                return default
+            problems.append(
+                f"{path or '<root>'}: environment variable {name} is not set (use ${{{name}:-default}})"
+            )
+            return ""
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: interpolate(v, env, problems, _join(path, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env, problems, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _decode(raw: dict[str, Any], base_dir: str, problems: list[str]) -> Config | None:
+    top = {k: v for k, v in raw.items() if k not in ("functions", "sources", "routes")}
+    config = convert(top, Config, "", problems)
+
+    functions: dict[str, FunctionConfig] = {}
+    for name, fraw in _mapping(raw, "functions", problems).items():
+        if not FUNCTION_NAME.match(str(name)):
+            problems.append(f"functions.{name}: invalid function name (1-64 of letters, digits, '-' and '_')")
+        if not isinstance(fraw, dict):
+            problems.append(f"functions.{name}: expected a mapping, got {fraw!r}")
+            continue
+        f = convert(fraw, FunctionConfig, f"functions.{name}", problems)
+        if f is not None:
+            functions[str(name)] = f
+
+    sources: dict[str, Any] = {}
+    for name, sraw in _mapping(raw, "sources", problems).items():
+        if not isinstance(sraw, dict):
+            problems.append(f"sources.{name}: expected a mapping, got {sraw!r}")
+            continue
+        kind = sraw.get("kind")
+        if not isinstance(kind, str) or kind not in SETTINGS:
+            problems.append(
+                f"sources.{name}.kind: unknown source kind {kind!r} (known kinds: {', '.join(KINDS)})"
+            )
+            continue
+        s = convert(sraw, SETTINGS[kind], f"sources.{name}", problems)
+        if s is not None:
+            sources[str(name)] = s
+
+    routes: list[RouteConfig] = []
+    rraw = raw.get("routes") or []
+    if not isinstance(rraw, list):
+        problems.append(f"routes: expected a list of routes, got {rraw!r}")
+        rraw = []
+    for i, r in enumerate(rraw):
+        route = convert(r, RouteConfig, f"routes[{i}]", problems)
+        if route is not None:
+            routes.append(route)
+
+    if config is None:
+        return None
+    return msgspec.structs.replace(
+        config, functions=functions, sources=sources, routes=routes, base_dir=base_dir
+    )
+
+
+def _mapping(raw: dict[str, Any], key: str, problems: list[str]) -> dict[Any, Any]:
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        problems.append(f"{key}: expected a mapping of name to settings, got {value!r}")
+        return {}
+    return value

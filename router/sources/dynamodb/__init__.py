@@ -1,0 +1,13 @@
+"""The DynamoDB Streams source (`kind: dynamodb`): a table's stream read on the shared shard reader.
+
+Modules: `source` (the client and record shape). Its settings are router/config/sources/dynamodb.py.
+
+May import: router.core, router.config, router.shapes, router.metrics and router.sources.stream; never
+router.dispatch, router.invoker or router.control.
+"""
+
+from __future__ import annotations
+
+from router.sources.dynamodb.source import check, create
+
+__all__ = ["check", "create"]

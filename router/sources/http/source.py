@@ -1,0 +1,354 @@
+"""HTTP gateway source (`kind: http`): API Gateway-style routes to functions, answered synchronously.
+
+The source listens on its own host:port (port 0 picks a free one; `port` then holds the bound one) with
+aiohttp's low-level server, one handler for every request. Per request:
+
+1. a request id is made and sent back on every reply (`apigw-requestid` for 2.0, `x-amzn-RequestId` for 1.0,
+   or `request_id_header`);
+2. with `cors`, a preflight (OPTIONS + Origin + Access-Control-Request-Method) is answered at once;
+3. a Content-Length over `max_body_mb` is 413 before anything is read, a longer streamed body too;
+4. the route table (router/sources/http_routes.py) picks the routes matching method and path, most specific
+   first; none gives 404, a path that exists under other methods 405 with Allow;
+5. for each candidate in order, the event is built (API Gateway 2.0 or 1.0, or, for a route whose function
+   takes CloudEvents and a request that is one, that CloudEvent) and the route's filter asked; the first
+   route that takes it is invoked synchronously; if every filter says no, 404;
+6. the result, or the dispatch error, becomes the reply (router/sources/http_response.py), CORS headers added.
+
+The gateway waits `timeout_s` (API Gateway's integration timeout) for a result, then answers 504 while the
+call runs on to its end, as on AWS. A dispatch error never reaches the function: 429 when throttled, 503 when
+shutting down. On close (the daemon cancels `run`) the listener stops first, calls in flight get up to
+`drain_s` to end and be answered, those still running then answer 503 (the dispatcher's own drain settles
+the calls themselves), and open connections are closed. Nothing here is acknowledged to anyone but the
+HTTP client, so there is nothing to redeliver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from router.config.sources.http import Config
+from router.core.envelope import Envelope, encoder
+from router.core.errors import DispatchError
+from router.core.trace import HEADER as TRACE_HEADER
+from router.shapes import apigateway
+from router.sources.http.cors import apply_cors, check_cors, is_preflight, preflight_reply
+from router.sources.http.events import (
+    ApiSettings,
+    CloudEventRejected,
+    RequestFacts,
+    api_id_for,
+    gateway_event,
+    incoming_cloudevent,
+    new_request_id,
+)
+from router.sources.http.response import Reply, error_reply, reply_for_dispatch_error, reply_for_result
+from router.sources.http.routes import Candidate, RouteKey, RouteTable, parse_route_key
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from router.config import Config as RouterConfig
+    from router.core.ports import RoutePort, SourceContext
+    from router.core.results import InvocationResult
+
+log = logging.getLogger("router.sources.http")
+
+STAGE = re.compile(r"^(\$default|[A-Za-z0-9_-]{1,128})$")
+TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+CLOSE_TIMEOUT_S = 1.0
+
+
+def check_routes(config: RouterConfig, source: str, problems: list[str]) -> None:
+    """Route keys parse, one function per route, no route hidden behind an unfiltered one with its key."""
+    taken: dict[str, int] = {}
+    for i, r in enumerate(config.routes):
+        if r.source != source or r.http is None:
+            continue
+        key = parse_route_key(r.http.method, r.http.path)
+        if isinstance(key, str):
+            problems.append(f"routes[{i}].http: {key}")
+            continue
+        if len(r.functions) != 1:
+            problems.append(
+                f"routes[{i}].function: an http route answers with one function's result, "
+                f"got {len(r.functions)} functions"
+            )
+        if key.text in taken:
+            problems.append(
+                f"routes[{i}].http: route key {key.text!r} is already taken by routes[{taken[key.text]}], "
+                "which has no filter, so this route is never used"
+            )
+        elif r.filter is None and r.enabled:
+            taken[key.text] = i
+
+
+def build_table(routes: list[RoutePort]) -> RouteTable:
+    entries: list[tuple[RouteKey, Any]] = []
+    for route in routes:
+        http = route.settings.http
+        key = parse_route_key(http.method, http.path) if http is not None else parse_route_key("ANY", "")
+        if isinstance(key, str):
+            raise ValueError(f"route to {route.function}: {key}")
+        entries.append((key, route))
+    return RouteTable(entries)
+
+
+class HttpSource:
+    def __init__(self, ctx: SourceContext) -> None:
+        self.ctx = ctx
+        self.config: Config = ctx.config
+        self.version = self.config.payload_version
+        self.table = build_table(ctx.routes)
+        self.api = ApiSettings(
+            api_id=self.config.api_id or api_id_for(ctx.name),
+            stage=self.config.stage,
+            account_id=ctx.account_id,
+            region=ctx.region,
+            stage_variables=dict(self.config.stage_variables),
+            binary_media_types=tuple(self.config.binary_media_types),
+        )
+        self.max_bytes = int(self.config.max_body_mb * 1024 * 1024)
+        self.port: int | None = None  # the bound port, once listening
+        self._runner: web.BaseRunner | None = None
+        self._inflight: set[asyncio.Task[InvocationResult | Exception]] = set()
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    async def run(self) -> None:
+        from aiohttp import web
+
+        server = web.Server(self._handle, access_log=None)
+        # By the time aclose() cleans up, every call has its answer: connections only finish writing.
+        self._runner = web.ServerRunner(server, shutdown_timeout=CLOSE_TIMEOUT_S)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        try:
+            await site.start()
+            sockets = getattr(site._server, "sockets", None) or []
+            self.port = sockets[0].getsockname()[1] if sockets else self.config.port
+            log.info("http source %s listening on %s (%d routes)", self.ctx.name, self.url, len(self.table))
+            self.ctx.ready()
+            await asyncio.Event().wait()
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop listening, give calls in flight drain_s to be answered (then 503), close connections."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._runner is None:
+            return
+        for site in list(self._runner.sites):
+            await site.stop()
+        if self._inflight:
+            _, late = await asyncio.wait(set(self._inflight), timeout=self.config.drain_s)
+            for task in late:
+                task.cancel()  # the dispatcher's drain settles the call itself; its client gets 503
+        await self._runner.cleanup()
+
+    # -----------------------------------------------------------------------------------------------------
+    # One request
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        from aiohttp import web
+
+        request_id = new_request_id(self.version)
+        try:
+            reply = await self._reply(request, request_id)
+        except Exception:
+            log.exception("http source %s: request %s failed", self.ctx.name, request_id)
+            reply = error_reply(500)
+        reply.headers.append((self.config.request_id_header_name, request_id))
+        # A list of pairs: aiohttp makes its own CIMultiDict of whatever it is given.
+        return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+
+    async def _reply(self, request: web.BaseRequest, request_id: str) -> Reply:
+        cors = self.config.cors
+        origin = request.headers.get("Origin")
+        if cors is not None:
+            wanted = request.headers.get("Access-Control-Request-Method")
+            if is_preflight(request.method, origin, wanted):
+                assert origin is not None and wanted is not None
+                return preflight_reply(
+                    cors, origin, wanted, request.headers.get("Access-Control-Request-Headers")
+                )
+        reply = await self._routed(request, request_id)
+        if cors is not None:
+            apply_cors(cors, reply, origin)
+        return reply
+
+    async def _routed(self, request: web.BaseRequest, request_id: str) -> Reply:
+        length = request.content_length
+        if length is not None and length > self.max_bytes:
+            return error_reply(413)
+        raw_path, _, raw_query = request.raw_path.partition("?")
+        resolution = self.table.resolve(request.method, raw_path)
+        if not resolution.candidates:
+            if resolution.allow:
+                return error_reply(405, headers=[("Allow", ", ".join(resolution.allow))])
+            return error_reply(404)
+        body = await self._read_body(request)
+        if body is None:
+            return error_reply(413)
+        facts = self._facts(request, request_id, raw_path, raw_query, body)
+        for candidate in resolution.candidates:
+            try:
+                chosen = self._event(candidate, facts)
+            except CloudEventRejected as e:
+                return error_reply(e.status, str(e))
+            if chosen is not None:
+                route, envelope, payload = chosen
+                return await self._invoke(route, envelope, payload, request_id)
+        return error_reply(404)
+
+    async def _read_body(self, request: web.BaseRequest) -> bytes | None:
+        """The body, or None when it grows past max_body_mb (a chunked upload has no Content-Length)."""
+        if request.version == (1, 1) and request.headers.get("Expect", "").lower() == "100-continue":
+            # The low-level server leaves this to us; without it curl waits a second before any body > 1 KB.
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0
+        if not request.body_exists:
+            return b""  # no Content-Length and not chunked (or Content-Length: 0): nothing to read
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_chunked(256 * 1024):
+            size += len(chunk)
+            if size > self.max_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _facts(
+        self, request: web.BaseRequest, request_id: str, raw_path: str, raw_query: str, body: bytes
+    ) -> RequestFacts:
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        sock = request.transport.get_extra_info("sockname") if request.transport is not None else None
+        version = request.version
+        return RequestFacts(
+            method=request.method,
+            raw_path=raw_path,
+            raw_query=raw_query,
+            headers=[(k.decode("latin-1"), v.decode("utf-8", "replace")) for k, v in request.raw_headers],
+            body=body,
+            source_ip=peer[0] if peer else "127.0.0.1",
+            time=time.time(),
+            request_id=request_id,
+            protocol=f"HTTP/{version.major}.{version.minor}",
+            local_port=sock[1] if sock else (self.port or 0),
+        )
+
+    def _event(self, candidate: Candidate, facts: RequestFacts) -> tuple[RoutePort, Envelope, bytes] | None:
+        """(route, envelope, payload) when the candidate's filter takes the request, else None."""
+        route: RoutePort = candidate.route
+        if route.event_format == "cloudevents":
+            cloudevent = incoming_cloudevent(facts)
+            if cloudevent is not None:
+                envelope = self._cloudevent_envelope(cloudevent, facts)
+                return (route, envelope, encoder.encode(cloudevent)) if route.matches(envelope) else None
+        envelope = self._apigateway_envelope(candidate, facts)
+        if not route.matches(envelope):
+            return None
+        return route, envelope, route.render([envelope])
+
+    def _apigateway_envelope(self, candidate: Candidate, facts: RequestFacts) -> Envelope:
+        event = gateway_event(facts, self.version, candidate.key.text, candidate.path_params, self.api)
+        return apigateway.envelope(
+            event, source_name=self.ctx.name, trace=_trace(facts), meta={"version": self.version}
+        )
+
+    def _cloudevent_envelope(self, cloudevent: dict[str, Any], facts: RequestFacts) -> Envelope:
+        return Envelope(
+            id=cloudevent["id"],
+            source=cloudevent["source"],
+            type=cloudevent["type"],
+            time=cloudevent.get("time") or _rfc3339(facts.time),
+            kind="http",
+            source_name=self.ctx.name,
+            record=cloudevent,
+            subject=cloudevent.get("subject"),
+            datacontenttype=cloudevent.get("datacontenttype") or "application/json",
+            trace=_trace(facts),
+            meta={"cloudevent": True},
+        )
+
+    async def _invoke(self, route: RoutePort, envelope: Envelope, payload: bytes, request_id: str) -> Reply:
+        if self._closed:
+            return error_reply(503)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        task = loop.create_task(self._call(route, payload, envelope.trace, waiter))
+        self._inflight.add(task)
+        timer = loop.call_later(self.config.timeout_s, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+        if not task.done():
+            log.warning(
+                "request %s: %s did not answer within %gs", request_id, route.function, self.config.timeout_s
+            )
+            return error_reply(504)
+        if task.cancelled():
+            return error_reply(503)  # closing, and the call did not end within drain_s
+        outcome = task.result()
+        if isinstance(outcome, DispatchError):
+            log.info("request %s: %s not invoked: %s", request_id, route.function, outcome.code)
+            return reply_for_dispatch_error(outcome)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return reply_for_result(outcome, self.version)
+
+    async def _call(
+        self, route: RoutePort, payload: bytes, trace: str | None, waiter: asyncio.Future[None]
+    ) -> InvocationResult | Exception:
+        """The call, in a task of its own (it runs on after a 504). It wakes the request's waiter itself as
+        it ends: a done callback, or asyncio.wait, would take extra turns of the event loop per request."""
+        try:
+            return await route.invoke(payload, trace=trace)
+        except DispatchError as e:
+            return e
+        except Exception as e:
+            log.error("http source %s: invocation failed", self.ctx.name, exc_info=e)
+            return e
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self._inflight.discard(task)
+            _wake(waiter)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _trace(facts: RequestFacts) -> str | None:
+    """The incoming trace (loop protection, router/trace.py): X-Amzn-Trace-Id, as AWS SDKs send it."""
+    return facts.header(TRACE_HEADER)
+
+
+def _rfc3339(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+def check(settings: Config, config: RouterConfig, where: str, problems: list[str]) -> None:
+    if not STAGE.match(settings.stage):
+        problems.append(f"{where}.stage: {settings.stage!r} is not a stage name (letters, digits, '-', '_')")
+    if settings.request_id_header and not TOKEN.match(settings.request_id_header):
+        problems.append(f"{where}.request_id_header: {settings.request_id_header!r} is not a header name")
+    if settings.cors is not None:
+        check_cors(settings.cors, f"{where}.cors", problems)
+    name = where.split(".", 1)[1]
+    check_routes(config, name, problems)
+
+
+def create(ctx: SourceContext) -> HttpSource:
+    return HttpSource(ctx)

@@ -1,0 +1,345 @@
+"""Shard-based streams (Kinesis, DynamoDB Streams): following the shard tree, reading shards into the engine.
+
+`ShardSource` is the source object of both kinds: it opens the kind's `ShardClient` (a thin layer over the
+aiobotocore client: list shards, get an iterator, get records, build a record) and runs one `ShardMapping`
+per route. A mapping lists the stream's shards every `shard_refresh_s`, reads each shard with a `ShardReader`
+once its parents are finished, and hands the records to the stream engine (`router/sources/stream.py`),
+which delivers and settles them; checkpoints go to `router/sources/stream_checkpoints.py`.
+
+* Shard tree: a child shard is read only once every parent still listed is finished (read to its end and
+  every record settled), so per key order holds across splits and merges. A shard listed at start without a
+  checkpoint begins at `starting_position` (LATEST skips closed shards altogether: nothing new can come);
+  shards that appear later begin at TRIM_HORIZON, so nothing written to them is missed.
+* Restart: a shard with a checkpoint resumes AFTER_SEQUENCE_NUMBER it; finished shards are not read again.
+* Reading: `get_records` with the room left in the shard's buffer as limit (back-pressure), again at once
+  while records come, every `poll_interval_s` while the shard is idle. Throttling errors back off (0.1 s
+  doubling to 5 s); an expired iterator is renewed after the last record read; a trimmed position restarts
+  at TRIM_HORIZON; other errors are logged and retried.
+* Stop (cancellation): in-flight batches get `stop_grace_s` to finish, then checkpoints are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from router.shapes import common
+from router.sources.stream.checkpoints import CheckpointStore
+from router.sources.stream.engine import MappingSettings, StreamMapping, StreamRecord
+from router.sources.stream.failure import build_sink, config_base_dir
+from router.sources.stream.routes import mapping_names, run_mappings
+from router.sources.stream.stats import MappingStats
+
+if TYPE_CHECKING:
+    from router.core.ports import RoutePort, SourceContext
+
+log = logging.getLogger(__name__)
+
+THROTTLED = {
+    "ProvisionedThroughputExceededException",
+    "LimitExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "KMSThrottlingException",
+}
+EXPIRED = {"ExpiredIteratorException"}
+TRIMMED = {"TrimmedDataAccessException"}
+
+
+@dataclass(frozen=True)
+class Shard:
+    id: str
+    parents: tuple[str, ...] = ()
+    closed: bool = False  # has an ending sequence number: no records will be added
+
+
+class ShardClient(Protocol):
+    info_key: str  # the failure record's batch-info key: "KinesisBatchInfo" | "DDBStreamBatchInfo"
+    stream_arn: str
+    max_limit: int  # get_records' Limit ceiling
+
+    async def shards(self) -> list[Shard]: ...
+
+    async def iterator(self, shard_id: str, kind: str, sequence: str | None = None) -> str: ...
+
+    async def records(self, iterator: str, limit: int) -> tuple[list[Any], str | None]:
+        """Raw records and the next iterator (None once a closed shard is read to its end)."""
+        ...
+
+    def build(self, shard_id: str, raw: Any) -> StreamRecord: ...
+
+    def sequence(self, record: StreamRecord) -> str: ...
+
+    def error_code(self, exc: BaseException) -> str | None:
+        """The service error code of an exception from the calls above (None: not a service error)."""
+        ...
+
+    def batch_info(self, shard_id: str, records: Sequence[StreamRecord]) -> dict[str, Any]: ...
+
+
+OpenClient = Callable[[contextlib.AsyncExitStack], Any]  # async (stack) -> ShardClient
+
+
+class AwsShardClient:
+    """What the Kinesis and DynamoDB Streams clients share over the aiobotocore client in `client`.
+
+    A kind names where its records keep their sequence number and arrival time: `record[block][sequence_key]`
+    and `record[block][arrival_key]` (epoch seconds).
+    """
+
+    info_key: str
+    max_limit: int
+    block: str
+    sequence_key: str
+    arrival_key: str
+    client: Any
+    stream_arn: str
+
+    async def records(self, iterator: str, limit: int) -> tuple[list[Any], str | None]:
+        page = await self.client.get_records(ShardIterator=iterator, Limit=limit)
+        return page.get("Records", []), page.get("NextShardIterator")
+
+    def sequence(self, record: StreamRecord) -> str:
+        return str(self._block(record)[self.sequence_key])
+
+    def _block(self, record: StreamRecord) -> Any:
+        assert record.envelope is not None  # shard kinds always build envelopes
+        return record.envelope.record[self.block]
+
+    def error_code(self, exc: BaseException) -> str | None:
+        response = getattr(exc, "response", None)
+        if isinstance(response, dict):
+            code = response.get("Error", {}).get("Code")
+            return str(code) if code else None
+        return None
+
+    def batch_info(self, shard_id: str, records: Sequence[StreamRecord]) -> dict[str, Any]:
+        first, last = self._block(records[0]), self._block(records[-1])
+        return {
+            "shardId": shard_id,
+            "startSequenceNumber": first[self.sequence_key],
+            "endSequenceNumber": last[self.sequence_key],
+            "approximateArrivalOfFirstRecord": common.iso_ms(first[self.arrival_key]),
+            "approximateArrivalOfLastRecord": common.iso_ms(last[self.arrival_key]),
+            "batchSize": len(records),
+            "streamArn": self.stream_arn,
+        }
+
+
+def arrival_epoch(value: Any) -> float:
+    """An arrival time as botocore returns it (a datetime, or epoch seconds) in epoch seconds; absent: now."""
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    return float(value) if value is not None else common.now(None)
+
+
+class ShardSource:
+    def __init__(self, ctx: SourceContext, open_client: OpenClient, *, starting_position: str) -> None:
+        self.ctx = ctx
+        self.open_client = open_client
+        self.starting_position = starting_position
+        self.mappings: list[ShardMapping] = []
+
+    async def run(self) -> None:
+        ctx, config = self.ctx, self.ctx.config
+        async with contextlib.AsyncExitStack() as stack:
+            client: ShardClient = await self.open_client(stack)
+            names = mapping_names([r.function for r in ctx.routes])
+            self.mappings = [
+                ShardMapping(
+                    ctx,
+                    route,
+                    name,
+                    client,
+                    self.starting_position,
+                    config.poll_interval_s,
+                    config.shard_refresh_s,
+                    config.stop_grace_s,
+                )
+                for route, name in zip(ctx.routes, names, strict=True)
+            ]
+            await run_mappings(ctx.ready, [(f"{ctx.name}:{m.name}", m) for m in self.mappings])
+
+    async def aclose(self) -> None:
+        return None  # run() owns the client and every task; cancelling it releases them
+
+
+@dataclass(eq=False)
+class ShardMapping:
+    """One route over a sharded stream: the engine's StreamKind, the shard tree, the checkpoint file."""
+
+    ctx: SourceContext
+    route: RoutePort
+    name: str  # checkpoints go to <state_dir>/<name>.json
+    client: ShardClient
+    starting_position: str
+    poll_interval_s: float
+    shard_refresh_s: float
+    stop_grace_s: float
+    engine: StreamMapping | None = None
+    store: CheckpointStore | None = None
+    readers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.stats = MappingStats(self.ctx.name, self.route.function)
+        self.info_key = self.client.info_key
+
+    async def run(self, started: Callable[[], None]) -> None:
+        on_error = self.route.settings.on_error
+        sink = build_sink(
+            on_error.destination if on_error else None,
+            base_dir=config_base_dir(self.ctx),
+            route=self.route,
+            clock=self.ctx.clock,
+        )
+        self.stats.destination = sink.name
+        self.stats.bind(self.ctx.metrics)
+        settings = MappingSettings.for_route(
+            self.route, region=self.ctx.region, account_id=self.ctx.account_id
+        )
+        self.store = CheckpointStore(self.ctx.state_dir / f"{self.name}.json", self.client.stream_arn)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self.engine = StreamMapping(
+                    self.route, self, settings, sink=sink, clock=self.ctx.clock, stats=self.stats, tasks=tg
+                )
+                tg.create_task(self.store.writer(), name=f"checkpoints:{self.name}")
+                try:
+                    await self._refresh(tg, first=True)
+                    started()
+                    while True:
+                        await self.ctx.clock.sleep(self.shard_refresh_s)
+                        await self._refresh(tg, first=False)
+                except asyncio.CancelledError:
+                    await self.engine.close_all(self.stop_grace_s)  # let in-flight batches settle
+                    await self.store.flush()
+                    raise
+        finally:
+            self.stats.unbind()
+            await sink.aclose()
+
+    async def _refresh(self, tg: asyncio.TaskGroup, *, first: bool) -> None:
+        assert self.store is not None
+        try:
+            shards = await self.client.shards()
+        except Exception as e:  # unreachable for now: keep what runs, list again later
+            log.warning(
+                "listing shards failed", extra={"fields": {"source": self.ctx.name, "error": repr(e)}}
+            )
+            return
+        listed = {s.id for s in shards}
+        self.store.prune(listed)
+        for shard in shards:
+            state = self.store.get(shard.id)
+            if shard.id in self.readers or state.finished:
+                continue
+            if any(p in listed and not self.store.get(p).finished for p in shard.parents):
+                continue  # parents first: order per key across splits and merges
+            start = self.starting_position if first else "TRIM_HORIZON"
+            if state.sequence is None and start == "LATEST" and shard.closed:
+                self.store.finish(shard.id)
+                continue
+            reader = ShardReader(self, shard, start)
+            self.readers[shard.id] = tg.create_task(reader.run(), name=f"shard:{self.name}:{shard.id}")
+
+    # -- StreamKind ---------------------------------------------------------------------------------------
+
+    def checkpoint(self, partition: str, last: StreamRecord) -> None:
+        assert self.store is not None
+        self.store.settled(partition, self.client.sequence(last))
+
+    def failed_position(self, identifier: Any, partition: str) -> int | None:
+        if isinstance(identifier, str) and identifier.strip().isdigit():
+            return int(identifier)
+        return None
+
+    def batch_info(self, partition: str, records: Sequence[StreamRecord]) -> dict[str, Any]:
+        return self.client.batch_info(partition, records)
+
+
+class ShardReader:
+    """Reads one shard into the engine until it is closed and finished (or the mapping stops)."""
+
+    def __init__(self, mapping: ShardMapping, shard: Shard, start: str) -> None:
+        self.m = mapping
+        self.shard = shard
+        self.start = start
+        self.last_read: str | None = None  # sequence number of the last record offered
+
+    async def run(self) -> None:
+        m, shard = self.m, self.shard.id
+        engine, client, clock, store = m.engine, m.client, m.ctx.clock, m.store
+        assert engine is not None and store is not None
+        engine.open(shard)
+        try:
+            iterator: str | None = await self._iterator()
+            delay = 0.1
+            while iterator is not None:
+                await engine.wait_room(shard)
+                limit = max(1, min(client.max_limit, engine.room(shard)))
+                current = iterator
+                try:
+                    raws, iterator = await client.records(current, limit)
+                except Exception as e:
+                    iterator, delay = await self._recover(e, current, delay)
+                    continue
+                delay = 0.1
+                if raws:
+                    records = [client.build(shard, r) for r in raws]
+                    engine.offer(shard, records)
+                    self.last_read = client.sequence(records[-1])
+                elif iterator is not None:
+                    await clock.sleep(m.poll_interval_s)
+            await engine.drained(shard)  # a closed shard read to its end is finished once all is settled
+            store.finish(shard)
+            log.info("shard finished", extra={"fields": {"source": m.ctx.name, "shard": shard}})
+        finally:
+            m.readers.pop(shard, None)
+            await engine.close(shard, 0)
+
+    async def _iterator(self) -> str:
+        """Where to read: after the last record read, else after the checkpoint, else the start position."""
+        assert self.m.store is not None
+        while True:
+            after = self.last_read or self.m.store.get(self.shard.id).sequence
+            try:
+                if after is not None:
+                    return await self.m.client.iterator(self.shard.id, "AFTER_SEQUENCE_NUMBER", after)
+                return await self.m.client.iterator(self.shard.id, self.start)
+            except Exception as e:
+                if self.m.client.error_code(e) in TRIMMED:
+                    self._restart_at_trim_horizon()
+                    continue
+                log.warning(
+                    "getting a shard iterator failed; retrying",
+                    extra={"fields": {"shard": self.shard.id, "error": repr(e)}},
+                )
+                await self.m.ctx.clock.sleep(1.0)
+
+    async def _recover(self, e: Exception, iterator: str, delay: float) -> tuple[str | None, float]:
+        code = self.m.client.error_code(e)
+        if code in EXPIRED:
+            return await self._iterator(), delay
+        if code in TRIMMED:
+            self._restart_at_trim_horizon()
+            return await self._iterator(), delay
+        if code not in THROTTLED:
+            log.warning(
+                "get_records failed; retrying", extra={"fields": {"shard": self.shard.id, "error": repr(e)}}
+            )
+        await self.m.ctx.clock.sleep(delay)
+        return iterator, min(delay * 2, 5.0)
+
+    def _restart_at_trim_horizon(self) -> None:
+        """The position was trimmed (past retention): what is left of the shard is read from its start."""
+        log.warning(
+            "shard position trimmed: reading from TRIM_HORIZON", extra={"fields": {"shard": self.shard.id}}
+        )
+        assert self.m.store is not None
+        self.last_read, self.start = None, "TRIM_HORIZON"
+        self.m.store.forget(self.shard.id)
