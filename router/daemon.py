@@ -1,8 +1,11 @@
 """The daemon: builds every part from the config, owns every task, stops in order.
 
-`Daemon(config)` is an async context manager. Entering it creates the state folder, the metrics registry,
-the dispatcher (with the config's functions), the control plane and one supervised task per source, all in
-one TaskGroup. `await daemon.wait()` returns once `request_stop()` was called (SIGTERM/SIGINT in `serve`).
+`Daemon(config, backends=None)` is an async context manager. Entering it creates the state folder, the
+metrics registry, the dispatcher (with the config's functions), the control plane and one supervised task
+per source, all in one TaskGroup. `backends` (router/core/backends.py) are the implementations of the seams
+a cluster shares: the async queue goes to the dispatcher, the inspection record to the control plane, the
+source seams to every source; by default today's (`router.backends.local`). `await daemon.wait()` returns
+once `request_stop()` was called (SIGTERM/SIGINT in `serve`).
 Leaving it stops in order:
 
 1. readiness goes false, sources are cancelled (each closes its listener/consumer and settles nothing more);
@@ -28,10 +31,12 @@ from typing import Any
 
 from aiohttp import web
 
+from router import backends as local_backends
 from router.config import Config, RouteConfig
 from router.control.app import create_app
 from router.control.catalog import FunctionCatalog
 from router.control.plane import ControlPlane
+from router.core.backends import Backends, InvocationRecord
 from router.core.clock import Clock, SystemClock
 from router.core.errors import ConfigError
 from router.core.ports import RoutePort, SourceContext
@@ -39,7 +44,6 @@ from router.core.retry import Backoff
 from router.dispatch.dispatcher import Dispatcher
 from router.dispatch.routing import bind_routes
 from router.metrics import Metrics
-from router.record.memory import InspectStore
 from router.sources import kind_module
 
 log = logging.getLogger("router.daemon")
@@ -58,16 +62,22 @@ class SourceHandle:
 
 
 class Daemon:
-    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, config: Config, *, clock: Clock | None = None, backends: Backends | None = None
+    ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
         self.state_dir = config.state_path
+        inspect = config.inspect
+        self.backends = backends or local_backends.local(
+            self.state_dir, ring_size=inspect.ring_size, max_payload_bytes=inspect.max_payload_kb * 1024
+        )
         self.dispatcher: Dispatcher | None = None
         self.catalog: FunctionCatalog | None = None
         self.sources: dict[str, SourceHandle] = {}
         self.contexts: dict[str, SourceContext] = {}  # running sources, for the inspection API's inject
-        self.inspect: InspectStore | None = None
+        self.inspect: InvocationRecord | None = None
         self.control_port: int | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._runner: web.AppRunner | None = None
@@ -98,7 +108,11 @@ class Daemon:
 
     async def _start(self) -> None:
         self.dispatcher = Dispatcher(
-            self.config, state_dir=self.state_dir, clock=self.clock, metrics=self.metrics
+            self.config,
+            state_dir=self.state_dir,
+            clock=self.clock,
+            metrics=self.metrics,
+            queue=self.backends.queue,
         )
         # The catalog (control plane) merges the config's functions with those deployed through the API
         # (persisted under state_dir) and is the only caller of dispatcher.set_functions.
@@ -132,13 +146,13 @@ class Daemon:
         )
 
     def _inspection(self) -> dict[str, Any]:
-        """The inspection store fed by the dispatcher, for the control plane (nothing when inspect is off)."""
+        """The inspection record, fed by the dispatcher, for the control plane (none when inspect is off)."""
         from router.control.plane import INSPECTION, Inspection
 
         settings = self.config.inspect
         if not settings.enabled or self.dispatcher is None:
             return {}
-        store = InspectStore(ring_size=settings.ring_size, max_payload_bytes=settings.max_payload_kb * 1024)
+        store = self.backends.record
         store.attach(self.dispatcher)
         self.inspect = store
         inspection = Inspection(store=store, sources=lambda: self.contexts, config=lambda: self.config)
@@ -235,6 +249,7 @@ class Daemon:
             ready=handle.ready.set,
             base_dir=Path(self.config.base_dir),
             settled=getattr(self.dispatcher, "settled", None),
+            backends=self.backends.sources,
         )
         self.contexts[handle.name] = ctx
         while True:

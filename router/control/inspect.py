@@ -21,18 +21,16 @@ The views are `router.inspect.view` documents. Errors use the control plane's er
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from aiohttp import web
 
 from router.control.errors import ApiError, invalid_parameter
 from router.control.plane import PLANE_KEY, Inspection, inspection
+from router.core.backends import Invocation, InvocationRecord
 from router.core.errors import INVALID_REQUEST_CONTENT, RESOURCE_NOT_FOUND, ConfigError
-from router.record.memory import InspectStore, Invocation, view
-
-if TYPE_CHECKING:
-    pass
+from router.record.memory import view
 
 REQUEST_TIMEOUT = "RequestTimeoutException"
 MAX_WAIT_S = 900.0
@@ -59,7 +57,7 @@ def _number(request: web.Request, key: str, default: float, low: float, high: fl
     return value
 
 
-def _page(invocations: list[Invocation], store: InspectStore) -> dict[str, Any]:
+def _page(invocations: list[Invocation], store: InvocationRecord) -> dict[str, Any]:
     cursor = invocations[-1].seq if invocations else store.cursor
     return {"cursor": cursor, "invocations": [view(i) for i in invocations]}
 

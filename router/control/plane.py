@@ -19,9 +19,9 @@ from router.core.errors import RESOURCE_NOT_FOUND
 if TYPE_CHECKING:
     from router.config import Config
     from router.control.catalog import FunctionCatalog
+    from router.core.backends import InvocationRecord
     from router.core.ports import SourceContext
     from router.dispatch.dispatcher import Dispatcher
-    from router.record.memory import InspectStore
 
 INSPECTION = "inspect"  # the key of `Inspection` in ControlPlane.extras
 
@@ -45,7 +45,7 @@ class ControlPlane:
 class Inspection:
     """What the inspection handlers need from the daemon."""
 
-    store: InspectStore
+    store: InvocationRecord
     sources: Callable[[], Mapping[str, SourceContext]]  # running sources by name
     config: Callable[[], Config]  # the current config (it changes on reload)
 

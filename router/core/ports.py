@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from router.core.backends import SourceBackends
 from router.core.clock import Clock
 from router.core.envelope import Envelope
 from router.core.kinds import KindTraits
@@ -123,8 +124,9 @@ class SourceContext:
     settled: Callable[[Sequence[str]], Awaitable[None]] | None = None
     # The config file's folder (Config.base_dir): relative paths in a source's settings resolve against it.
     base_dir: Path = Path(".")
-    # Backends chosen by the daemon (router.core.backends): checkpoints, shard ownership, schedule ticks.
-    backends: Any = None
+    # The seams chosen by the daemon (router.core.backends): checkpoints, shard ownership, schedule ticks.
+    # None: the source uses today's local implementations (tests and benchmarks build contexts without).
+    backends: SourceBackends | None = None
     # Deliver envelopes asynchronously to every matching route; by default `submit_to(self.routes, ...)`.
     # Given explicitly only by tests and benchmarks that count what a source submits.
     submit: Submit = None  # type: ignore[assignment]

@@ -2,8 +2,9 @@
 
 Contract (what sources, the control plane and the daemon rely on):
 
-* `Dispatcher(config, state_dir=..., clock=..., metrics=...)`; `await set_functions(defs)` gives it the
-  functions (before or after start); `await start()` opens the durable queue (`<state_dir>/queue.db`),
+* `Dispatcher(config, state_dir=..., clock=..., metrics=..., queue=...)`; `await set_functions(defs)` gives it
+  the functions (before or after start); `await start()` opens the durable queue (`queue`, an AsyncQueue of
+  router/core/backends.py; by default today's SQLite file `<state_dir>/queue.db`),
   launches provisioned instances and waits until they are initialised, and starts the async scheduler and
   the idle reaper; `await drain(grace_s)` stops taking new calls, lets in-flight calls finish up to grace_s,
   then cancels the rest (sync callers get `ShuttingDown`, async events stay stored and run after the next
@@ -51,13 +52,14 @@ from pathlib import Path
 import msgspec
 
 from router.config import AccountConfig, Config
+from router.core.backends import AsyncQueue, QueuedEvent
 from router.core.clock import Clock, SystemClock
 from router.core.errors import FunctionNotFound, LoopDetected, QueueUnavailable, ShuttingDown, Throttled
 from router.core.results import InvocationResult
 from router.dispatch.concurrency import Accounting
 from router.dispatch.loops import LoopGuard
 from router.dispatch.pool import InstanceFactory, InstancePool
-from router.dispatch.queue import DurableQueue, QueuedEvent
+from router.dispatch.queue import DurableQueue
 from router.dispatch.registry import FunctionDefinition
 from router.dispatch.scheduler import LAMBDA_RETRY_DELAYS_S, LAMBDA_SYSTEM_BACKOFF_S, AsyncScheduler
 from router.dispatch.stats import (
@@ -91,6 +93,7 @@ class Dispatcher:
         retry_delays_s: tuple[float, ...] = LAMBDA_RETRY_DELAYS_S,
         system_backoff_s: tuple[float, float] = LAMBDA_SYSTEM_BACKOFF_S,
         reap_interval_s: float = 1.0,
+        queue: AsyncQueue | None = None,
     ) -> None:
         self.config = config
         self.state_dir = Path(state_dir) if state_dir is not None else config.state_path
@@ -99,7 +102,7 @@ class Dispatcher:
         self._factory = instance_factory or _invoker_factory(config)
         self._reap_interval = reap_interval_s
         self.accounting = Accounting(config.account.concurrency)
-        self.queue = DurableQueue(self.state_dir / "queue.db")
+        self.queue: AsyncQueue = queue if queue is not None else DurableQueue(self.state_dir / "queue.db")
         self.on_result: list[ResultHook] = []
         self.loops = LoopGuard(config.limits.max_loop_depth, metrics=self.metrics, clock=self.clock)
         self._defs: dict[str, FunctionDefinition] = {}

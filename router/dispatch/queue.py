@@ -1,5 +1,7 @@
 """The durable store of asynchronous events: an SQLite database under state_dir, in WAL mode.
 
+Today's implementation of the `router.core.backends.AsyncQueue` seam (docs/backends.md).
+
 Contract:
 
 * `await put(event, payload)` returns once the event is on disk: the transaction is committed with
@@ -27,9 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
+from router.core.backends import QueuedEvent
 from router.core.errors import QueueUnavailable
+
+__all__ = ["DurableQueue", "QueuedEvent"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -46,24 +49,12 @@ CREATE TABLE IF NOT EXISTS events (
 """
 COLUMNS = "id, function, enqueued_at, not_before, attempts, system_errors, trace, source"
 
-
-class QueuedEvent(msgspec.Struct, kw_only=True):
-    """One stored asynchronous event's metadata (its payload stays on disk)."""
-
-    id: str  # the request id, the same for every attempt (as on Lambda)
-    function: str
-    enqueued_at: float  # wall clock (epoch seconds), for the maximum event age
-    not_before: float  # wall clock: do not run before this (retry delays)
-    attempts: int = 0  # invocations that ran (approximateInvokeCount)
-    system_errors: int = 0  # attempts that could not run for the system's reason (backoff exponent)
-    trace: str | None = None
-    source: str | None = None
-
-
 _Op = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]"]
 
 
 class DurableQueue:
+    """The AsyncQueue over one SQLite file; the events' metadata mirrored in memory."""
+
     def __init__(self, path: Path, *, cache_bytes: int = 64 * 1024 * 1024) -> None:
         self.path = Path(path)
         self._cache: dict[str, bytes] = {}

@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from router.config import AsyncConfig
+from router.core.backends import AsyncQueue, QueuedEvent
 from router.core.clock import Clock
 from router.core.errors import REASON_RESERVED, TOO_MANY_REQUESTS, DispatchError
 from router.core.results import InvocationResult
 from router.dispatch import destinations
 from router.dispatch.concurrency import Accounting, Slot
-from router.dispatch.queue import DurableQueue, QueuedEvent
 from router.dispatch.registry import FunctionDefinition
 from router.dispatch.tasks import TaskSet
 from router.metrics import Metrics
@@ -57,7 +57,7 @@ class AsyncScheduler:
     def __init__(
         self,
         *,
-        queue: DurableQueue,
+        queue: AsyncQueue,
         accounting: Accounting,
         clock: Clock,
         metrics: Metrics,

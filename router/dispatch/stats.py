@@ -19,9 +19,9 @@ from router.core.results import InvocationResult
 from router.invoker.types import InvokeRequest
 
 if TYPE_CHECKING:
+    from router.core.backends import AsyncQueue
     from router.dispatch.concurrency import Accounting
     from router.dispatch.pool import InstancePool
-    from router.dispatch.queue import DurableQueue
     from router.dispatch.registry import FunctionDefinition
     from router.metrics import Metrics
 
@@ -108,7 +108,7 @@ def function_stats(
     pool: InstancePool | None,
     counters: Counters,
     accounting: Accounting,
-    queue: DurableQueue,
+    queue: AsyncQueue,
     now: float,
     definition: FunctionDefinition | None,
 ) -> FunctionStats:
@@ -135,7 +135,7 @@ def function_stats(
     )
 
 
-def account_stats(accounting: Accounting, queue: DurableQueue, now: float) -> AccountStats:
+def account_stats(accounting: Accounting, queue: AsyncQueue, now: float) -> AccountStats:
     return AccountStats(
         concurrency=accounting.account_concurrency,
         in_use=accounting.in_use(),

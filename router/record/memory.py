@@ -1,5 +1,7 @@
 """The inspection store: each function's recent invocations in a bounded ring, for users' integration tests.
 
+Today's implementation of the `router.core.backends.InvocationRecord` seam (docs/backends.md).
+
 Contract:
 
 * `InspectStore(ring_size=..., max_payload_bytes=...)`; `attach(dispatcher)` subscribes it to
@@ -25,12 +27,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from router.core import trace as traces
+from router.core.backends import Invocation, Predicate
 
 if TYPE_CHECKING:
     from router.core.results import InvocationResult
@@ -42,31 +45,12 @@ SUCCESS, ERROR, LOOP_STOPPED = "success", "error", "loop-stopped"
 
 _decode = msgspec.json.Decoder().decode
 
-
-class Invocation(msgspec.Struct, kw_only=True):
-    seq: int
-    function: str
-    request_id: str
-    source: str | None
-    invocation_type: str
-    attempt: int
-    time: float
-    duration_ms: float
-    billed_ms: int
-    outcome: str
-    error_type: str | None
-    cold: bool
-    trace: str | None
-    event: bytes
-    event_size: int
-    result: bytes
-    result_size: int
-
-
-Predicate = Callable[[dict[str, Any]], bool]
+__all__ = ["ERROR", "LOOP_STOPPED", "SUCCESS", "InspectStore", "Invocation", "Predicate", "view"]
 
 
 class InspectStore:
+    """The InvocationRecord in memory: a ring per function."""
+
     def __init__(self, *, ring_size: int = 100, max_payload_bytes: int = 256 * 1024) -> None:
         self.ring_size = ring_size
         self.max_payload_bytes = max_payload_bytes

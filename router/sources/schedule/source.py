@@ -6,9 +6,11 @@ Contract:
   scheduled time, its `id` derived from the source name and the tick (so a re-fired tick carries the same id),
   its resource the rule ARN `arn:aws:events:REGION:ACCOUNT:rule/<source name>`. With `input:` the function
   receives that constant JSON instead, as with EventBridge's Input option.
-* A tick is submitted (queued durably for asynchronous invocation), then recorded as fired in
-  `<state_dir>/schedule.json`; a tick recorded there never fires again, across restarts. A crash between the
-  two (a window of one fsync) fires that tick again after restart, with the same event id.
+* A tick fires only once its claim succeeds (`TickClaims` of router/core/backends.py, from
+  `ctx.backends.ticks`; by default today's state file `<state_dir>/schedule.json`, state.py). It is submitted
+  (queued durably for asynchronous invocation), then recorded as fired by saving the state; a tick recorded
+  there never fires again, across restarts. A crash between the two (a window of one fsync) fires that tick
+  again after restart, with the same event id. A refused claim (handled elsewhere) counts as handled.
 * A tick is on time when it is handled within `missed_after_s` of its scheduled time; older ones are missed
   (the router was down, the previous run was still going, submit was refused). `missed: fire_once` (default)
   runs once for all missed ticks, with the latest missed tick's time, unless a tick is on time anyway, which
@@ -25,13 +27,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
 
 from router.config.sources.schedule import Config
-from router.core.durable import write_atomically
+from router.core.backends import ScheduleState
 from router.core.errors import DispatchError
 from router.shapes import schedule as shape
 from router.sources.schedule.expr import (
@@ -42,9 +43,11 @@ from router.sources.schedule.expr import (
     parse_expression,
     parse_timezone,
 )
+from router.sources.schedule.state import open_schedule_file
 
 if TYPE_CHECKING:
     from router.config import Config as RouterConfig
+    from router.core.backends import TickClaims
     from router.core.envelope import Envelope
     from router.core.ports import SourceContext
 
@@ -55,17 +58,7 @@ MAX_BACKOFF_S = 60.0
 INPUT_MAX_BYTES = 8192  # EventBridge's limit on a target's Input
 
 
-class ScheduleState(msgspec.Struct, kw_only=True):
-    """What survives a restart. `pending`: request ids of the last tick's invocations (for overlap: false)."""
-
-    expression: str
-    timezone: str
-    anchor: float  # rate(): ticks are anchor + k*period
-    last_tick: float  # the latest tick handled (fired or skipped); never fired again
-    pending: list[str] = []
-
-
-_state_decoder = msgspec.json.Decoder(ScheduleState)
+__all__ = ["ScheduleSource", "ScheduleState", "check", "create"]
 
 
 def check(settings: Config, config: RouterConfig, where: str, problems: list[str]) -> None:
@@ -93,7 +86,8 @@ class ScheduleSource:
         self._config: Config = ctx.config
         self._expr: Expression = parse_expression(self._config.expression)
         self._tz = parse_timezone(self._config.timezone)
-        self._state_path = Path(ctx.state_dir) / "schedule.json"
+        open_claims = ctx.backends.ticks if ctx.backends is not None else open_schedule_file
+        self._claims: TickClaims = open_claims(source=ctx.name, folder=ctx.state_dir)
         self._rule_arn = shape.rule_arn(ctx.name, region=ctx.region, account=ctx.account_id)
         self._warned_overlap = False
         self._memo: tuple[float, float | None] | None = None
@@ -102,7 +96,7 @@ class ScheduleSource:
 
     async def run(self) -> None:
         clock = self._ctx.clock
-        state = self._load_state(clock.time())
+        state = await self._load_state(clock.time())
         self._ctx.ready()
         backoff = 1.0
         while True:
@@ -134,13 +128,16 @@ class ScheduleSource:
     async def _handle_due(self, state: ScheduleState, now: float) -> ScheduleState:
         fire, handled = self.plan(state, now)
         for tick in fire:
+            if not await self._claims.claim(tick):
+                state.last_tick = tick  # handled already (by another router): not ours to fire
+                continue
             outcome = await self._ctx.submit([self.envelope(tick)])
             state.last_tick = tick
             state.pending = list(outcome.request_ids)
-            self._save_state(state)
+            await self._claims.save(state)
         if handled is not None and handled > state.last_tick:
             state.last_tick = handled  # missed ticks dropped by the policy
-            self._save_state(state)
+            await self._claims.save(state)
         return state
 
     async def _wait_for_previous(self, state: ScheduleState) -> None:
@@ -154,7 +151,7 @@ class ScheduleSource:
             return
         await settled(state.pending)
         state.pending = []
-        self._save_state(state)
+        await self._claims.save(state)
 
     # -- tick arithmetic (pure, for tests) ----------------------------------------------------------------
 
@@ -219,33 +216,25 @@ class ScheduleSource:
 
     # -- state ------------------------------------------------------------------------------------------
 
-    def _load_state(self, now: float) -> ScheduleState:
+    async def _load_state(self, now: float) -> ScheduleState:
         fresh = ScheduleState(
             expression=self._config.expression,
             timezone=self._config.timezone,
             anchor=float(int(now)),
             last_tick=now,
         )
-        try:
-            state = _state_decoder.decode(self._state_path.read_bytes())
-        except FileNotFoundError:
-            self._save_state(fresh)
-            return fresh
-        except (OSError, msgspec.DecodeError) as e:
-            log.warning("schedule %s: state unreadable (%s), starting afresh", self._ctx.name, e)
-            self._save_state(fresh)
+        state = await self._claims.load()
+        if state is None:  # never started, or unreadable (logged)
+            await self._claims.save(fresh)
             return fresh
         if (state.expression, state.timezone) != (self._config.expression, self._config.timezone):
             # A new schedule: nothing of the old one is owed, but never fire before what the old one fired.
             log.info("schedule %s: now %r, starting it afresh", self._ctx.name, fresh.expression)
             fresh.last_tick = max(now, state.last_tick)
             fresh.pending = state.pending
-            self._save_state(fresh)
+            await self._claims.save(fresh)
             return fresh
         return state
-
-    def _save_state(self, state: ScheduleState) -> None:
-        write_atomically(self._state_path, msgspec.json.encode(state))
 
     async def aclose(self) -> None:
         return None

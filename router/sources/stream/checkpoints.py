@@ -1,10 +1,13 @@
 """Checkpoints of shard-based stream mappings (Kinesis, DynamoDB Streams), kept in the router's state_dir.
 
+Today's implementation of the `router.core.backends.CheckpointStore` seam (docs/backends.md).
+
 One JSON file per mapping (`<state_dir>/sources/<source>/<mapping>.json`) holds, per shard, the sequence
 number of the last settled record and whether the shard is finished (read to its end, all settled). The
 file names the stream it belongs to: checkpoints of another stream (a table dropped and created again) are
-ignored. `writer()` rewrites the file (temporary name, fsync, rename) after each change, coalescing changes
-made while a write is under way, and once more when cancelled, so a clean stop keeps every checkpoint.
+ignored. `load()` reads the file once (this node is its one writer, so later loads have nothing new).
+`writer()` rewrites the file (temporary name, fsync, rename) after each change, coalescing changes made
+while a write is under way, and once more when cancelled, so a clean stop keeps every checkpoint.
 """
 
 from __future__ import annotations
@@ -16,14 +19,12 @@ from pathlib import Path
 
 import msgspec
 
+from router.core.backends import ShardState
 from router.core.durable import write_atomically
 
 log = logging.getLogger(__name__)
 
-
-class ShardState(msgspec.Struct, kw_only=True):
-    sequence: str | None = None  # last settled record
-    finished: bool = False
+__all__ = ["CheckpointFile", "FileCheckpoints", "ShardState", "open_checkpoint_file"]
 
 
 class CheckpointFile(msgspec.Struct, kw_only=True):
@@ -31,21 +32,34 @@ class CheckpointFile(msgspec.Struct, kw_only=True):
     shards: dict[str, ShardState] = {}
 
 
-class CheckpointStore:
+def open_checkpoint_file(*, source: str, folder: Path, mapping: str, stream: str) -> FileCheckpoints:
+    """The local `OpenCheckpoints`: `<folder>/<mapping>.json`, folder being the source's state folder."""
+    return FileCheckpoints(folder / f"{mapping}.json", stream)
+
+
+class FileCheckpoints:
     """Per-shard checkpoints of one mapping in one JSON file; `writer()` rewrites it after each change."""
 
     def __init__(self, path: Path, stream_arn: str) -> None:
         self.path = path
+        self.stream_arn = stream_arn
         self.data = CheckpointFile(stream=stream_arn)
-        if path.exists():
-            try:
-                loaded = msgspec.json.decode(path.read_bytes(), type=CheckpointFile)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                log.warning("unreadable checkpoint file %s: starting over", path)
-            else:
-                if loaded.stream == stream_arn:  # a recreated table or stream starts afresh
-                    self.data = loaded
+        self._loaded = False
         self._dirty = asyncio.Event()
+
+    async def load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        if not self.path.exists():
+            return
+        try:
+            loaded = msgspec.json.decode(self.path.read_bytes(), type=CheckpointFile)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            log.warning("unreadable checkpoint file %s: starting over", self.path)
+        else:
+            if loaded.stream == self.stream_arn:  # a recreated table or stream starts afresh
+                self.data = loaded
 
     def get(self, shard: str) -> ShardState:
         return self.data.shards.get(shard) or ShardState()
@@ -76,8 +90,9 @@ class CheckpointStore:
                 await self._dirty.wait()
                 await self.flush()
         finally:
-            with contextlib.suppress(OSError):
-                self._write()
+            if self._loaded:  # never overwrite saved checkpoints with an empty view
+                with contextlib.suppress(OSError):
+                    self._write()
 
     async def flush(self) -> None:
         if self._dirty.is_set():

@@ -4,13 +4,18 @@
 aiobotocore client: list shards, get an iterator, get records, build a record) and runs one `ShardMapping`
 per route. A mapping lists the stream's shards every `shard_refresh_s`, reads each shard with a `ShardReader`
 once its parents are finished, and hands the records to the stream engine (`router/sources/stream.py`),
-which delivers and settles them; checkpoints go to `router/sources/stream_checkpoints.py`.
+which delivers and settles them. Checkpoints and shard ownership go through the seams of
+router/core/backends.py (`ctx.backends`; by default today's: a checkpoint file per mapping,
+router/sources/stream/checkpoints.py, and this node owning every shard, router/sources/stream/ownership.py).
 
 * Shard tree: a child shard is read only once every parent still listed is finished (read to its end and
   every record settled), so per key order holds across splits and merges. A shard listed at start without a
   checkpoint begins at `starting_position` (LATEST skips closed shards altogether: nothing new can come);
   shards that appear later begin at TRIM_HORIZON, so nothing written to them is missed.
 * Restart: a shard with a checkpoint resumes AFTER_SEQUENCE_NUMBER it; finished shards are not read again.
+* Ownership: each refresh claims the shards ready to read (`ShardOwnership.claim`); a reader starts only on
+  an owned shard, stops when its shard is no longer owned (before its next read), and releases it when it
+  ends. Today this node owns every shard.
 * Reading: `get_records` with the room left in the shard's buffer as limit (back-pressure), again at once
   while records come, every `poll_interval_s` while the shard is idle. Throttling errors back off (0.1 s
   doubling to 5 s); an expired iterator is renewed after the last record read; a trimmed position restarts
@@ -29,13 +34,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from router.shapes import common
-from router.sources.stream.checkpoints import CheckpointStore
+from router.sources.stream.checkpoints import open_checkpoint_file
 from router.sources.stream.engine import MappingSettings, StreamMapping, StreamRecord
 from router.sources.stream.failure import build_sink, config_base_dir
+from router.sources.stream.ownership import sole_owner
 from router.sources.stream.routes import mapping_names, run_mappings
 from router.sources.stream.stats import MappingStats
 
 if TYPE_CHECKING:
+    from router.core.backends import CheckpointStore, ShardOwnership
     from router.core.ports import RoutePort, SourceContext
 
 log = logging.getLogger(__name__)
@@ -171,11 +178,11 @@ class ShardSource:
 
 @dataclass(eq=False)
 class ShardMapping:
-    """One route over a sharded stream: the engine's StreamKind, the shard tree, the checkpoint file."""
+    """One route over a sharded stream: the engine's StreamKind, the shard tree, checkpoints, ownership."""
 
     ctx: SourceContext
     route: RoutePort
-    name: str  # checkpoints go to <state_dir>/<name>.json
+    name: str  # the mapping's name (local checkpoints go to <state_dir>/<name>.json)
     client: ShardClient
     starting_position: str
     poll_interval_s: float
@@ -183,6 +190,7 @@ class ShardMapping:
     stop_grace_s: float
     engine: StreamMapping | None = None
     store: CheckpointStore | None = None
+    ownership: ShardOwnership | None = None
     readers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -202,7 +210,8 @@ class ShardMapping:
         settings = MappingSettings.for_route(
             self.route, region=self.ctx.region, account_id=self.ctx.account_id
         )
-        self.store = CheckpointStore(self.ctx.state_dir / f"{self.name}.json", self.client.stream_arn)
+        self.store, self.ownership = self._open_backends()
+        await self.store.load()
         try:
             async with asyncio.TaskGroup() as tg:
                 self.engine = StreamMapping(
@@ -223,8 +232,17 @@ class ShardMapping:
             self.stats.unbind()
             await sink.aclose()
 
+    def _open_backends(self) -> tuple[CheckpointStore, ShardOwnership]:
+        backends, ctx = self.ctx.backends, self.ctx
+        open_checkpoints = backends.checkpoints if backends is not None else open_checkpoint_file
+        open_ownership = backends.ownership if backends is not None else sole_owner
+        store = open_checkpoints(
+            source=ctx.name, folder=ctx.state_dir, mapping=self.name, stream=self.client.stream_arn
+        )
+        return store, open_ownership(source=ctx.name, mapping=self.name)
+
     async def _refresh(self, tg: asyncio.TaskGroup, *, first: bool) -> None:
-        assert self.store is not None
+        assert self.store is not None and self.ownership is not None
         try:
             shards = await self.client.shards()
         except Exception as e:  # unreachable for now: keep what runs, list again later
@@ -232,20 +250,38 @@ class ShardMapping:
                 "listing shards failed", extra={"fields": {"source": self.ctx.name, "error": repr(e)}}
             )
             return
-        listed = {s.id for s in shards}
-        self.store.prune(listed)
-        for shard in shards:
-            state = self.store.get(shard.id)
-            if shard.id in self.readers or state.finished:
-                continue
-            if any(p in listed and not self.store.get(p).finished for p in shard.parents):
-                continue  # parents first: order per key across splits and merges
-            start = self.starting_position if first else "TRIM_HORIZON"
-            if state.sequence is None and start == "LATEST" and shard.closed:
-                self.store.finish(shard.id)
+        await self.store.load()
+        start = self.starting_position if first else "TRIM_HORIZON"
+        ready = self._ready(shards, start)
+        owned = await self.ownership.claim([shard.id for shard in ready])
+        for shard in ready:
+            if shard.id in self.readers or shard.id not in owned:
                 continue
             reader = ShardReader(self, shard, start)
             self.readers[shard.id] = tg.create_task(reader.run(), name=f"shard:{self.name}:{shard.id}")
+
+    def _ready(self, shards: Sequence[Shard], start: str) -> list[Shard]:
+        """The shards to read now, in order (those being read included): not finished, parents finished.
+        Starting at LATEST, a closed shard without a checkpoint is finished instead: nothing new can come."""
+        store = self.store
+        assert store is not None
+        listed = {s.id for s in shards}
+        store.prune(listed)
+        ready = []
+        for shard in shards:
+            state = store.get(shard.id)
+            if shard.id in self.readers:
+                ready.append(shard)  # claimed again: a lease is renewed
+                continue
+            if state.finished:
+                continue
+            if any(p in listed and not store.get(p).finished for p in shard.parents):
+                continue  # parents first: order per key across splits and merges
+            if state.sequence is None and start == "LATEST" and shard.closed:
+                store.finish(shard.id)
+                continue
+            ready.append(shard)
+        return ready
 
     # -- StreamKind ---------------------------------------------------------------------------------------
 
@@ -273,13 +309,19 @@ class ShardReader:
 
     async def run(self) -> None:
         m, shard = self.m, self.shard.id
-        engine, client, clock, store = m.engine, m.client, m.ctx.clock, m.store
-        assert engine is not None and store is not None
+        engine, client, clock, store, ownership = m.engine, m.client, m.ctx.clock, m.store, m.ownership
+        assert engine is not None and store is not None and ownership is not None
         engine.open(shard)
         try:
             iterator: str | None = await self._iterator()
             delay = 0.1
             while iterator is not None:
+                if not ownership.owns(shard):  # another node took it: it reads on from the checkpoint
+                    log.info(
+                        "shard lost to another owner",
+                        extra={"fields": {"source": m.ctx.name, "shard": shard}},
+                    )
+                    return
                 await engine.wait_room(shard)
                 limit = max(1, min(client.max_limit, engine.room(shard)))
                 current = iterator
@@ -301,6 +343,7 @@ class ShardReader:
         finally:
             m.readers.pop(shard, None)
             await engine.close(shard, 0)
+            await ownership.release(shard)
 
     async def _iterator(self) -> str:
         """Where to read: after the last record read, else after the checkpoint, else the start position."""
