@@ -28,13 +28,12 @@ from aiohttp import web
 
 from router.control.errors import ApiError, invalid_parameter
 from router.control.plane import PLANE_KEY, Inspection, inspection
-from router.core.errors import INVALID_REQUEST_CONTENT, RESOURCE_NOT_FOUND, ConfigError
+from router.core.errors import INVALID_REQUEST_CONTENT, REQUEST_TIMEOUT, RESOURCE_NOT_FOUND, ConfigError
 from router.record.memory import InspectStore, Invocation, view
 
 if TYPE_CHECKING:
     pass
 
-REQUEST_TIMEOUT = "RequestTimeoutException"
 MAX_WAIT_S = 900.0
 MAX_POLL_S = 300.0
 
