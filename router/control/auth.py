@@ -22,7 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
-from router.control.errors import MISSING_TOKEN, UNRECOGNIZED_CLIENT, ApiError, Handler
+from router.control.errors import ApiError, Handler
+from router.core.errors import MISSING_TOKEN, UNRECOGNIZED_CLIENT
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 _SIGV4 = re.compile(r"^AWS4-HMAC-SHA256\s+.*?Credential=([^/,\s]+)/")

@@ -30,6 +30,7 @@ from router.config import Config, FunctionConfig
 from router.control.errors import ApiError, conflict, invalid_parameter, not_found
 from router.control.names import function_arn
 from router.control.store import FunctionRecord, FunctionStore, new_code_file
+from router.core.errors import PRECONDITION_FAILED
 from router.dispatch.registry import FunctionDefinition, definitions_from_config, make_definition
 from router.invoker.code import CodeError
 
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("router.control.catalog")
 
-PRECONDITION_FAILED = "PreconditionFailedException"
 # What building a definition raises when the code cannot be used (missing, broken or unsafe ZIP).
 BUILD_ERRORS = (OSError, ValueError, CodeError)
 

@@ -42,14 +42,9 @@ MAX_BODY_KEY: web.AppKey[int] = web.AppKey("max_body_bytes", int)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-UNRECOGNIZED_CLIENT = "UnrecognizedClientException"
-MISSING_TOKEN = "MissingAuthenticationTokenException"
-UNKNOWN_OPERATION = "UnknownOperationException"
-PRECONDITION_FAILED = "PreconditionFailedException"
-
 # Errors whose model spells the message member with a capital M (botocore reads either; SDKs in other
 # languages read the modeled one).
-_CAPITAL_MESSAGE = {E.RESOURCE_NOT_FOUND, E.SERVICE_EXCEPTION, "InvalidZipFileException", PRECONDITION_FAILED}
+_CAPITAL_MESSAGE = {E.RESOURCE_NOT_FOUND, E.SERVICE_EXCEPTION, E.INVALID_ZIP_FILE, E.PRECONDITION_FAILED}
 
 
 class ApiError(Exception):
@@ -126,7 +121,7 @@ def _from_http_exception(e: web.HTTPException, request: web.Request) -> ApiError
     if e.status in (404, 405):
         return ApiError(
             e.status,
-            UNKNOWN_OPERATION,
+            E.UNKNOWN_OPERATION,
             f"No operation at {request.method} {request.path} (router implements "
             "Invoke, function management, concurrency and account settings of the Lambda API)",
         )

@@ -29,10 +29,9 @@ from aiohttp import web
 from router.control.errors import ApiError, invalid_parameter
 from router.control.plane import PLANE_KEY, Inspection, inspection
 from router.core.backends import Invocation, InvocationRecord
-from router.core.errors import INVALID_REQUEST_CONTENT, RESOURCE_NOT_FOUND, ConfigError
+from router.core.errors import INVALID_REQUEST_CONTENT, REQUEST_TIMEOUT, RESOURCE_NOT_FOUND, ConfigError
 from router.record.memory import view
 
-REQUEST_TIMEOUT = "RequestTimeoutException"
 MAX_WAIT_S = 900.0
 MAX_POLL_S = 300.0
 

@@ -19,12 +19,21 @@ RUNTIME_INIT_ERROR = "Runtime.InitError"
 RUNTIME_HANDLER_NOT_FOUND = "Runtime.HandlerNotFound"
 RUNTIME_IMPORT_MODULE_ERROR = "Runtime.ImportModuleError"
 RUNTIME_INVALID_ENTRYPOINT = "Runtime.InvalidEntrypoint"
+RUNTIME_INVALID_RUNTIME = "Runtime.InvalidRuntime"
 RUNTIME_MARSHAL_ERROR = "Runtime.MarshalError"
 RUNTIME_UNKNOWN = "Runtime.Unknown"
 SANDBOX_TIMEOUT = "Sandbox.Timeout"
 FUNCTION_RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 
+# The Runtime API's own error types (the emulator's spelling), for requests it refuses.
+RAPI_NOT_FOUND = "NotFound"
+RAPI_METHOD_NOT_ALLOWED = "MethodNotAllowed"
+RAPI_INVALID_STATE_TRANSITION = "InvalidStateTransition"
+RAPI_INVALID_REQUEST_ID = "InvalidRequestID"
+RAPI_REQUEST_ENTITY_TOO_LARGE = "RequestEntityTooLarge"
+
 # Dispatch errors (the function did not run).
+ROUTER_UNKNOWN = "Router.Unknown"
 ROUTER_FUNCTION_NOT_FOUND = "Router.FunctionNotFound"
 ROUTER_THROTTLED = "Router.Throttled"
 ROUTER_SHUTTING_DOWN = "Router.ShuttingDown"
@@ -48,6 +57,12 @@ INVALID_PARAMETER_VALUE = "InvalidParameterValueException"
 RESOURCE_CONFLICT = "ResourceConflictException"
 UNSUPPORTED_MEDIA_TYPE = "UnsupportedMediaTypeException"
 RECURSIVE_INVOCATION = "RecursiveInvocationException"
+INVALID_ZIP_FILE = "InvalidZipFileException"
+PRECONDITION_FAILED = "PreconditionFailedException"
+REQUEST_TIMEOUT = "RequestTimeoutException"
+UNRECOGNIZED_CLIENT = "UnrecognizedClientException"
+MISSING_TOKEN = "MissingAuthenticationTokenException"
+UNKNOWN_OPERATION = "UnknownOperationException"
 
 
 class RouterError(Exception):
@@ -65,7 +80,7 @@ class ConfigError(RouterError):
 class DispatchError(RouterError):
     """The function did not run. `code` is a Router.* type; `api_error`/`status` map it to the Lambda API."""
 
-    code = "Router.Unknown"
+    code = ROUTER_UNKNOWN
     api_error = SERVICE_EXCEPTION
     status = 500
     reason: str | None = None

@@ -35,7 +35,7 @@ from typing import Any
 from router.config import AsyncConfig
 from router.core.backends import AsyncQueue, QueuedEvent
 from router.core.clock import Clock
-from router.core.errors import REASON_RESERVED, TOO_MANY_REQUESTS, DispatchError
+from router.core.errors import REASON_RESERVED, SERVICE_EXCEPTION, TOO_MANY_REQUESTS, DispatchError
 from router.core.results import InvocationResult
 from router.dispatch import destinations
 from router.dispatch.concurrency import Accounting, Slot
@@ -307,7 +307,7 @@ class AsyncScheduler:
         else:
             status, error = (
                 500,
-                {"errorType": "ServiceException", "errorMessage": f"{condition} before a run"},
+                {"errorType": SERVICE_EXCEPTION, "errorMessage": f"{condition} before a run"},
             )
         record = destinations.invocation_record(
             request_id=event.id,

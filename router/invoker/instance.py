@@ -11,6 +11,10 @@ How limits are enforced during a call (all from event-loop callbacks; nothing he
   over the tree) is checked once more when the answer arrives, so a short spike between samples counts too;
 * exit: the leader exiting mid-call fails the call with Runtime.ExitError (the rest of the group is killed).
 After any of these the instance is dead and the next call needs a fresh one.
+
+Its life is the state table of router/invoker/lifecycle.py (STARTING, IDLE, BUSY, KILLED, STOPPING, DEAD):
+every change goes through `_move`, which refuses a move the table does not allow; `alive` and `busy` are
+readings of the state.
 """
 
 from __future__ import annotations
@@ -23,10 +27,19 @@ import time
 import msgspec
 
 from router.config import BillingConfig
-from router.core.errors import FUNCTION_UNHANDLED, RUNTIME_OUT_OF_MEMORY, SANDBOX_TIMEOUT
+from router.core.errors import (
+    FUNCTION_RESPONSE_TOO_LARGE,
+    FUNCTION_UNHANDLED,
+    RUNTIME_EXIT_ERROR,
+    RUNTIME_INIT_ERROR,
+    RUNTIME_INVALID_ENTRYPOINT,
+    RUNTIME_OUT_OF_MEMORY,
+    SANDBOX_TIMEOUT,
+)
 from router.core.results import InvocationResult
-from router.invoker import launch, metering, outcomes, procs
-from router.invoker.outcomes import Outcome
+from router.invoker import launch, lifecycle, metering, outcomes, procs
+from router.invoker.lifecycle import BUSY, DEAD, IDLE, KILLED, STARTING, STOPPING, State
+from router.invoker.outcomes import DEATHS, End, Ending
 from router.invoker.process import InstanceProcess
 from router.invoker.runtime_api import (
     Answer,
@@ -40,7 +53,6 @@ from router.invoker.types import FunctionSpec, InitFailed, InvokeRequest
 from router.invoker.zygote import Zygotes
 
 MIB = 1024 * 1024
-_DEATHS = ("timeout", "oom", "exit")
 
 
 class Instance:
@@ -71,13 +83,12 @@ class Instance:
         self._procs: procs.Tree | None = None
         self._api: RuntimeApi | None = None
         self._address: str | None = None
-        self._waiter: asyncio.Future[Outcome] | None = None  # init or the call in flight
+        self._waiter: asyncio.Future[Ending] | None = None  # init or the call in flight
         self._log = metering.CallLog()
         self._request_id: str | None = None
         self._init_ms: float | None = None
         self._cold = False
-        self._busy = False
-        self._stopping = False
+        self._state = STARTING  # changed only by _move (router/invoker/lifecycle.py)
         self._last_used = time.monotonic()
         self._sampled_peak = 0  # bytes, this call
         self._last_peak = 0  # bytes, the last measured peak (a floor when a call dies before any sample)
@@ -119,8 +130,8 @@ class Instance:
 
     async def _init(self, request_id: str) -> None:
         self._api = RuntimeApi(
-            on_ready=lambda: self._settle("ready"),
-            on_init_error=lambda body, header: self._settle("init_error", body=body, error_type=header),
+            on_ready=lambda: self._settle(End.READY),
+            on_init_error=lambda body, header: self._settle(End.INIT_ERROR, body=body, error_type=header),
             on_answer=self._on_answer,
             pids=self._tree if self._verify_peer else None,
         )
@@ -136,32 +147,36 @@ class Instance:
             self._api.launched()
         except (launch.LaunchError, OSError) as e:
             self._api.close()
-            error_type = getattr(e, "error_type", "Runtime.InvalidEntrypoint")
+            self._move(DEAD)
+            error_type = getattr(e, "error_type", RUNTIME_INVALID_ENTRYPOINT)
             raise InitFailed(
                 self._init_failure(request_id, 0.0, _error(str(e), error_type), error_type)
             ) from None
         except BaseException:
             self._api.close()
+            self._move(DEAD)
             raise
-        timer = self._loop.call_later(self._init_timeout_s, self._settle, "timeout")
+        timer = self._loop.call_later(self._init_timeout_s, self._settle, End.TIMEOUT)
         try:
-            outcome = await self._waiter
+            ending = await self._waiter
         except BaseException:
-            await self._abort()
+            await self._abort_init()
             raise
         finally:
             timer.cancel()
-        init_ms = (outcome.at - t0) * 1000
-        if outcome.kind == "ready":
+        init_ms = (ending.at - t0) * 1000
+        if ending.kind is End.READY:
             self._init_ms = init_ms
             self._last_peak = self._peak(self._tree())
             self._cold = self._init_type == "on-demand"
             self._last_used = time.monotonic()
             if not self._cold:
                 self._log = metering.CallLog()
+            # The runtime may have exited right after asking for its first event: then it starts dead.
+            self._move(IDLE if self._proc is not None and self._proc.running else DEAD)
             return
-        await self._abort()
-        payload, error_type = self._init_error_payload(outcome, request_id)
+        await self._abort_init()
+        payload, error_type = self._init_error_payload(ending, request_id)
         raise InitFailed(self._init_failure(request_id, init_ms, payload, error_type))
 
     async def _launch(self, plan: launch.Launch) -> InstanceProcess:
@@ -171,13 +186,13 @@ class Instance:
                 return forked
         return InstanceProcess.spawn(plan, on_line=self._on_line, on_exit=self._on_exit)
 
-    def _init_error_payload(self, outcome: Outcome, request_id: str) -> tuple[bytes, str]:
-        if outcome.kind == "init_error":
-            return outcomes.function_error(outcome.body, outcome.error_type)
-        if outcome.kind == "timeout":
-            return outcomes.init_timeout_payload(self._init_timeout_s), "Runtime.InitError"
-        payload = outcomes.exit_payload(request_id, outcome.returncode)
-        return payload, "Runtime.ExitError"
+    def _init_error_payload(self, ending: Ending, request_id: str) -> tuple[bytes, str]:
+        if ending.kind is End.INIT_ERROR:
+            return outcomes.function_error(ending.body, ending.error_type)
+        if ending.kind is End.TIMEOUT:
+            return outcomes.init_timeout_payload(self._init_timeout_s), RUNTIME_INIT_ERROR
+        payload = outcomes.exit_payload(request_id, ending.returncode)
+        return payload, RUNTIME_EXIT_ERROR
 
     def _init_failure(
         self, request_id: str, init_ms: float, payload: bytes, error_type: str
@@ -200,14 +215,26 @@ class Instance:
         return result
 
     async def stop(self) -> None:
-        """SIGTERM to the group, up to stop_grace_s for the leader to exit, then SIGKILL. Idempotent."""
-        self._stopping = True
+        """SIGTERM to the group, up to stop_grace_s for the leader to exit, then SIGKILL. Idempotent. A call
+        in flight ends with Runtime.ExitError, and that call's end makes the instance DEAD."""
+        if self._state is IDLE:
+            self._move(STOPPING)
+        elif self._state is BUSY:
+            self._move(KILLED)
         proc = self._proc
         if proc is not None and proc.running:
             proc.kill(signal.SIGTERM)
             await self._wait_exit(self._stop_grace_s)
             proc.kill(signal.SIGKILL)
         await self._abort()
+        if self._state is STOPPING:
+            self._move(DEAD)
+
+    async def _abort_init(self) -> None:
+        try:
+            await self._abort()
+        finally:
+            self._move(DEAD)
 
     async def _abort(self) -> None:
         """Kill the group, wait (boundedly) for the leader, release everything."""
@@ -237,12 +264,18 @@ class Instance:
     # state
 
     @property
+    def state(self) -> State:
+        return self._state
+
+    @property
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.running and not self._stopping
+        """IDLE or BUSY: it can take a call now, or after the one in flight."""
+        return self._state in lifecycle.ALIVE
 
     @property
     def busy(self) -> bool:
-        return self._busy
+        """A call is in flight (BUSY, or KILLED while that call returns): another one is refused."""
+        return self._state in lifecycle.IN_CALL
 
     @property
     def pid(self) -> int | None:
@@ -262,6 +295,10 @@ class Instance:
     def init_ms(self) -> float | None:
         return self._init_ms
 
+    def _move(self, to: State) -> None:
+        """The one way the state changes; raises lifecycle.InvalidTransition for a move the table refuses."""
+        self._state = lifecycle.move(self._state, to)
+
     def _tree(self) -> list[int]:
         return self._procs.members() if self._procs is not None else []
 
@@ -271,17 +308,22 @@ class Instance:
     # ------------------------------------------------------------------------------------------------------
     # callbacks from the Runtime API and the process
 
-    def _settle(self, kind: str, **fields: object) -> None:
+    def _settle(self, kind: End, **fields: object) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(Outcome(kind=kind, at=time.perf_counter(), **fields))  # type: ignore[arg-type]
+            waiter.set_result(Ending(kind=kind, at=time.perf_counter(), **fields))  # type: ignore[arg-type]
 
     def _on_answer(self, answer: Answer) -> None:
         if answer.request_id == self._request_id:
             self._settle(answer.kind, body=answer.body, error_type=answer.error_type)
 
     def _on_exit(self, returncode: int | None) -> None:
-        self._settle("exit", returncode=returncode)
+        self._settle(End.EXIT, returncode=returncode)
+        # STARTING: init sees the exit; KILLED, STOPPING: the call or the stop() in progress moves on.
+        if self._state is IDLE:
+            self._move(DEAD)
+        elif self._state is BUSY:
+            self._move(KILLED)
         if self._api is not None:
             self._api.close()
         if self._procs is not None:
@@ -301,14 +343,14 @@ class Instance:
         if self._loop.time() >= deadline:
             self._sampled_peak = max(self._sampled_peak, self._peak(self._members))
             self._kill()
-            self._settle("timeout")
+            self._settle(End.TIMEOUT)
             return
         self._members = self._tree()
         rss = procs.rss_bytes(self._members)
         self._sampled_peak = max(self._sampled_peak, rss)
         if rss > self._limit_bytes:
             self._kill()
-            self._settle("oom")
+            self._settle(End.OOM)
             return
         self._schedule_watch(deadline)
 
@@ -318,7 +360,8 @@ class Instance:
 
     def _kill(self) -> None:
         # Dead from now on, not from when the exit is noticed: the pool must never hand it out again.
-        self._stopping = True
+        if self._state is BUSY:
+            self._move(KILLED)
         if self._proc is not None:
             self._proc.kill(signal.SIGKILL)
 
@@ -326,15 +369,15 @@ class Instance:
     # invoke
 
     async def invoke(self, request: InvokeRequest) -> InvocationResult:
-        if self._busy:
-            raise RuntimeError(f"instance {self.pid} of {self.spec.name} is busy: one call at a time")
-        if not self.alive:
+        if self._state is not IDLE:
+            if self._state in lifecycle.IN_CALL:
+                raise RuntimeError(f"instance {self.pid} of {self.spec.name} is busy: one call at a time")
             return self._dead_result(request)
-        self._busy = True
+        self._move(BUSY)
         try:
             return await self._run(request)
         finally:
-            self._busy = False
+            self._move(IDLE if self._state is BUSY else DEAD)
             self._request_id = None
             self._last_used = time.monotonic()
 
@@ -363,7 +406,7 @@ class Instance:
             )
         )
         try:
-            outcome = await waiter
+            ending = await waiter
         except BaseException:
             self._kill()  # cancelled mid-call: the instance's state is unknown, so it cannot be reused
             raise
@@ -372,23 +415,23 @@ class Instance:
                 self._sampler.cancel()
                 self._sampler = None
         self.invocations += 1
-        return await self._finish(request, outcome, (outcome.at - t0) * 1000)
+        return await self._finish(request, ending, (ending.at - t0) * 1000)
 
-    async def _finish(self, request: InvokeRequest, outcome: Outcome, duration_ms: float) -> InvocationResult:
+    async def _finish(self, request: InvokeRequest, ending: Ending, duration_ms: float) -> InvocationResult:
         assert self._proc is not None and self._api is not None
         rid = request.request_id
-        if outcome.kind not in _DEATHS:
+        if ending.kind not in DEATHS:
             self._proc.drain()
             peak = max(self._sampled_peak, self._peak(self._members))
             if peak > self._limit_bytes:
                 self._kill()
-                outcome = Outcome(kind="oom", at=outcome.at)
+                ending = Ending(kind=End.OOM, at=ending.at)
             self._sampled_peak = self._last_peak = peak
-        if outcome.kind in _DEATHS:
+        if ending.kind in DEATHS:
             self._api.withdraw()
             await self._wait_exit(1.0)  # SIGKILLed already: returns in a few ms with the group gone
             self._proc.drain()
-        payload, error_type, status = self._classify(rid, outcome)
+        payload, error_type, status = self._classify(rid, ending)
         cold, init_ms = self._cold, (self._init_ms if self._cold else None)
         self._cold = False
         billed = metering.billed_ms(duration_ms + (init_ms or 0.0), self._billing.granularity_ms)
@@ -405,7 +448,7 @@ class Instance:
             cost_usd=metering.cost_usd(billed, self.spec.memory_mb, self._billing),
             cold=cold,
         )
-        if outcome.kind == "timeout":
+        if ending.kind is End.TIMEOUT:
             self._log.add(msgspec.json.decode(payload)["errorMessage"].encode())
         self._log.add_text(metering.end_line(rid))
         self._log.add_text(metering.report_line(result, status=status))
@@ -413,23 +456,23 @@ class Instance:
         metering.log_invocation(result, self.spec.name)
         return result
 
-    def _classify(self, rid: str, outcome: Outcome) -> tuple[bytes, str | None, str | None]:
+    def _classify(self, rid: str, ending: Ending) -> tuple[bytes, str | None, metering.ReportStatus | None]:
         """(payload, errorType or None, REPORT status or None) of a finished call."""
-        match outcome.kind:
-            case "response":
-                return outcome.body, None, None
-            case "error":
-                payload, error_type = outcomes.function_error(outcome.body, outcome.error_type)
+        match ending.kind:
+            case End.RESPONSE:
+                return ending.body, None, None
+            case End.ERROR:
+                payload, error_type = outcomes.function_error(ending.body, ending.error_type)
                 return payload, error_type, None
-            case "too_large":
-                return too_large_payload(rid), "Function.ResponseSizeTooLarge", None
-            case "timeout":
+            case End.TOO_LARGE:
+                return too_large_payload(rid), FUNCTION_RESPONSE_TOO_LARGE, None
+            case End.TIMEOUT:
                 message = outcomes.timeout_message(rid, self.spec.timeout_s)
                 return outcomes.timeout_payload(message), SANDBOX_TIMEOUT, "timeout"
-            case "oom":
+            case End.OOM:
                 return outcomes.oom_payload(rid), RUNTIME_OUT_OF_MEMORY, "error"
             case _:
-                return outcomes.exit_payload(rid, outcome.returncode), "Runtime.ExitError", "error"
+                return outcomes.exit_payload(rid, ending.returncode), RUNTIME_EXIT_ERROR, "error"
 
     def _dead_result(self, request: InvokeRequest) -> InvocationResult:
         returncode = self._proc.returncode if self._proc is not None else None
@@ -437,13 +480,12 @@ class Instance:
             request_id=request.request_id,
             payload=outcomes.exit_payload(request.request_id, returncode),
             function_error=FUNCTION_UNHANDLED,
-            error_type="Runtime.ExitError",
+            error_type=RUNTIME_EXIT_ERROR,
             memory_mb=self.spec.memory_mb,
         )
 
     def __repr__(self) -> str:
-        state = "busy" if self._busy else ("idle" if self.alive else "dead")
-        return f"<Instance {self.spec.name} pid={self.pid} {state}>"
+        return f"<Instance {self.spec.name} pid={self.pid} {self._state}>"
 
 
 def _error(message: str, error_type: str) -> bytes:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import msgspec
 
-from router.core.errors import RUNTIME_INVALID_ENTRYPOINT
+from router.core.errors import RUNTIME_INVALID_ENTRYPOINT, RUNTIME_INVALID_RUNTIME
 from router.invoker.types import FunctionSpec
 
 RUNTIMES_DIR = Path(__file__).parent / "runtimes"
@@ -116,7 +116,7 @@ def command(spec: FunctionSpec) -> list[str]:
         if not bootstrap.is_file() or not os.access(bootstrap, os.X_OK):
             raise LaunchError(f"Couldn't find valid bootstrap(s): [{bootstrap}]")
         return [str(bootstrap)]
-    raise LaunchError(f"unknown runtime {runtime!r}", "Runtime.InvalidRuntime")
+    raise LaunchError(f"unknown runtime {runtime!r}", RUNTIME_INVALID_RUNTIME)
 
 
 def _path() -> str:

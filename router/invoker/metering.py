@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
+from typing import Literal
 
 from router.config import BillingConfig
 from router.core.results import InvocationResult
@@ -20,6 +21,9 @@ MIB = 1024 * 1024
 CALL_LOG_LIMIT = 64 * 1024
 
 invoke_log = logging.getLogger("router.invoke")
+
+# The Status of a REPORT line for a call the platform failed (Lambda prints none for a function error).
+ReportStatus = Literal["timeout", "error"]
 
 
 def billed_ms(duration_ms: float, granularity_ms: int = 1) -> int:
@@ -44,7 +48,7 @@ def end_line(request_id: str) -> str:
     return f"END RequestId: {request_id}"
 
 
-def report_line(result: InvocationResult, *, status: str | None = None) -> str:
+def report_line(result: InvocationResult, *, status: ReportStatus | None = None) -> str:
     """REPORT as Lambda prints it; `status` is "timeout" or "error" (with the error type) when the call failed
     in the platform (timeout, out of memory, crash), as Lambda's newer REPORT lines say."""
     fields = [

@@ -1,9 +1,14 @@
 """How a call ended, and the error payloads Lambda returns for the platform's own failures.
 
-An `Outcome` is the first thing that ended a call (or an init): the runtime answered (`response`,
-`error`, `too_large`), the deadline passed (`timeout`), memory ran over (`oom`), the process exited
-(`exit`), or, during init, the runtime asked for its first event (`ready`) or posted /init/error
-(`init_error`).
+An `Ending` is the first thing that ended a call (or an init), of a kind `End`: the runtime answered
+(`RESPONSE`, `ERROR`, `TOO_LARGE`), the deadline passed (`TIMEOUT`), memory ran over (`OOM`), the process
+exited (`EXIT`), or, during init, the runtime asked for its first event (`READY`) or posted /init/error
+(`INIT_ERROR`). `DEATHS` are the kinds that leave the instance killed.
+
+`End` is not `router.core.results.Outcome`: that one classifies a finished `InvocationResult` (for logs,
+metrics, the record), this one is the event that stopped the wait, before classification. They differ: a
+`RESPONSE` whose peak memory was over the limit becomes an out-of-memory result, `TOO_LARGE` becomes a
+function error, `EXIT` during init an init error.
 
 The payloads are Lambda's wording: "Task timed out after 1.00 seconds" (prefixed by time and request id, as
 the managed runtimes print it), "RequestId: X Error: Runtime exited with error: exit status 3" /
@@ -13,6 +18,7 @@ the managed runtimes print it), "RequestId: X Error: Runtime exited with error: 
 from __future__ import annotations
 
 import datetime
+import enum
 import signal
 
 import msgspec
@@ -41,8 +47,22 @@ _SIGNAL_WORDS = {
 }
 
 
-class Outcome(msgspec.Struct, kw_only=True):
-    kind: str  # response | error | too_large | timeout | oom | exit | ready | init_error
+class End(enum.StrEnum):
+    RESPONSE = "response"
+    ERROR = "error"
+    TOO_LARGE = "too_large"  # the response was over Lambda's 6 MB
+    TIMEOUT = "timeout"
+    OOM = "oom"
+    EXIT = "exit"
+    READY = "ready"  # init: the runtime asked for its first event
+    INIT_ERROR = "init_error"  # init: the runtime posted /init/error
+
+
+DEATHS = frozenset({End.TIMEOUT, End.OOM, End.EXIT})
+
+
+class Ending(msgspec.Struct, kw_only=True):
+    kind: End
     at: float  # time.perf_counter() when it happened
     body: bytes = b""
     error_type: str | None = None  # the Lambda-Runtime-Function-Error-Type header, if any

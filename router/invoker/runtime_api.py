@@ -32,13 +32,24 @@ from collections.abc import Callable
 
 import msgspec
 
-from router.core.errors import FUNCTION_RESPONSE_TOO_LARGE
+from router.core.errors import (
+    FUNCTION_RESPONSE_TOO_LARGE,
+    RAPI_INVALID_REQUEST_ID,
+    RAPI_INVALID_STATE_TRANSITION,
+    RAPI_METHOD_NOT_ALLOWED,
+    RAPI_NOT_FOUND,
+    RAPI_REQUEST_ENTITY_TOO_LARGE,
+)
 from router.invoker import procs
 from router.invoker.http11 import Parked, Request, Response, serve
+from router.invoker.outcomes import End
 
 PREFIX = "/2018-06-01/runtime"
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # Lambda's limit as the emulator spells it: 6291556
 ERROR_TYPE_HEADER = "lambda-runtime-function-error-type"
+
+# The last path segment of an answer, as the kind of ending it reports.
+_ANSWERS = {"response": End.RESPONSE, "error": End.ERROR}
 
 log = logging.getLogger("router.invoker")
 _json = msgspec.json.Encoder()
@@ -55,7 +66,7 @@ class Event(msgspec.Struct, kw_only=True):
 
 
 class Answer(msgspec.Struct, kw_only=True):
-    kind: str  # "response" | "error" | "too_large"
+    kind: End  # RESPONSE, ERROR or TOO_LARGE
     request_id: str
     body: bytes
     error_type: str | None = None
@@ -163,7 +174,7 @@ class RuntimeApi:
     def handle(self, request: Request) -> Response | asyncio.Future[Response]:
         path = request.path
         if not path.startswith(PREFIX):
-            return _status(404, "NotFound", f"no route {request.method} {path}")
+            return _status(404, RAPI_NOT_FOUND, f"no route {request.method} {path}")
         path = path[len(PREFIX) :]
         if path == "/invocation/next":
             return self._next() if request.method == "GET" else self._not_allowed(request)
@@ -172,19 +183,20 @@ class RuntimeApi:
         if path == "/init/error":
             return self._init_error(request)
         parts = path.split("/")
-        if len(parts) == 4 and parts[1] == "invocation" and parts[3] in ("response", "error"):
-            return self._answer(parts[2], parts[3], request)
-        return _status(404, "NotFound", f"no route {request.method} {request.path}")
+        kind = _ANSWERS.get(parts[3]) if len(parts) == 4 and parts[1] == "invocation" else None
+        if kind is not None:
+            return self._answer(parts[2], kind, request)
+        return _status(404, RAPI_NOT_FOUND, f"no route {request.method} {request.path}")
 
     # routes ------------------------------------------------------------------------------------------------
 
     def _not_allowed(self, request: Request) -> Response:
-        return _status(405, "MethodNotAllowed", f"{request.method} not allowed on {request.path}")
+        return _status(405, RAPI_METHOD_NOT_ALLOWED, f"{request.method} not allowed on {request.path}")
 
     def _next(self) -> Response | asyncio.Future[Response]:
         if self._current is not None:
             return _status(
-                403, "InvalidStateTransition", f"invocation {self._current} has not been answered yet"
+                403, RAPI_INVALID_STATE_TRANSITION, f"invocation {self._current} has not been answered yet"
             )
         if not self._initialized:
             self._initialized = True
@@ -212,26 +224,28 @@ class RuntimeApi:
 
     def _init_error(self, request: Request) -> Response:
         if self._initialized:
-            return _status(403, "InvalidStateTransition", "init error after init finished")
+            return _status(403, RAPI_INVALID_STATE_TRANSITION, "init error after init finished")
         self._initialized = True
         self._on_init_error(request.body, request.headers.get(ERROR_TYPE_HEADER))
         return ACCEPTED
 
-    def _answer(self, request_id: str, kind: str, request: Request) -> Response:
+    def _answer(self, request_id: str, kind: End, request: Request) -> Response:
         if request_id != self._current:
             if request_id == self._answered:
-                return _status(403, "InvalidStateTransition", f"invocation {request_id} already answered")
-            return _status(400, "InvalidRequestID", "Invalid request ID")
+                return _status(
+                    403, RAPI_INVALID_STATE_TRANSITION, f"invocation {request_id} already answered"
+                )
+            return _status(400, RAPI_INVALID_REQUEST_ID, "Invalid request ID")
         self._current, self._answered = None, request_id
         at = time.perf_counter()
         if request.too_large:
-            self._on_answer(Answer(kind="too_large", request_id=request_id, body=b"", at=at))
+            self._on_answer(Answer(kind=End.TOO_LARGE, request_id=request_id, body=b"", at=at))
             return _status(
                 413,
-                "RequestEntityTooLarge",
+                RAPI_REQUEST_ENTITY_TOO_LARGE,
                 f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
             )
-        error_type = request.headers.get(ERROR_TYPE_HEADER) if kind == "error" else None
+        error_type = request.headers.get(ERROR_TYPE_HEADER) if kind is End.ERROR else None
         self._on_answer(
             Answer(kind=kind, request_id=request_id, body=request.body, error_type=error_type, at=at)
         )

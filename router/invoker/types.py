@@ -20,8 +20,9 @@ the Lambda Runtime API with it. Its contract:
   The first call of an on-demand instance is the cold one: `cold=True`, `init_ms` set, and (as Lambda bills
   since Aug 2025) its billed duration includes the init duration.
 * `await instance.stop()` ends it (SIGTERM to the group, grace, SIGKILL). Idempotent.
-* Read-only: `alive`, `busy`, `pid`, `last_used` (time.monotonic() of the last call's end), `init_ms`,
-  `address` (its AWS_LAMBDA_RUNTIME_API), `invocations`, `spec`.
+* Read-only: `alive`, `busy`, `state` (a `lifecycle.State`; its table is in router/invoker/lifecycle.py),
+  `pid`, `last_used` (time.monotonic() of the last call's end), `init_ms`, `address` (its
+  AWS_LAMBDA_RUNTIME_API), `invocations`, `spec`.
 """
 
 from __future__ import annotations

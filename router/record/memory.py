@@ -34,6 +34,7 @@ import msgspec
 
 from router.core import trace as traces
 from router.core.backends import Invocation, Predicate
+from router.core.errors import RECURSIVE_INVOCATION
 
 if TYPE_CHECKING:
     from router.core.results import InvocationResult
@@ -106,7 +107,7 @@ class InspectStore:
             duration_ms=0.0,
             billed_ms=0,
             outcome=LOOP_STOPPED,
-            error_type="RecursiveInvocationException",
+            error_type=RECURSIVE_INVOCATION,
             cold=False,
             trace=stopped.trace,
             event=stopped.payload,

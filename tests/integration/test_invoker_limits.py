@@ -13,6 +13,7 @@ import pytest
 
 from router.config import BillingConfig
 from router.invoker.instance import Instance
+from router.invoker.lifecycle import State
 from router.invoker.types import FunctionSpec, InitFailed
 from tests.integration.invoker_support import body, make_call
 
@@ -80,7 +81,7 @@ async def test_timeout_kills_the_group_and_the_next_instance_is_fresh(start: Sta
     assert re.fullmatch(r"\S+Z lim-\d+ Task timed out after 1\.00 seconds", body(result)["errorMessage"])
     assert result.duration_ms >= 1000
     assert "\tStatus: timeout" in result.log.decode().splitlines()[-1]
-    assert not instance.alive and not running(pid)
+    assert not instance.alive and not running(pid) and instance.state is State.DEAD
     dead = await call(instance, {"seconds": 0})  # a dead instance answers with data, never an exception
     assert dead.error_type == "Runtime.ExitError"
     fresh = await start("sleep")
@@ -97,7 +98,7 @@ async def test_memory_past_the_limit_is_out_of_memory(start: Start) -> None:
     assert body(result)["errorMessage"].endswith("Runtime exited with error: signal: killed")
     assert result.max_memory_mb > 128  # measured, not the configured size
     assert "Error Type: Runtime.OutOfMemory" in result.log.decode()
-    assert not instance.alive and not running(pid)
+    assert not instance.alive and not running(pid) and instance.state is State.DEAD
     await assert_other_function_served(start)
 
 
@@ -108,7 +109,7 @@ async def test_memory_is_measured_per_call(start: Start) -> None:
     again = await call(instance, {"mb": 96})  # already held: the peak of this call is the held memory only
     assert small.ok and big.ok and again.ok
     assert big.max_memory_mb >= small.max_memory_mb + 80
-    assert again.max_memory_mb >= 96 and instance.alive
+    assert again.max_memory_mb >= 96 and instance.alive and instance.state is State.IDLE
 
 
 async def test_exit_mid_call_is_exit_error(start: Start) -> None:
@@ -122,7 +123,7 @@ async def test_exit_mid_call_is_exit_error(start: Start) -> None:
         == f"RequestId: {result.request_id} Error: Runtime exited with error: exit status 3"
     )
     assert "about to crash\n" in result.log.decode()
-    assert not instance.alive and not running(pid)
+    assert not instance.alive and not running(pid) and instance.state is State.DEAD
     await assert_other_function_served(start)
 
 
@@ -131,8 +132,9 @@ async def test_child_ignoring_sigterm_is_killed_by_stop(start: Start) -> None:
     child = body(await call(instance, {"seconds": 0}))["child"]
     assert running(child)
     await instance.stop()
-    assert await gone(child)
+    assert await gone(child) and instance.state is State.DEAD
     await instance.stop()  # idempotent
+    assert instance.state is State.DEAD
 
 
 async def test_child_ignoring_sigterm_is_killed_on_timeout(start: Start) -> None:
@@ -202,10 +204,12 @@ async def test_one_call_at_a_time_and_stop_during_a_call(start: Start) -> None:
         if instance.busy:
             break
         await asyncio.sleep(0.01)
+    assert instance.state is State.BUSY
     with pytest.raises(RuntimeError, match="busy"):
         await call(instance, {"seconds": 0})
     await instance.stop()
     result = await running_call
+    assert instance.state is State.DEAD and not instance.busy
     assert result.error_type == "Runtime.ExitError"
     assert body(result)["errorMessage"].endswith("signal: terminated")
 
@@ -223,7 +227,7 @@ async def test_cancelled_call_kills_the_instance(start: Start) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await gone(pid)
-    assert not instance.alive and not instance.busy
+    assert not instance.alive and not instance.busy and instance.state is State.DEAD
 
 
 async def test_router_descriptors_are_released(start: Start) -> None:
