@@ -33,6 +33,10 @@ INIT_ERROR_TYPES = frozenset(
         errors.RUNTIME_HANDLER_NOT_FOUND,
         errors.RUNTIME_INIT_ERROR,
         errors.RUNTIME_INVALID_ENTRYPOINT,
+        errors.RUNTIME_INVALID_RUNTIME,
+        errors.RUNTIME_USER_CODE_SYNTAX_ERROR,
+        errors.RUNTIME_MALFORMED_HANDLER_NAME,
+        errors.RUNTIME_BUILTIN_MODULE_CONFLICT,
     }
 )
 
