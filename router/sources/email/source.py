@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from router.config.sources.email import Config
 from router.core.errors import DispatchError
+from router.core.retry import Backoff
 from router.sources.email.parse import destination, harden, header_message, parse_content, trace_headers
 from router.sources.email.smtp import IncomingMail, RecipientPolicy, SmtpServer, SmtpSettings
 from router.sources.email.spool import MailSpool, SpooledMail, is_disk_full
@@ -331,18 +332,19 @@ class EmailSource:
         """Deliver, oldest first, what a previous run spooled but did not queue; back off while refused.
 
         A refusal (no such function, queue unavailable) is the same for the messages behind the refused one,
-        so the loop waits and retries that one, from redeliver_interval_s doubling up to 5 minutes.
+        so the loop waits and retries that one, from redeliver_interval_s doubling up to 5 minutes (or up to
+        the interval itself, when that is longer).
         """
         pending = list(backlog)
         log.info("email %s: redelivering %d spooled message(s)", self._ctx.name, len(pending))
-        delay = self._config.redeliver_interval_s
+        first = self._config.redeliver_interval_s
+        backoff = Backoff(first, max(first, MAX_REDELIVER_DELAY_S))
         while pending:
             if await self._redeliver_one(pending[0]):
                 pending.pop(0)
-                delay = self._config.redeliver_interval_s
+                backoff.reset()
                 continue
-            await self._ctx.clock.sleep(delay)
-            delay = min(delay * 2, MAX_REDELIVER_DELAY_S)
+            await backoff.sleep(self._ctx.clock)
 
     async def _redeliver_one(self, mail: SpooledMail) -> bool:
         try:
