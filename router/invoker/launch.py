@@ -17,16 +17,17 @@ code (LD_LIBRARY_PATH is read by the dynamic loader at start-up only).
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
 import shutil
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import msgspec
 
+from router.core import timefmt
 from router.core.errors import RUNTIME_INVALID_ENTRYPOINT
 from router.invoker.types import FunctionSpec
 
@@ -68,9 +69,9 @@ class Launch(msgspec.Struct, frozen=True, kw_only=True):
     cwd: Path
 
 
-def log_stream_name(now: datetime.datetime | None = None, version: str = "$LATEST") -> str:
-    """Lambda's stream name: 2024/05/01/[$LATEST]<32 hex>."""
-    day = (now or datetime.datetime.now(datetime.UTC)).strftime("%Y/%m/%d")
+def log_stream_name(now: float | None = None, version: str = "$LATEST") -> str:
+    """Lambda's stream name: 2024/05/01/[$LATEST]<32 hex> (`now` in epoch seconds)."""
+    day = timefmt.day_path(time.time() if now is None else now)
     return f"{day}/[{version}]{uuid.uuid4().hex}"
 
 

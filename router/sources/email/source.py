@@ -22,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import datetime as dt
 import logging
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from router.config.sources.email import Config
+from router.core import timefmt
 from router.core.errors import DispatchError
 from router.core.retry import Backoff
 from router.sources.email.parse import destination, harden, header_message, parse_content, trace_headers
@@ -273,7 +273,6 @@ class EmailSource:
         return reply
 
     def _stamp(self, mail: SpooledMail, incoming: IncomingMail) -> bytes:
-        when = dt.datetime.fromtimestamp(mail.received_at, dt.UTC)
         return trace_headers(
             mail_from=mail.mail_from,
             helo=incoming.helo,
@@ -282,7 +281,7 @@ class EmailSource:
             protocol=_protocol(incoming),
             mail_id=mail.id,
             recipients=mail.recipients,
-            date=email_date(when),
+            date=timefmt.email_date(mail.received_at),
             verdicts={"spam": self._config.verdicts.spam, "virus": self._config.verdicts.virus},
         )
 
@@ -371,12 +370,6 @@ def _trace(record: dict[str, Any]) -> str | None:
     from router.core.trace import from_mail_headers
 
     return from_mail_headers(record["ses"]["mail"].get("headers") or [])
-
-
-def email_date(when: dt.datetime) -> str:
-    import email.utils
-
-    return email.utils.format_datetime(when)
 
 
 def _resolve(base: Path, value: str) -> Path:

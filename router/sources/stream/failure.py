@@ -33,7 +33,8 @@ import msgspec
 from router.core.durable import write_atomically
 from router.core.errors import DispatchError
 from router.core.retry import Backoff
-from router.shapes.common import iso_ms, lambda_arn
+from router.core.timefmt import iso_ms
+from router.shapes.common import lambda_arn
 
 if TYPE_CHECKING:
     from router.config import Destination

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from router.core import timefmt
 from router.core.retry import Backoff
 from router.shapes import common
 from router.sources.stream.checkpoints import CheckpointStore
@@ -125,8 +126,8 @@ class AwsShardClient:
             "shardId": shard_id,
             "startSequenceNumber": first[self.sequence_key],
             "endSequenceNumber": last[self.sequence_key],
-            "approximateArrivalOfFirstRecord": common.iso_ms(first[self.arrival_key]),
-            "approximateArrivalOfLastRecord": common.iso_ms(last[self.arrival_key]),
+            "approximateArrivalOfFirstRecord": timefmt.iso_ms(first[self.arrival_key]),
+            "approximateArrivalOfLastRecord": timefmt.iso_ms(last[self.arrival_key]),
             "batchSize": len(records),
             "streamArn": self.stream_arn,
         }
