@@ -64,10 +64,6 @@ def arn_account(arn: str | None, default: str = ACCOUNT) -> str:
     return parts[4] if len(parts) > 5 and parts[4] else default
 
 
-def lambda_arn(function: str, region: str = REGION, account: str = ACCOUNT) -> str:
-    return f"arn:aws:lambda:{region}:{account}:function:{function}"
-
-
 def role_arn(role: str, account: str = ACCOUNT) -> str:
     """An IAM role's ARN (IAM is global: no region)."""
     return f"arn:aws:iam::{account}:role/{role}"

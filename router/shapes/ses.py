@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from router.core import timefmt
+from router.core.arn import lambda_arn
 from router.core.envelope import Envelope
 from router.shapes import common
 
@@ -138,7 +139,7 @@ def record(
         **_verdicts(verdicts, dmarc_policy),
         "action": {
             "type": "Lambda",
-            "functionArn": function_arn or common.lambda_arn("router", region, account),
+            "functionArn": function_arn or lambda_arn("router", region, account),
             "invocationType": invocation_type,
         },
     }

@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
+from router.core.arn import lambda_arn
 from router.core.durable import write_atomically
 from router.core.errors import DispatchError
 from router.core.retry import Backoff
 from router.core.timefmt import iso_ms
-from router.shapes.common import lambda_arn
 
 if TYPE_CHECKING:
     from router.config import Destination
