@@ -1,4 +1,4 @@
-"""Durable writes (router/core/durable.py): whole-or-nothing replacement, modes, leftovers, durable renames."""
+"""Durable writes (router/core/durable.py): whole-or-nothing replacement, modes, leftovers, renames."""
 
 from __future__ import annotations
 
