@@ -255,15 +255,16 @@ class Daemon:
         while True:
             try:
                 await self._run_source(kind, ctx)
-                log.warning("source ended; restarting", extra={"fields": {"source": handle.name}})
+                delay = backoff.next(self.clock.monotonic())
+                fields = {"source": handle.name, "retry_in_s": delay}
+                log.warning("source ended; restarting", extra={"fields": fields})
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception(
-                    "source failed; restarting",
-                    extra={"fields": {"source": handle.name, "retry_in_s": backoff.upcoming}},
-                )
-            await backoff.sleep(self.clock)
+                delay = backoff.next(self.clock.monotonic())
+                fields = {"source": handle.name, "retry_in_s": delay}
+                log.exception("source failed; restarting", extra={"fields": fields})
+            await self.clock.sleep(delay)
 
     @staticmethod
     async def _run_source(kind: str, ctx: SourceContext) -> None:

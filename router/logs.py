@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from typing import Any
 
 import msgspec
+
+from router.core import timefmt
 
 _encode = msgspec.json.Encoder(enc_hook=str).encode
 
@@ -19,8 +20,7 @@ _encode = msgspec.json.Encoder(enc_hook=str).encode
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": timefmt.iso_ms(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),

@@ -14,7 +14,7 @@ import re
 import msgspec
 
 from router.control.errors import invalid_parameter
-from router.shapes.common import lambda_arn
+from router.core.arn import lambda_arn
 
 LATEST = "$LATEST"
 

@@ -17,6 +17,7 @@ import msgspec
 from aiohttp import web
 
 from router.control.errors import ApiError, invalid_json, invalid_parameter
+from router.core import lambda_env
 from router.core.errors import UNSUPPORTED_MEDIA_TYPE
 
 T = TypeVar("T")
@@ -25,26 +26,6 @@ RUNTIMES = re.compile(r"^(python3\.\d+|nodejs\d+\.x|provided|provided\.al2|provi
 ENV_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]+$")
 HANDLER = re.compile(r"^\S{1,128}$")
 ARCHITECTURES = {"x86_64", "arm64"}
-# Set by the runtime itself; a function may not override them (Lambda refuses these keys too). Credentials
-# (AWS_ACCESS_KEY_ID, ...) are deliberately allowed: locally there is no role to take them from.
-RESERVED_ENV = frozenset(
-    {
-        "_HANDLER",
-        "_X_AMZN_TRACE_ID",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "AWS_EXECUTION_ENV",
-        "AWS_LAMBDA_FUNCTION_NAME",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-        "AWS_LAMBDA_FUNCTION_VERSION",
-        "AWS_LAMBDA_INITIALIZATION_TYPE",
-        "AWS_LAMBDA_LOG_GROUP_NAME",
-        "AWS_LAMBDA_LOG_STREAM_NAME",
-        "AWS_LAMBDA_RUNTIME_API",
-        "LAMBDA_TASK_ROOT",
-        "LAMBDA_RUNTIME_DIR",
-    }
-)
 # Content types an SDK, the AWS CLI or a JSON client sends; anything else (multipart, XML, HTML, images)
 # is refused with 415. x-www-form-urlencoded is what `curl -d` and urllib send by default: the body is still
 # parsed as JSON.
@@ -173,7 +154,8 @@ def _environment_problems(env: dict[str, str]) -> list[str]:
         for k in env
         if not ENV_KEY.match(k)
     ]
-    reserved = sorted(k for k in env if k in RESERVED_ENV)
+    # Credentials (AWS_ACCESS_KEY_ID, ...) are allowed: locally there is no role to take them from.
+    reserved = sorted(k for k in env if k in lambda_env.PROTECTED)
     if reserved:
         problems.append(
             "Lambda was unable to configure your environment variables because the environment variables "

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import uuid
 from pathlib import Path
 
 import msgspec
 
-from router.core.durable import fsync_dir, write_synced
+from router.core.durable import fsync_dir, remove_temporaries, rename_durably, write_atomically, write_synced
 
 log = logging.getLogger("router.control.store")
 
@@ -106,9 +105,7 @@ class FunctionStore:
             if path.name != record.code_file:
                 with contextlib.suppress(OSError):
                     path.unlink()
-        for path in self.folder(record.name).glob(".*.tmp"):
-            with contextlib.suppress(OSError):
-                path.unlink()
+        remove_temporaries(self.folder(record.name))
 
     # -- writing --------------------------------------------------------------------------------------
 
@@ -123,19 +120,19 @@ class FunctionStore:
         try:
             write_synced(tmp / record.code_file, zip_bytes)
             write_synced(tmp / RECORD, _encoder.encode(record))
-            os.rename(tmp, target)
+            fsync_dir(tmp)  # the two names inside, before the folder's own rename commits it
+            rename_durably(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        fsync_dir(self.root)
 
     def write_code(self, name: str, code_file: str, zip_bytes: bytes) -> None:
         """Add a new ZIP beside the current one; the record is switched to it by `save`."""
-        _atomic_write(self.folder(name) / code_file, zip_bytes)
+        write_atomically(self.folder(name) / code_file, zip_bytes)
 
     def save(self, record: FunctionRecord) -> None:
         """Atomically replace a function's record, then drop ZIPs it no longer points at."""
-        _atomic_write(self.folder(record.name) / RECORD, _encoder.encode(record))
+        write_atomically(self.folder(record.name) / RECORD, _encoder.encode(record))
         self._remove_stale_code(record)
 
     def discard_code(self, name: str, code_file: str) -> None:
@@ -146,19 +143,5 @@ class FunctionStore:
         """Remove a function durably (the rename is the commit point), then its files."""
         folder = self.folder(name)
         trash = self.root / f".trash-{uuid.uuid4().hex}"
-        os.rename(folder, trash)
-        fsync_dir(self.root)
+        rename_durably(folder, trash)
         shutil.rmtree(trash, ignore_errors=True)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Like `router.durable.write_atomically`, but a failed write removes its temporary file at once."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write_synced(tmp, data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)

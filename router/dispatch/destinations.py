@@ -26,8 +26,6 @@ that means (the async scheduler counts it and drops the event, as Lambda does wh
 from __future__ import annotations
 
 import asyncio
-import os
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,8 @@ from typing import Any
 import msgspec
 
 from router.config import Destination
+from router.core import timefmt
+from router.core.durable import write_atomically
 from router.core.results import InvocationResult
 
 CONDITION_SUCCESS = "Success"
@@ -58,10 +58,6 @@ def _json_or_text(data: bytes) -> Any:
         return msgspec.json.decode(data)
     except msgspec.DecodeError:
         return data.decode("utf-8", "replace")
-
-
-def iso_millis(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1000):03d}Z"
 
 
 def invocation_record(
@@ -88,7 +84,7 @@ def invocation_record(
         payload = error_payload
     return {
         "version": "1.0",
-        "timestamp": iso_millis(timestamp),
+        "timestamp": timefmt.iso_ms(timestamp),
         "requestContext": {
             "requestId": request_id,
             "functionArn": f"{function_arn}:{executed_version}",
@@ -103,19 +99,8 @@ def invocation_record(
 
 def write_record_file(directory: Path, record: dict[str, Any], *, name: str) -> Path:
     """Write one JSON record atomically into `directory` as `name`; returns its path. Blocking."""
-    directory.mkdir(parents=True, exist_ok=True)
     final = directory / name
-    tmp = directory / f".{name}.tmp"
-    with tmp.open("wb") as f:
-        f.write(_encoder.encode(record))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomically(final, _encoder.encode(record))
     return final
 
 

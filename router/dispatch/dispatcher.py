@@ -52,6 +52,7 @@ from pathlib import Path
 import msgspec
 
 from router.config import AccountConfig, Config
+from router.core.arn import lambda_arn
 from router.core.backends import AsyncQueue, QueuedEvent
 from router.core.clock import Clock, SystemClock
 from router.core.errors import FunctionNotFound, LoopDetected, QueueUnavailable, ShuttingDown, Throttled
@@ -259,7 +260,7 @@ class Dispatcher:
 
     def _arn(self, function: str) -> str:
         account = self.config.account
-        return f"arn:aws:lambda:{account.region}:{account.account_id}:function:{function}"
+        return lambda_arn(function, account.region, account.account_id)
 
     def _admit(self, function: str) -> None:
         if self._draining:

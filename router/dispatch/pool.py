@@ -33,6 +33,7 @@ from typing import Protocol
 from router.core.clock import Clock
 from router.core.errors import DispatchError
 from router.core.results import InvocationResult
+from router.core.retry import Backoff
 from router.dispatch.registry import FunctionDefinition
 from router.dispatch.tasks import TaskSet
 from router.invoker.types import FunctionSpec, InitFailed, InvokeRequest
@@ -75,7 +76,7 @@ class InstancePool:
         self._busy: set[Member] = set()
         self._launching = 0
         self._launching_provisioned = 0
-        self._provision_failures = 0
+        self._provision_backoff = Backoff(2.0, PROVISION_RETRY_MAX_S)
         self._provision_retry_at = 0.0
         self.retired = False
         self._stops: set[asyncio.Task[None]] = set()
@@ -222,12 +223,11 @@ class InstancePool:
         try:
             member = await self._launch(provisioned=True)
         except (InitFailed, DispatchError) as e:
-            self._provision_failures += 1
-            delay = min(2.0**self._provision_failures, PROVISION_RETRY_MAX_S)
+            delay = self._provision_backoff.next()
             self._provision_retry_at = self._clock.monotonic() + delay
             log.warning("%s: provisioned instance failed to start (%s); retry in %.0f s", self.name, e, delay)
             return
-        self._provision_failures = 0
+        self._provision_backoff.reset()
         if self.retired:
             self._discard(member)
         else:

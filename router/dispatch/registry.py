@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
 from pathlib import Path
 from typing import Literal
 
 import msgspec
 
 from router.config import Config, FunctionConfig
+from router.core import timefmt
 from router.core.errors import ConfigError, RouterError
 from router.invoker.types import FunctionSpec, instance_root
 
@@ -72,10 +72,6 @@ def revision_of(config: FunctionConfig, code_sha256: str) -> str:
     return hashlib.sha256(code_sha256.encode() + b"\0" + launch).hexdigest()[:16]
 
 
-def lambda_time(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1000):03d}+0000"
-
-
 def make_definition(
     name: str,
     config: FunctionConfig,
@@ -116,7 +112,7 @@ def make_definition(
         revision=revision,
         code_sha256=sha,
         code_size=size,
-        last_modified=lambda_time(last_modified),
+        last_modified=timefmt.lambda_timestamp(last_modified),
     )
 
 

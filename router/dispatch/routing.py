@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from router.config import Config, RouteConfig
 from router.config.sources import traits_of
+from router.core.arn import lambda_arn
 from router.core.envelope import Envelope, encoder
 from router.core.kinds import KindTraits
 from router.core.results import InvocationResult
@@ -87,7 +88,6 @@ class BoundRoute:
 def bind_routes(config: Config, source: str, calls: Calls) -> list[BoundRoute]:
     """The enabled routes of one source, one BoundRoute per (route, function), filters compiled once."""
     from router.dispatch.filters import compile_filter
-    from router.shapes.common import lambda_arn
 
     settings = config.sources[source]
     kind, traits = settings.kind_name(), traits_of(settings)

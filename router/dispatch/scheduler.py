@@ -37,6 +37,7 @@ from router.core.backends import AsyncQueue, QueuedEvent
 from router.core.clock import Clock
 from router.core.errors import REASON_RESERVED, SERVICE_EXCEPTION, TOO_MANY_REQUESTS, DispatchError
 from router.core.results import InvocationResult
+from router.core.retry import delay_after
 from router.dispatch import destinations
 from router.dispatch.concurrency import Accounting, Slot
 from router.dispatch.registry import FunctionDefinition
@@ -241,8 +242,7 @@ class AsyncScheduler:
         if self._stopping:
             return  # stays stored; runs again after the restart
         event.system_errors += 1
-        low, high = self._backoff
-        delay = min(low * 2 ** (event.system_errors - 1), high)
+        delay = delay_after(event.system_errors, *self._backoff)
         self._metrics.async_retries.labels(event.function, "system_error").inc()
         log.warning(
             "%s: async event %s could not run (%s); retry in %g s", event.function, event.id, error, delay

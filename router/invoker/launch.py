@@ -5,8 +5,8 @@
 * `provided`, `provided.al2`, `provided.al2023`: the code folder's executable `bootstrap`.
 
 The environment is built from scratch (nothing of the router's own leaks in but PATH entries and the locale),
-with every variable Lambda sets, then the function's own `environment` on top; the reserved names Lambda
-does not let a function override are set last.
+with every variable Lambda sets, then the function's own `environment` on top, less the reserved names
+Lambda does not let a function set (`router.core.lambda_env.PROTECTED`); those the invoker sets last.
 
 Python instances can also be forked from a zygote (router/invoker/zygote.py) instead of started fresh.
 `zygote_environment()` is what the zygote itself starts with (what every Python instance has in common), and
@@ -17,16 +17,17 @@ code (LD_LIBRARY_PATH is read by the dynamic loader at start-up only).
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
 import shutil
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import msgspec
 
+from router.core import lambda_env, timefmt
 from router.core.errors import RUNTIME_INVALID_ENTRYPOINT, RUNTIME_INVALID_RUNTIME
 from router.invoker.types import FunctionSpec
 
@@ -35,23 +36,6 @@ PYTHON = re.compile(r"^python3\.\d+$")
 NODE = re.compile(r"^nodejs\d+\.x$")
 PROVIDED = ("provided", "provided.al2", "provided.al2023")
 LAMBDA_PATH = "/usr/local/bin:/usr/bin:/bin:/opt/bin"
-
-# Lambda refuses these in a function's configuration; here the function's values are overridden instead.
-RESERVED = (
-    "_HANDLER",
-    "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE",
-    "AWS_LAMBDA_LOG_GROUP_NAME",
-    "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_LAMBDA_RUNTIME_API",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "LAMBDA_TASK_ROOT",
-    "LAMBDA_RUNTIME_DIR",
-)
 
 
 class LaunchError(Exception):
@@ -68,9 +52,9 @@ class Launch(msgspec.Struct, frozen=True, kw_only=True):
     cwd: Path
 
 
-def log_stream_name(now: datetime.datetime | None = None, version: str = "$LATEST") -> str:
-    """Lambda's stream name: 2024/05/01/[$LATEST]<32 hex>."""
-    day = (now or datetime.datetime.now(datetime.UTC)).strftime("%Y/%m/%d")
+def log_stream_name(now: float | None = None, version: str = "$LATEST") -> str:
+    """Lambda's stream name: 2024/05/01/[$LATEST]<32 hex> (`now` in epoch seconds)."""
+    day = timefmt.day_path(time.time() if now is None else now)
     return f"{day}/[{version}]{uuid.uuid4().hex}"
 
 
@@ -159,7 +143,9 @@ def environment(spec: FunctionSpec, *, runtime_api: str, init_type: str, log_str
     }
     if NODE.match(spec.runtime):
         base["NODE_PATH"] = f"/opt/nodejs/node_modules:{task_root}/node_modules"
-    return {**base, **spec.environment, **reserved}
+    # Lambda refuses these in a function's configuration; here the function's values are dropped instead.
+    own = {k: v for k, v in spec.environment.items() if k not in lambda_env.PROTECTED}
+    return {**base, **own, **reserved}
 
 
 def zygote_environment() -> dict[str, str]:

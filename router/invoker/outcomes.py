@@ -17,12 +17,13 @@ the managed runtimes print it), "RequestId: X Error: Runtime exited with error: 
 
 from __future__ import annotations
 
-import datetime
 import enum
 import signal
+import time
 
 import msgspec
 
+from router.core import timefmt
 from router.core.errors import (
     RUNTIME_EXIT_ERROR,
     RUNTIME_INIT_ERROR,
@@ -81,12 +82,8 @@ def exit_words(returncode: int | None) -> str:
     return f"signal: {_SIGNAL_WORDS.get(sig, sig.name)}"
 
 
-def _now_iso() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
 def timeout_message(request_id: str, timeout_s: float) -> str:
-    return f"{_now_iso()} {request_id} Task timed out after {timeout_s:.2f} seconds"
+    return f"{timefmt.iso_ms(time.time())} {request_id} Task timed out after {timeout_s:.2f} seconds"
 
 
 def timeout_payload(message: str) -> bytes:

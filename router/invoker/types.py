@@ -31,6 +31,7 @@ from pathlib import Path
 
 import msgspec
 
+from router.core.arn import lambda_arn
 from router.core.results import InvocationResult
 
 __all__ = ["FunctionSpec", "InitFailed", "InvocationResult", "InvokeRequest", "instance_root"]
@@ -54,7 +55,7 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def arn(self) -> str:
-        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.name}"
+        return lambda_arn(self.name, self.region, self.account_id)
 
 
 class InvokeRequest(msgspec.Struct, frozen=True, kw_only=True):

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from router.core import timefmt
 from router.core import trace as traces
 from router.core.backends import Invocation, Predicate
 from router.core.errors import RECURSIVE_INVOCATION
@@ -208,7 +209,7 @@ def view(invocation: Invocation) -> dict[str, Any]:
         "source": i.source,
         "invocation_type": i.invocation_type,
         "attempt": i.attempt,
-        "time": _rfc3339(i.time),
+        "time": timefmt.iso_ms(i.time),
         "duration_ms": round(i.duration_ms, 3),
         "billed_ms": i.billed_ms,
         "outcome": i.outcome,
@@ -230,7 +231,3 @@ def payload_view(data: bytes, size: int) -> Any:
         return _decode(data)
     except msgspec.DecodeError:
         return data.decode("utf-8", "replace")
-
-
-def _rfc3339(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"

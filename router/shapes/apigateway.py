@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
+from router.core import timefmt
 from router.core.envelope import Envelope
 from router.shapes import common
 
@@ -148,7 +149,7 @@ def v1_event(
         "path": path if stage == "$default" else f"/{stage}{path}",
         "protocol": protocol,
         "requestId": request_id or common.uuid4(),
-        "requestTime": common.clf(t),
+        "requestTime": timefmt.clf(t),
         "requestTimeEpoch": common.epoch_ms(t),
         "resourceId": common.lower_hex_id(6),
         "resourcePath": resource,
@@ -217,7 +218,7 @@ def v2_event(
         "requestId": request_id or _v2_request_id(),
         "routeKey": route_key,
         "stage": stage,
-        "time": common.clf(t),
+        "time": timefmt.clf(t),
         "timeEpoch": common.epoch_ms(t),
     }
     if authorizer is not None:
@@ -262,7 +263,7 @@ def envelope(
         source=f"router://sources/{source_name}",
         type="com.amazonaws.apigateway.request",
         subject=f"{method} {path}",
-        time=common.iso_ms(epoch / 1000),
+        time=timefmt.iso_ms(epoch / 1000),
         kind=KIND,
         source_name=source_name,
         record=ev,

@@ -1,13 +1,13 @@
-"""Small helpers every shape module shares: AWS time formats, ids, ARNs, defaults and the event wrappers.
+"""Small helpers every shape module shares: ids, ARNs, defaults and the event wrappers.
 
-Times are given to builders as epoch seconds (float) and rendered in the exact format each AWS service uses;
-`None` means "now". Ids are random in the format the service uses, so handlers that parse them do not choke.
+Times are given to builders as epoch seconds (float) and rendered in the exact format each AWS service uses
+(`router.core.timefmt`); `None` means "now". Ids are random in the format the service uses, so handlers that
+parse them do not choke.
 """
 
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import secrets
 import time as _time
 import uuid
@@ -20,30 +20,11 @@ if TYPE_CHECKING:
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
-_UTC = dt.UTC
 _B32 = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
 def now(t: float | None) -> float:
     return _time.time() if t is None else t
-
-
-def iso_ms(t: float) -> str:
-    """2019-09-03T19:37:27.192Z (S3, SES)."""
-    d = dt.datetime.fromtimestamp(t, _UTC)
-    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
-
-
-def iso_s(t: float) -> str:
-    """2019-03-01T01:23:45Z (EventBridge)."""
-    return dt.datetime.fromtimestamp(t, _UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def clf(t: float) -> str:
-    """10/Mar/2020:05:16:23 +0000 (API Gateway requestTime). Month names are English whatever the locale."""
-    d = dt.datetime.fromtimestamp(t, _UTC)
-    month = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")[d.month - 1]
-    return f"{d.day:02d}/{month}/{d.year}:{d.strftime('%H:%M:%S')} +0000"
 
 
 def epoch_ms(t: float) -> int:
@@ -81,10 +62,6 @@ def arn_region(arn: str | None, default: str = REGION) -> str:
 def arn_account(arn: str | None, default: str = ACCOUNT) -> str:
     parts = (arn or "").split(":")
     return parts[4] if len(parts) > 5 and parts[4] else default
-
-
-def lambda_arn(function: str, region: str = REGION, account: str = ACCOUNT) -> str:
-    return f"arn:aws:lambda:{region}:{account}:function:{function}"
 
 
 def role_arn(role: str, account: str = ACCOUNT) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from router.core import timefmt
 from router.core.envelope import Envelope
 from router.shapes import common
 
@@ -169,7 +170,7 @@ def envelope(
         source=rec["eventSourceARN"],
         type=f"com.amazonaws.dynamodb.{rec['eventName']}",
         subject=key_subject(block["Keys"]) or None,
-        time=common.iso_s(block["ApproximateCreationDateTime"]),
+        time=timefmt.iso_s(block["ApproximateCreationDateTime"]),
         kind=KIND,
         source_name=source_name,
         record=rec,

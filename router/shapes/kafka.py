@@ -17,6 +17,7 @@ import base64
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from router.core import timefmt
 from router.core.envelope import Envelope
 from router.shapes import common
 
@@ -82,7 +83,7 @@ def envelope(
         source=source,
         type="com.amazonaws.kafka.record",
         subject=_text(rec.get("key")),
-        time=common.iso_ms(rec["timestamp"] / 1000),
+        time=timefmt.iso_ms(rec["timestamp"] / 1000),
         kind=KIND,
         source_name=source_name,
         record=rec,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from router.core import timefmt
 from router.core.envelope import Envelope
 from router.shapes import common
 
@@ -67,7 +68,7 @@ def envelope(
         source=rec["eventSourceARN"],
         type="com.amazonaws.kinesis.record",
         subject=k["partitionKey"] or None,
-        time=common.iso_ms(k["approximateArrivalTimestamp"]),
+        time=timefmt.iso_ms(k["approximateArrivalTimestamp"]),
         kind=KIND,
         source_name=source_name,
         record=rec,

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
+from router.core import timefmt
 from router.core.envelope import Envelope
 from router.shapes import common
 
@@ -66,7 +67,7 @@ def record(
         "eventVersion": "2.1",
         "eventSource": "aws:s3",
         "awsRegion": region,
-        "eventTime": common.iso_ms(common.now(time)),
+        "eventTime": timefmt.iso_ms(common.now(time)),
         "eventName": event_name,
         "userIdentity": {"principalId": principal_id},
         "requestParameters": {"sourceIPAddress": source_ip},

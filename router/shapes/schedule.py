@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from router.core import timefmt
 from router.core.envelope import Envelope
 from router.shapes import common
 
@@ -30,7 +31,7 @@ def event(*, rule_arn: str, time: float | None = None, id: str | None = None) ->
         "detail-type": "Scheduled Event",
         "source": "aws.events",
         "account": common.arn_account(rule_arn),
-        "time": common.iso_s(common.now(time)),
+        "time": timefmt.iso_s(common.now(time)),
         "region": common.arn_region(rule_arn),
         "resources": [rule_arn],
         "detail": {},

@@ -23,6 +23,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from router.core import timefmt
+from router.core.arn import lambda_arn
 from router.core.envelope import Envelope
 from router.shapes import common
 
@@ -117,7 +119,7 @@ def record(
 ) -> dict[str, Any]:
     """One SES receipt record. `destination` is every RCPT TO; `recipients` those this rule accepted."""
     msg = parse_headers(message)
-    timestamp = common.iso_ms(common.now(time))
+    timestamp = timefmt.iso_ms(common.now(time))
     headers = [{"name": str(k), "value": _raw(v)} for k, v in msg.items()]
     if msg.get("Return-Path") is None:
         headers.insert(0, {"name": "Return-Path", "value": f"<{mail_from}>"})
@@ -137,7 +139,7 @@ def record(
         **_verdicts(verdicts, dmarc_policy),
         "action": {
             "type": "Lambda",
-            "functionArn": function_arn or common.lambda_arn("router", region, account),
+            "functionArn": function_arn or lambda_arn("router", region, account),
             "invocationType": invocation_type,
         },
     }

@@ -10,7 +10,7 @@ import sys
 import urllib.error
 import urllib.request
 
-from tests.support import RouterProcess
+from tests.support import RouterProcess, wait_for
 
 CONFIG = """
 server: {port: "${ROUTER_PORT}"}
@@ -46,6 +46,18 @@ def invoke(router: RouterProcess, name: str, payload: dict[str, object]) -> tupl
     except urllib.error.HTTPError as e:
         with e:  # an HTTPError holds the open response: close it, don't leave the socket to the GC
             return e.code, json.loads(e.read() or b"{}")
+
+
+def metrics(router: RouterProcess) -> str:
+    with urllib.request.urlopen(f"{router.url}/metrics", timeout=10) as resp:
+        return str(resp.read().decode())
+
+
+async def wait_in_flight(router: RouterProcess, function: str) -> None:
+    """Wait until a call of `function` has reached the dispatcher (it counts as a concurrent execution)."""
+    needle = f'router_concurrent_executions{{function="{function}"}} 1.0'
+    text = await wait_for(lambda: asyncio.to_thread(metrics, router), lambda t: needle in t, 30)
+    assert needle in text, f"no call of {function} in flight"
 
 
 def log_records(router: RouterProcess) -> list[dict[str, object]]:
@@ -131,7 +143,7 @@ async def test_sigterm_drains_in_flight_calls_and_a_second_signal_cuts_the_grace
 
     # A first SIGTERM lets the call in flight finish (the grace is long): it succeeds.
     call = asyncio.create_task(asyncio.to_thread(invoke, router, "slow", {"seconds": 1}))
-    await asyncio.sleep(0.5)  # let the call reach its instance (if not, it is refused: the assert says so)
+    await wait_in_flight(router, "slow")
     router.send(signal.SIGTERM)
     status, body = await call
     assert (status, body) == (200, {"slept": 1})
@@ -140,7 +152,7 @@ async def test_sigterm_drains_in_flight_calls_and_a_second_signal_cuts_the_grace
     # With a call that would outlast the test, a second SIGTERM stops the router without waiting for it.
     await router.start()
     call = asyncio.create_task(asyncio.to_thread(invoke_raw, router, "slow", {"seconds": 100}))
-    await asyncio.sleep(0.5)
+    await wait_in_flight(router, "slow")
     router.send(signal.SIGTERM)
     # Signals sent close together merge into one: wait until this run's drain has begun.
     await wait_for_log(router, "stopping: draining in-flight calls", count=2)

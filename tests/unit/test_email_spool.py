@@ -49,8 +49,8 @@ def test_discard_removes_both(tmp_path: Path) -> None:
 def test_leftover_temporary_files_are_removed_and_not_delivered(tmp_path: Path) -> None:
     spool = MailSpool(tmp_path)
     spool.open()
-    (tmp_path / "pending" / ".tmp-x.json").write_bytes(b"{half")
-    (tmp_path / "messages" / ".tmp-x.eml").write_bytes(b"half")
+    (tmp_path / "pending" / ".x.json.tmp").write_bytes(b"{half")
+    (tmp_path / "messages" / ".x.eml.tmp").write_bytes(b"half")
     spool.open()
     assert spool.pending() == []
     assert list((tmp_path / "pending").iterdir()) == [] and list((tmp_path / "messages").iterdir()) == []
@@ -70,3 +70,11 @@ def test_separate_messages_folder(tmp_path: Path) -> None:
     stored = spool.put(mail("a"), b"A")
     assert Path(stored.raw_path).parent == tmp_path / "mailbox"
     assert [m.id for m in spool.pending()] == ["a"]
+
+
+def test_spooled_files_are_private(tmp_path: Path) -> None:
+    spool = MailSpool(tmp_path)
+    spool.open()
+    stored = spool.put(mail("a"), b"A")
+    assert Path(stored.raw_path).stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "pending" / "a.json").stat().st_mode & 0o777 == 0o600

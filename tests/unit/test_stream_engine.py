@@ -136,7 +136,11 @@ async def test_back_pressure_room_shrinks_and_recovers() -> None:
         h.mapping.open("p0")
         assert h.mapping.room("p0") == 50
         h.mapping.offer("p0", records(0, 70))
-        await asyncio.sleep(0.01)  # the lane takes a first batch of 10 into flight
+        for _ in range(1000):  # the lane takes a first batch of 10 into flight
+            if route.calls:
+                break
+            await asyncio.sleep(0)
+        assert route.calls == [list(range(10))]
         assert h.mapping.room("p0") == 50 - 60
         waiter = asyncio.ensure_future(h.mapping.wait_room("p0"))
         await asyncio.sleep(0.01)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from router.config import Destination
@@ -185,23 +187,24 @@ async def test_directory_sink_retries_until_it_can_write(tmp_path: Path) -> None
     blocker.write_text("a file where the folder should be")
     clock = FakeClock()
     sink = DirectorySink(blocker, clock)
-    import asyncio
-
     task = asyncio.ensure_future(sink.put({"x": 1}, partition="p", first=0, last=0))
-    for _ in range(20):
-        await asyncio.sleep(0.01)
-        await clock.advance(1)
-        if task.done():
-            break
-    assert not task.done()
+    for _ in range(8):  # each failed write (in a thread) is followed by a wait on the clock
+        await _until(lambda: clock.sleepers == 1 or task.done())
+        assert not task.done()
+        await clock.advance(5)  # the longest wait
     blocker.unlink()
-    for _ in range(100):
-        await clock.advance(5)
-        await asyncio.sleep(0.01)
-        if task.done():
-            break
-    await task
+    await _until(lambda: clock.sleepers == 1)
+    await clock.advance(5)
+    await asyncio.wait_for(task, 10)
     assert len(list(blocker.iterdir())) == 1
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(5000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("never happened")
 
 
 async def test_no_destination_discards() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ class FakeStream:
         self.closed: set[str] = set()
         self.failures: list[str] = []  # error codes the next get_records calls raise
         self.iterators: list[tuple[str, str, str | None]] = []
+        self.listings = 0  # calls of shards(): the source's refreshes
+        self.ended: set[str] = set()  # closed shards read to their end
         self._seq = 100
 
     def add_shard(self, shard: str, *parents: str) -> None:
@@ -52,6 +54,7 @@ class FakeStream:
         self.data[shard].append((self._seq, key, value))
 
     async def shards(self) -> list[Shard]:
+        self.listings += 1
         return [Shard(s, p, s in self.closed) for s, p in self.tree.items()]
 
     async def iterator(self, shard_id: str, kind: str, sequence: str | None = None) -> str:
@@ -72,6 +75,7 @@ class FakeStream:
         rows = self.data[shard][int(index) : int(index) + limit]
         end = int(index) + len(rows)
         if shard in self.closed and end == len(self.data[shard]):
+            self.ended.add(shard)
             return rows, None
         return rows, f"{shard}:{end}"
 
@@ -144,6 +148,20 @@ async def delivered(route: FakeRoute, count: int) -> list[dict[str, Any]]:
     raise AssertionError(f"{len(route.delivered)} of {count} delivered: {route.delivered}")
 
 
+async def until(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def refreshed(stream: FakeStream, times: int) -> None:
+    """Wait until the source has listed the shards `times` more times (each time it may start readers)."""
+    target = stream.listings + times
+    await until(lambda: stream.listings >= target, f"{times} more shard listings")
+
+
 def checkpoints(state: Path) -> CheckpointFile:
     return msgspec.json.decode((state / "fn.json").read_bytes(), type=CheckpointFile)
 
@@ -166,10 +184,12 @@ async def test_children_wait_for_their_parents_to_finish(tmp_path: Path) -> None
 
     route = FakeRoute(handler)
     async with running(stream, route, tmp_path):
-        await asyncio.sleep(0.1)
+        await until(lambda: route.calls, "the parent's first batch in flight")
+        await refreshed(stream, 2)
         assert route.delivered == []  # the parent is open: its children wait
         stream.closed.add("parent")
-        await asyncio.sleep(0.1)
+        await until(lambda: "parent" in stream.ended, "the parent read to its end")
+        await refreshed(stream, 2)
         assert [c for c in route.calls if c and c[0] > 105] == []  # parent read to its end but not settled
         release.set()
         got = await delivered(route, 7)
@@ -193,9 +213,10 @@ async def test_restart_resumes_after_the_checkpoint(tmp_path: Path) -> None:
     stream.put("s0", "k", "v4")
     second = FakeRoute()
     async with running(stream, second, tmp_path):
-        got = await delivered(second, 1)
-        await asyncio.sleep(0.05)
-    assert [r["value"] for r in got] == ["v4"]  # nothing settled came again
+        await delivered(second, 1)
+        stream.put("s0", "k", "v5")  # what the shard holds after v4 comes next: nothing settled comes again
+        got = await delivered(second, 2)
+    assert [r["value"] for r in got] == ["v4", "v5"]
     assert ("s0", "AFTER_SEQUENCE_NUMBER", "104") in stream.iterators
 
 
@@ -208,11 +229,14 @@ async def test_latest_starts_at_the_end_and_skips_closed_shards(tmp_path: Path) 
     stream.closed.add("old")
     route = FakeRoute()
     async with running(stream, route, tmp_path, start="LATEST"):
-        await asyncio.sleep(0.05)
+        await until(lambda: ("s0", "LATEST", None) in stream.iterators, "s0 read from its end")
         stream.put("s0", "k", "after")
-        got = await delivered(route, 1)
-        await asyncio.sleep(0.05)
-    assert [r["value"] for r in got] == ["after"]
+        await delivered(route, 1)
+        # s0 starts after its parent "old" is done with, so "gone" can no longer come; "before" would have
+        # come first, and anything else before the next record.
+        stream.put("s0", "k", "next")
+        got = await delivered(route, 2)
+    assert [r["value"] for r in got] == ["after", "next"]
     assert checkpoints(tmp_path).shards["old"].finished
 
 

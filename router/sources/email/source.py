@@ -22,14 +22,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import datetime as dt
 import logging
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from router.config.sources.email import Config
+from router.core import timefmt
 from router.core.errors import DispatchError
+from router.core.retry import Backoff
 from router.sources.email.parse import destination, harden, header_message, parse_content, trace_headers
 from router.sources.email.smtp import IncomingMail, RecipientPolicy, SmtpServer, SmtpSettings
 from router.sources.email.spool import MailSpool, SpooledMail, is_disk_full
@@ -272,7 +273,6 @@ class EmailSource:
         return reply
 
     def _stamp(self, mail: SpooledMail, incoming: IncomingMail) -> bytes:
-        when = dt.datetime.fromtimestamp(mail.received_at, dt.UTC)
         return trace_headers(
             mail_from=mail.mail_from,
             helo=incoming.helo,
@@ -281,7 +281,7 @@ class EmailSource:
             protocol=_protocol(incoming),
             mail_id=mail.id,
             recipients=mail.recipients,
-            date=email_date(when),
+            date=timefmt.email_date(mail.received_at),
             verdicts={"spam": self._config.verdicts.spam, "virus": self._config.verdicts.virus},
         )
 
@@ -331,18 +331,19 @@ class EmailSource:
         """Deliver, oldest first, what a previous run spooled but did not queue; back off while refused.
 
         A refusal (no such function, queue unavailable) is the same for the messages behind the refused one,
-        so the loop waits and retries that one, from redeliver_interval_s doubling up to 5 minutes.
+        so the loop waits and retries that one, from redeliver_interval_s doubling up to 5 minutes (or up to
+        the interval itself, when that is longer).
         """
         pending = list(backlog)
         log.info("email %s: redelivering %d spooled message(s)", self._ctx.name, len(pending))
-        delay = self._config.redeliver_interval_s
+        first = self._config.redeliver_interval_s
+        backoff = Backoff(first, max(first, MAX_REDELIVER_DELAY_S))
         while pending:
             if await self._redeliver_one(pending[0]):
                 pending.pop(0)
-                delay = self._config.redeliver_interval_s
+                backoff.reset()
                 continue
-            await self._ctx.clock.sleep(delay)
-            delay = min(delay * 2, MAX_REDELIVER_DELAY_S)
+            await backoff.sleep(self._ctx.clock)
 
     async def _redeliver_one(self, mail: SpooledMail) -> bool:
         try:
@@ -369,12 +370,6 @@ def _trace(record: dict[str, Any]) -> str | None:
     from router.core.trace import from_mail_headers
 
     return from_mail_headers(record["ses"]["mail"].get("headers") or [])
-
-
-def email_date(when: dt.datetime) -> str:
-    import email.utils
-
-    return email.utils.format_datetime(when)
 
 
 def _resolve(base: Path, value: str) -> Path:

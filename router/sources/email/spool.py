@@ -3,8 +3,9 @@
 Contract:
 
 * `put(mail, raw)` stores the raw message and its delivery record durably before it returns: each file is
-  written to a temporary name in its final folder, fsynced, renamed into place, and the folder fsynced. The
-  raw message goes first, the record last: the record's rename is the commit point. The SMTP source answers
+  written atomically (`router.core.durable.write_atomically`: a temporary name in its final folder, fsync,
+  rename into place, fsync of the folder), readable by the router's user only. The raw message goes first,
+  the record last: the record's rename is the commit point. The SMTP source answers
   250 only after `put` returned (and the event was queued).
 * `pending()` lists the records of messages not yet delivered, oldest first. After a crash (kill -9) these
   are exactly the messages that may have got a 250 without being queued; the source delivers them on start.
@@ -16,22 +17,19 @@ Contract:
   already delivered; either way it is not redelivered.
 
 Layout under the source's state folder: `messages/<id>.eml` (raw RFC 5322 bytes, the path the event names
-when the store is local) and `pending/<id>.json` (the delivery record). Temporary files start with `.tmp-`
-and are removed on open. Every method blocks on disk I/O: call them through `asyncio.to_thread`.
+when the store is local) and `pending/<id>.json` (the delivery record). Temporary files (`.<name>.tmp`) are
+removed on open. Every method blocks on disk I/O: call them through `asyncio.to_thread`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import os
 from pathlib import Path
 
 import msgspec
 
-from router.core.durable import fsync_dir
+from router.core.durable import remove_temporaries, write_atomically
 
-TMP_PREFIX = ".tmp-"
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
@@ -68,8 +66,7 @@ class MailSpool:
         """Create the folders and remove temporary files left by a crash (they never got a 250)."""
         for folder in (self.pending_dir, self.messages_dir):
             folder.mkdir(parents=True, exist_ok=True)
-            for leftover in folder.glob(TMP_PREFIX + "*"):
-                leftover.unlink(missing_ok=True)
+            remove_temporaries(folder)
 
     def raw_path(self, mail_id: str) -> Path:
         return self.messages_dir / f"{mail_id}.eml"
@@ -114,17 +111,5 @@ class MailSpool:
 
 
 def write_durably(path: Path, data: bytes) -> None:
-    """Write, fsync, rename into place, fsync the folder: after this returns the file survives power loss."""
-    tmp = path.with_name(TMP_PREFIX + path.name)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb", closefd=True) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
+    """One spool file, atomically and durably; mail is private, so only the router's user may read it."""
+    write_atomically(path, data, mode=0o600)

@@ -31,6 +31,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from router.config.sources.http import Config
+from router.core import timefmt
 from router.core.envelope import Envelope, encoder
 from router.core.errors import DispatchError
 from router.core.trace import HEADER as TRACE_HEADER
@@ -269,7 +270,7 @@ class HttpSource:
             id=cloudevent["id"],
             source=cloudevent["source"],
             type=cloudevent["type"],
-            time=cloudevent.get("time") or _rfc3339(facts.time),
+            time=cloudevent.get("time") or timefmt.iso_ms(facts.time),
             kind="http",
             source_name=self.ctx.name,
             record=cloudevent,
@@ -333,10 +334,6 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 def _trace(facts: RequestFacts) -> str | None:
     """The incoming trace (loop protection, router/trace.py): X-Amzn-Trace-Id, as AWS SDKs send it."""
     return facts.header(TRACE_HEADER)
-
-
-def _rfc3339(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
 def check(settings: Config, config: RouterConfig, where: str, problems: list[str]) -> None:

@@ -24,9 +24,9 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from router.core import timefmt
 from router.core.envelope import Envelope, encoder
 from router.core.trace import from_kafka_headers
-from router.shapes import common
 from router.shapes import kafka as shapes
 from router.sources.stream.engine import StreamRecord
 
@@ -138,7 +138,7 @@ class RecordBuilder:
         second, ms = divmod(timestamp, 1000)
         if second != self._second:
             self._second = second
-            self._second_text = common.iso_ms(second)[:-5]  # "2024-01-01T00:00:00"
+            self._second_text = timefmt.iso_ms(second)[:-5]  # "2024-01-01T00:00:00"
         envelope = Envelope(
             id=f"{topic}-{m.partition}-{m.offset}",
             source=self._sources.get(topic) or self._source(topic),

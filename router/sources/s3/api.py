@@ -31,7 +31,7 @@ from urllib.parse import unquote_plus
 from router.config.sources.s3 import Config
 from router.core.errors import DispatchError
 from router.core.ports import SourceContext
-from router.sources.s3.common import MAX_BACKOFF_S, Announcer, NewVersion, client_options
+from router.sources.s3.common import Announcer, NewVersion, client_options, retry_backoff
 from router.sources.s3.state import AnnouncedObjects, ObjectVersion
 
 log = logging.getLogger("router.sources.s3")
@@ -123,21 +123,20 @@ class QueuedNotifications:
         async with session.create_client("sqs", config=_client_config(False), **options) as sqs:
             queue_url = await self._queue_url(sqs, errors)
             self.ctx.ready()
-            backoff = 0.5
+            backoff = retry_backoff()
             while True:
                 try:
                     messages = await self._receive(sqs, queue_url)
                     await self._handle(sqs, queue_url, messages)
-                    backoff = 0.5
+                    backoff.reset()
                 except DispatchError as e:
-                    fields = {"source": self.ctx.name, "error": e.code, "retry_in_s": backoff}
+                    delay = backoff.next()
+                    fields = {"source": self.ctx.name, "error": e.code, "retry_in_s": delay}
                     log.warning("s3 notifications not accepted, retrying", extra={"fields": fields})
-                    await self.ctx.clock.sleep(backoff)
-                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+                    await self.ctx.clock.sleep(delay)
                 except errors as e:
                     log.warning("sqs receive failed: %s", e, extra={"fields": {"source": self.ctx.name}})
-                    await self.ctx.clock.sleep(backoff)
-                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+                    await backoff.sleep(self.ctx.clock)
 
     async def _receive(self, sqs: Any, queue_url: str) -> list[dict[str, Any]]:
         """One long poll. Cancelled mid-poll, it still lets the poll end and hands back what it got: SQS
@@ -162,15 +161,14 @@ class QueuedNotifications:
         assert queue is not None
         if queue.startswith(("http://", "https://")):
             return queue
-        backoff = 0.5
+        backoff = retry_backoff()
         while True:
             try:
                 return str((await sqs.get_queue_url(QueueName=queue))["QueueUrl"])
             except errors as e:
                 fields = {"source": self.ctx.name}
                 log.warning("cannot find sqs queue %r: %s", queue, e, extra={"fields": fields})
-                await self.ctx.clock.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                await backoff.sleep(self.ctx.clock)
 
     async def _handle(self, sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> None:
         """Submit each message's records in order, deleting each message once accepted."""
@@ -231,7 +229,7 @@ class PolledBucket:
         session = get_session()
         options = client_options(self.ctx)
         async with session.create_client("s3", config=_client_config(True), **options) as s3:
-            backoff = 0.5
+            backoff = retry_backoff()
             while True:
                 try:
                     listing = await self._list(s3)
@@ -242,10 +240,9 @@ class PolledBucket:
                         e,
                         extra={"fields": {"source": self.ctx.name}},
                     )
-                    await self.ctx.clock.sleep(backoff)
-                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+                    await backoff.sleep(self.ctx.clock)
                     continue
-                backoff = 0.5
+                backoff.reset()
                 await self._compare(listing, announcer)
                 self.ctx.ready()
                 await self.ctx.clock.sleep(self.config.poll_interval_s)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from router.config.sources.s3 import Config
 from router.core.errors import DispatchError
+from router.core.retry import Backoff
 
 if TYPE_CHECKING:
     from router.core.envelope import Envelope
@@ -34,6 +35,11 @@ EVENT_TYPES = (
 REMOVED = "ObjectRemoved:Delete"
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 MAX_BACKOFF_S = 30.0
+
+
+def retry_backoff() -> Backoff:
+    """The wait between tries of an S3, SQS or submit call that failed: 0.5 s doubling up to 30 s."""
+    return Backoff(0.5, MAX_BACKOFF_S)
 
 
 def route_wants(route_events: list[str] | None, event_name: str) -> bool:
@@ -136,18 +142,18 @@ class Announcer:
 
     async def submit(self, envelopes: Sequence[Envelope]) -> None:
         """Submit until accepted: a dispatch error is back-pressure, never a reason to drop the event."""
-        backoff = 0.5
+        backoff = retry_backoff()
         while True:
             try:
                 await self.ctx.submit(envelopes)
                 return
             except DispatchError as e:
+                delay = backoff.next()
                 log.warning(
                     "s3 event not accepted, retrying",
-                    extra={"fields": {"source": self.ctx.name, "error": e.code, "retry_in_s": backoff}},
+                    extra={"fields": {"source": self.ctx.name, "error": e.code, "retry_in_s": delay}},
                 )
-                await self.ctx.clock.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                await self.ctx.clock.sleep(delay)
 
 
 def client_options(ctx: SourceContext) -> dict[str, Any]:

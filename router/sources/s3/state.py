@@ -17,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 
-from router.core.durable import write_synced
+from router.core.durable import write_atomically
 
 
 class ObjectVersion(msgspec.Struct, frozen=True, array_like=True):
@@ -117,10 +117,8 @@ class AnnouncedObjects:
             self._compact()
 
     def _compact(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
         lines = [_Line(k="", s=self._seq)] + [_Line(k=k, v=v) for k, v in self._objects.items()]
-        write_synced(tmp, b"".join(_encoder.encode(line) + b"\n" for line in lines))
-        os.replace(tmp, self.path)
+        write_atomically(self.path, b"".join(_encoder.encode(line) + b"\n" for line in lines))
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         self._lines = len(lines)

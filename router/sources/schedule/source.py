@@ -34,6 +34,7 @@ import msgspec
 from router.config.sources.schedule import Config
 from router.core.backends import ScheduleState
 from router.core.errors import DispatchError
+from router.core.retry import Backoff
 from router.shapes import schedule as shape
 from router.sources.schedule.expr import (
     CronExpression,
@@ -98,23 +99,23 @@ class ScheduleSource:
         clock = self._ctx.clock
         state = await self._load_state(clock.time())
         self._ctx.ready()
-        backoff = 1.0
+        backoff = Backoff(1.0, MAX_BACKOFF_S)
         while True:
             await self._wait_for_previous(state)
             try:
                 state = await self._handle_due(state, clock.time())
-                backoff = 1.0
+                backoff.reset()
             except DispatchError as e:
+                delay = backoff.next()
                 log.warning(
                     "schedule %s: tick not accepted (%s: %s), retrying in %.0fs",
                     self._ctx.name,
                     e.code,
                     e.message,
-                    backoff,
+                    delay,
                     extra={"fields": {"source": self._ctx.name, "error": e.code}},
                 )
-                await clock.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                await clock.sleep(delay)
                 continue
             # last_tick is now the latest tick <= now (or later than now if the clock went back), so the
             # next one after it is the next one to wait for.

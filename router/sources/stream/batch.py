@@ -32,6 +32,7 @@ import msgspec
 
 from router.core.errors import CONDITION_RECURSIVE_LOOP as RECURSIVE_LOOP
 from router.core.errors import DispatchError, LoopDetected, Throttled
+from router.core.retry import Backoff, delay_after
 from router.sources.stream.failure import (
     PAYLOAD_SIZE_EXCEEDED,
     RECORD_AGE_EXCEEDED,
@@ -118,7 +119,7 @@ async def deliver(mapping: StreamMapping, partition: Partition, records: list[St
             await give_up(mapping, partition, rest, RETRIES_EXHAUSTED, result, attempt.invokes)
         else:
             stats.retries += 1
-            await mapping.clock.sleep(min(s.retry_delay_s * 2**attempt.retries, s.retry_delay_max_s))
+            await mapping.clock.sleep(delay_after(attempt.retries + 1, s.retry_delay_s, s.retry_delay_max_s))
             work.insert(0, Attempt(rest, attempt.retries + 1, attempt.invokes))
 
 
@@ -144,7 +145,7 @@ async def _drop_expired(mapping: StreamMapping, partition: Partition, attempt: A
 
 async def _invoke(mapping: StreamMapping, records: list[StreamRecord], payload: bytes) -> InvocationResult:
     s, clock = mapping.settings, mapping.clock
-    delay = s.throttle_delay_s
+    backoff = Backoff(s.throttle_delay_s, s.throttle_delay_max_s)
     trace = records[0].trace_header
     warned = False
     while True:
@@ -167,10 +168,9 @@ async def _invoke(mapping: StreamMapping, records: list[StreamRecord], payload: 
         except Exception:  # never skip a batch over a failure that is not the function's
             log.exception(
                 "stream batch invocation failed unexpectedly; retrying",
-                extra={"fields": {"function": mapping.route.function, "retry_in_s": delay}},
+                extra={"fields": {"function": mapping.route.function, "retry_in_s": backoff.upcoming}},
             )
-        await clock.sleep(delay)
-        delay = min(delay * 2, s.throttle_delay_max_s)
+        await backoff.sleep(clock)
 
 
 def _first_failure(

@@ -30,9 +30,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
+from router.core.arn import lambda_arn
 from router.core.durable import write_atomically
 from router.core.errors import DispatchError
-from router.shapes.common import iso_ms, lambda_arn
+from router.core.retry import Backoff
+from router.core.timefmt import iso_ms
 
 if TYPE_CHECKING:
     from router.config import Destination
@@ -100,18 +102,18 @@ class _Retrying:
     clock: Clock
 
     async def put(self, doc: dict[str, Any], *, partition: str, first: int, last: int) -> None:
-        delay = 0.1
+        backoff = Backoff(0.1, 5.0)
         while True:
             try:
                 await self._store(doc, partition, first, last)
                 return
             except Exception as e:  # any failure of the destination: keep the records, try again
+                delay = backoff.next()
                 log.warning(
                     "failure destination unavailable; retrying",
                     extra={"fields": {"destination": self.name, "error": repr(e), "retry_in_s": delay}},
                 )
             await self.clock.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
     async def _store(self, doc: dict[str, Any], partition: str, first: int, last: int) -> None:
         raise NotImplementedError

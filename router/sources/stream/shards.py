@@ -33,6 +33,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from router.core import timefmt
+from router.core.retry import Backoff
 from router.shapes import common
 from router.sources.stream.checkpoints import open_checkpoint_file
 from router.sources.stream.engine import MappingSettings, StreamMapping, StreamRecord
@@ -131,8 +133,8 @@ class AwsShardClient:
             "shardId": shard_id,
             "startSequenceNumber": first[self.sequence_key],
             "endSequenceNumber": last[self.sequence_key],
-            "approximateArrivalOfFirstRecord": common.iso_ms(first[self.arrival_key]),
-            "approximateArrivalOfLastRecord": common.iso_ms(last[self.arrival_key]),
+            "approximateArrivalOfFirstRecord": timefmt.iso_ms(first[self.arrival_key]),
+            "approximateArrivalOfLastRecord": timefmt.iso_ms(last[self.arrival_key]),
             "batchSize": len(records),
             "streamArn": self.stream_arn,
         }
@@ -314,7 +316,7 @@ class ShardReader:
         engine.open(shard)
         try:
             iterator: str | None = await self._iterator()
-            delay = 0.1
+            backoff = Backoff(0.1, 5.0)
             while iterator is not None:
                 if not ownership.owns(shard):  # another node took it: it reads on from the checkpoint
                     log.info(
@@ -328,9 +330,9 @@ class ShardReader:
                 try:
                     raws, iterator = await client.records(current, limit)
                 except Exception as e:
-                    iterator, delay = await self._recover(e, current, delay)
+                    iterator = await self._recover(e, current, backoff)
                     continue
-                delay = 0.1
+                backoff.reset()
                 if raws:
                     records = [client.build(shard, r) for r in raws]
                     engine.offer(shard, records)
@@ -364,19 +366,19 @@ class ShardReader:
                 )
                 await self.m.ctx.clock.sleep(1.0)
 
-    async def _recover(self, e: Exception, iterator: str, delay: float) -> tuple[str | None, float]:
+    async def _recover(self, e: Exception, iterator: str, backoff: Backoff) -> str | None:
         code = self.m.client.error_code(e)
         if code in EXPIRED:
-            return await self._iterator(), delay
+            return await self._iterator()
         if code in TRIMMED:
             self._restart_at_trim_horizon()
-            return await self._iterator(), delay
+            return await self._iterator()
         if code not in THROTTLED:
             log.warning(
                 "get_records failed; retrying", extra={"fields": {"shard": self.shard.id, "error": repr(e)}}
             )
-        await self.m.ctx.clock.sleep(delay)
-        return iterator, min(delay * 2, 5.0)
+        await backoff.sleep(self.m.ctx.clock)
+        return iterator
 
     def _restart_at_trim_horizon(self) -> None:
         """The position was trimmed (past retention): what is left of the shard is read from its start."""

@@ -1,0 +1,58 @@
+"""Time formats, each spelled once. Times are epoch seconds (float), rendered in UTC.
+
+* `iso_ms(t)`: `2019-09-03T19:37:27.192Z`, RFC 3339 with milliseconds as AWS prints event times (S3, SES,
+  Kinesis, Kafka, the HTTP API's `time`, destination records) and the router its records and log lines.
+* `iso_s(t)`: `2019-03-01T01:23:45Z` (EventBridge, DynamoDB Streams).
+* `lambda_timestamp(t)`: `2019-03-01T01:23:45.192+0000`, the Lambda API's `LastModified`.
+* `clf(t)`: `10/Mar/2020:05:16:23 +0000`, API Gateway's `requestTime` (Common Log Format). Month names are
+  English whatever the locale.
+* `email_date(t)`: `Tue, 10 Mar 2020 05:16:23 +0000`, an RFC 5322 `Date` header.
+* `day_path(t)`: `2020/03/10`, the day that begins Lambda's log stream names.
+
+Milliseconds are truncated after `t` is rounded to microseconds (as `datetime` does), so a millisecond-precise
+time such as 1700000000.123, which no float holds exactly, renders `.123`, never `.122`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def utc(t: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(t, dt.UTC)
+
+
+def _seconds_ms(t: float) -> tuple[str, int]:
+    d = utc(t)
+    return d.strftime("%Y-%m-%dT%H:%M:%S"), d.microsecond // 1000
+
+
+def iso_ms(t: float) -> str:
+    second, ms = _seconds_ms(t)
+    return f"{second}.{ms:03d}Z"
+
+
+def iso_s(t: float) -> str:
+    return utc(t).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def lambda_timestamp(t: float) -> str:
+    second, ms = _seconds_ms(t)
+    return f"{second}.{ms:03d}+0000"
+
+
+def clf(t: float) -> str:
+    d = utc(t)
+    return f"{d.day:02d}/{_MONTHS[d.month - 1]}/{d.year}:{d.strftime('%H:%M:%S')} +0000"
+
+
+def email_date(t: float) -> str:
+    import email.utils  # only the email source needs it
+
+    return email.utils.format_datetime(utc(t))
+
+
+def day_path(t: float) -> str:
+    return utc(t).strftime("%Y/%m/%d")
