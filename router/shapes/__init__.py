@@ -14,6 +14,8 @@ kind that produces it (`email` -> ses, `http` -> API Gateway). fmt "aws" returns
 returns structured CloudEvents whose `data` is the AWS event of that one envelope: a single dict for
 single-event shapes (s3, ses, schedule, http) given one envelope, a list (a CloudEvents batch) for the
 stream shapes (kafka, kinesis, dynamodb) and whenever there are several envelopes.
+
+May import: router.core only: shapes are pure builders (no dispatch, no invoker, no I/O).
 """
 
 from __future__ import annotations
