@@ -25,7 +25,9 @@ async def node() -> AsyncIterator[Callable[[str], Awaitable[Instance]]]:
     started: list[Instance] = []
 
     async def start(handler: str) -> Instance:
-        spec = FunctionSpec(name="semantics", code_dir=CODE, runtime="nodejs20.x", handler=handler, timeout_s=3)
+        spec = FunctionSpec(
+            name="semantics", code_dir=CODE, runtime="nodejs20.x", handler=handler, timeout_s=3
+        )
         instance = await Instance.start(spec, billing=BILLING, init_type="on-demand", init_timeout_s=5)
         started.append(instance)
         return instance
