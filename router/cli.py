@@ -21,6 +21,9 @@ from router.core.errors import ConfigError
 
 DEFAULT_CONFIG = "config/router.yaml"
 EVENT_KINDS = ["s3", "dynamodb", "kafka", "kinesis", "ses", "schedule", "http"]
+# Config kinds whose event shape goes by another name: an `email` source delivers SES receipt events.
+EVENT_KIND_ALIASES = {"email": "ses"}
+CONFIG_HELP = "the config file (default: %(default)s)"
 
 log = logging.getLogger("router.cli")
 
@@ -41,13 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     s = sub.add_parser("serve", help="run the daemon in the foreground")
-    s.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    s.add_argument("-c", "--config", default=DEFAULT_CONFIG, help=CONFIG_HELP)
     s.add_argument("--log-level", default=os.environ.get("ROUTER_LOG_LEVEL", "info"))
     s.add_argument("--log-format", choices=["json", "text", "auto"], default="auto")
     s.set_defaults(func=cmd_serve)
 
     v = sub.add_parser("validate", help="check a config exactly as serve would")
-    v.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    v.add_argument("-c", "--config", default=DEFAULT_CONFIG, help=CONFIG_HELP)
     v.set_defaults(func=cmd_validate)
 
     i = sub.add_parser("invoke", help="call a function through a running daemon")
@@ -62,7 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_tail_parser(sub)
 
     e = sub.add_parser("events", help="print a sample event of an AWS shape")
-    e.add_argument("--kind", required=True, choices=EVENT_KINDS)
+    e.add_argument(
+        "--kind",
+        required=True,
+        choices=[*EVENT_KINDS, *EVENT_KIND_ALIASES],
+        help="the shape, or the config kind of a source (email: the SES receipt event it delivers)",
+    )
     e.set_defaults(func=cmd_events)
     return p
 
@@ -195,5 +203,5 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 def cmd_events(args: argparse.Namespace) -> int:
     from router.shapes import sample
 
-    print(json.dumps(sample(args.kind), indent=2))
+    print(json.dumps(sample(EVENT_KIND_ALIASES.get(args.kind, args.kind)), indent=2))
     return 0
