@@ -130,8 +130,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if config.server.host not in ("127.0.0.1", "localhost", "::1") and not config.server.auth_token:
         log.error(f"server.host: {config.server.host!r} is not loopback; set server.auth_token to expose it")
         return 2
+    from router.daemon import StartError
+
     try:
         asyncio.run(serve(config, Path(args.config)))
+    except StartError as e:
+        log.error(f"cannot start: {e}")
+        return 2
     except OSError as e:
         log.error(f"cannot start: {e}")
         return 1
@@ -139,6 +144,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def serve(config: object, path: Path) -> None:
+    """Run the daemon until a stop signal. A StartError (a port that cannot be bound) comes out bare: the
+    daemon's TaskGroup wraps whatever leaves it in an exception group."""
+    from router.daemon import StartError
+
+    try:
+        await _serve(config, path)
+    except BaseExceptionGroup as group:
+        started, _ = group.split(StartError)
+        if started is None:
+            raise
+        first: BaseException = started
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+
+
+async def _serve(config: object, path: Path) -> None:
     from router.daemon import Daemon
 
     loop = asyncio.get_running_loop()
