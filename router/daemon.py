@@ -15,7 +15,9 @@ Leaving it stops in order:
 
 A second stop request skips the grace period. `reload(new_config)` applies a changed config without a
 restart: functions are replaced through the dispatcher (new calls go to new instances), sources whose
-settings or routes changed are restarted, removed ones stopped, added ones started. A source that fails is
+settings or routes changed are restarted, removed ones stopped, added ones started. With
+`invoker.hot_reload` (the default) a code watcher (router/control/codewatch.py) replaces a config function's
+instances when its code folder changes; it is restarted with every reload. A source that fails is
 logged and restarted with backoff; the daemon never goes down with a source or an instance.
 
 Ports: at start, a port that cannot be bound (taken, not allowed, no such address) is a `StartError` naming
@@ -44,6 +46,7 @@ from router import backends as local_backends
 from router.config import Config, RouteConfig
 from router.control.app import create_app
 from router.control.catalog import FunctionCatalog
+from router.control.codewatch import CodeWatcher
 from router.control.plane import ControlPlane
 from router.core.backends import Backends, InvocationRecord
 from router.core.clock import Clock, SystemClock
@@ -113,6 +116,7 @@ class Daemon:
         self._draining = False
         self._reload_lock = asyncio.Lock()
         self.start_error: StartError | None = None  # a source's port could not be bound at start
+        self._code_watch: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -145,6 +149,7 @@ class Daemon:
         # (persisted under state_dir) and is the only caller of dispatcher.set_functions.
         self.catalog = FunctionCatalog(self.config, self.state_dir, self.dispatcher)
         await self.catalog.start()
+        self._watch_code()
         await self.dispatcher.start()
         plane = ControlPlane(
             config=self.config,
@@ -175,6 +180,23 @@ class Daemon:
                 }
             },
         )
+
+    def _watch_code(self) -> None:
+        """(Re)start hot reload of the config functions' code folders, as the current config says."""
+        assert self._tg is not None and self.catalog is not None
+        if self._code_watch is not None:
+            self._code_watch.cancel()
+            self._code_watch = None
+        if self.config.invoker.hot_reload:
+            watcher = CodeWatcher(self.catalog)
+            self._code_watch = self._tg.create_task(self._run_code_watch(watcher), name="code-watch")
+
+    @staticmethod
+    async def _run_code_watch(watcher: CodeWatcher) -> None:
+        try:
+            await watcher.run()
+        except Exception:  # hot reload is a convenience: the daemon runs on without it
+            log.exception("hot reload: the code watcher failed; code changes now need a reload")
 
     def _inspection(self) -> dict[str, Any]:
         """The inspection record, fed by the dispatcher, for the control plane (none when inspect is off)."""
@@ -209,6 +231,8 @@ class Daemon:
         if self._draining:
             return
         self._draining = True
+        if self._code_watch is not None:
+            self._code_watch.cancel()
         log.info("stopping: sources")
         await asyncio.gather(*(self._stop_source(n) for n in list(self.sources)))
         if self.dispatcher is not None:
@@ -346,6 +370,7 @@ class Daemon:
             self.config = new
             assert self.catalog is not None
             await self.catalog.reload(new)  # config functions replaced, API-deployed ones kept
+            self._watch_code()  # the folders to watch may have changed
             # Routes bind a function by name; only its event format is baked into the bound route.
             reformatted = {
                 n

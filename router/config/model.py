@@ -122,6 +122,7 @@ class InspectConfig(Strict):
 
 class InvokerConfig(Strict):
     python_zygote: bool = True  # fork Python instances from a pre-started interpreter (docs/invoker.md)
+    hot_reload: bool = True  # a config function's code folder edited: new instances on its next call
 
 
 class LimitsConfig(Strict):
