@@ -83,6 +83,7 @@ class BatchConfig(Strict):
     window_s: Annotated[float, msgspec.Meta(ge=0, le=300)] | None = None  # None: the source kind's default
     max_bytes: Annotated[int, msgspec.Meta(ge=1, le=6 * 1024 * 1024)] = 6 * 1024 * 1024
     parallelization_factor: Annotated[int, msgspec.Meta(ge=1, le=10)] = 1
+    tumbling_window_s: Annotated[int, msgspec.Meta(ge=0, le=900)] = 0  # Kinesis, DynamoDB Streams; 0: off
 
 
 class OnErrorConfig(Strict):
