@@ -53,7 +53,9 @@ from router.core.clock import Clock, SystemClock
 from router.core.errors import ConfigError
 from router.core.ports import RoutePort, SourceContext
 from router.core.retry import Backoff
+from router.core.writes import WriteJournal
 from router.dispatch.dispatcher import Dispatcher
+from router.dispatch.registry import journal_folder
 from router.dispatch.routing import bind_routes
 from router.metrics import Metrics
 from router.sources import kind_module
@@ -117,6 +119,7 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self.start_error: StartError | None = None  # a source's port could not be bound at start
         self._code_watch: asyncio.Task[None] | None = None
+        self.writes = WriteJournal(journal_folder(self.state_dir))  # loop protection (docs/loops.md)
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -138,6 +141,7 @@ class Daemon:
         await self._tg.__aexit__(*exc)
 
     async def _start(self) -> None:
+        self.writes.reset()
         self.dispatcher = Dispatcher(
             self.config,
             state_dir=self.state_dir,
@@ -346,6 +350,7 @@ class Daemon:
             base_dir=Path(self.config.base_dir),
             settled=getattr(self.dispatcher, "settled", None),
             backends=self.backends.sources,
+            writes=self.writes,
         )
 
     @staticmethod

@@ -30,7 +30,12 @@ from router.config import Config, FunctionConfig
 from router.control.errors import ApiError, conflict, invalid_parameter, not_found
 from router.control.names import function_arn
 from router.control.store import FunctionRecord, FunctionStore, new_code_file
-from router.dispatch.registry import FunctionDefinition, definitions_from_config, make_definition
+from router.dispatch.registry import (
+    FunctionDefinition,
+    definitions_from_config,
+    journal_env,
+    make_definition,
+)
 from router.invoker.code import CodeError
 
 if TYPE_CHECKING:
@@ -94,6 +99,7 @@ class FunctionCatalog:
                         state_dir=self.state_dir,
                         region=self.config.account.region,
                         account_id=self.config.account.account_id,
+                        runtime_env=journal_env(self.config, self.state_dir),
                     )
                 except BUILD_ERRORS as e:
                     log.error(f"hot reload: {name}: code cannot be prepared, keeping the running one: {e}")
@@ -271,6 +277,7 @@ class FunctionCatalog:
             region=self.config.account.region,
             account_id=self.config.account.account_id,
             last_modified=record.last_modified,
+            runtime_env=journal_env(self.config, self.state_dir),
         )
 
 

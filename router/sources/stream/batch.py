@@ -12,8 +12,9 @@
   half is retried on its own, in order; splitting spends no retry); given up when `max_retries` retries are
   spent; else retried after a pause (doubling from `retry_delay_s`). With `max_retries` -1 they are retried
   until they expire.
-* A batch whose chain of events is past `limits.max_loop_depth` (LoopDetected, router/loops.py) is given up
-  at once with condition RecursiveLoopDetected: retrying cannot help.
+* A batch carries the trace of its first record that has one (loop protection). A batch whose chain of
+  events is past `limits.max_loop_depth` (LoopDetected, router/dispatch/loops.py) is given up at once with
+  condition RecursiveLoopDetected: retrying cannot help.
 * Before each call, records older than `max_record_age_s` are given up (condition RecordAgeExceeded). A
   batch whose rendered event is over the 6 MB payload cap is split; a single record over it is given up
   (MaximumPayloadSizeExceeded).
@@ -104,7 +105,7 @@ async def deliver(
                 await give_up(mapping, partition, live, PAYLOAD_SIZE_EXCEEDED, None, attempt.invokes, payload)
             continue
         try:
-            result = await invoke_until_dispatched(mapping, payload, live[0].trace_header)
+            result = await invoke_until_dispatched(mapping, payload, _trace(live))
         except LoopDetected:  # router/loops.py: retrying cannot help; the batch is given up at once
             await give_up(mapping, partition, live, RECURSIVE_LOOP, None, attempt.invokes, payload)
             continue
@@ -153,6 +154,15 @@ async def finish_window(mapping: StreamMapping, window: Window | None, *, early:
             return
         await mapping.clock.sleep(min(s.retry_delay_s * 2**retries, s.retry_delay_max_s))
         retries += 1
+
+
+def _trace(records: list[StreamRecord]) -> str | None:
+    """A batch's trace (loop protection): its first record's that has one."""
+    for record in records:
+        trace = record.trace_header
+        if trace is not None:
+            return trace
+    return None
 
 
 def _halves(records: list[StreamRecord], parent: Attempt) -> list[Attempt]:
