@@ -16,11 +16,18 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from router.core.errors import ConfigError
 
+if TYPE_CHECKING:
+    from router.daemon import Daemon
+
 DEFAULT_CONFIG = "config/router.yaml"
 EVENT_KINDS = ["s3", "dynamodb", "kafka", "kinesis", "ses", "schedule", "http"]
+# Config kinds whose event shape goes by another name: an `email` source delivers SES receipt events.
+EVENT_KIND_ALIASES = {"email": "ses"}
+CONFIG_HELP = "the config file (default: %(default)s)"
 
 log = logging.getLogger("router.cli")
 
@@ -41,13 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     s = sub.add_parser("serve", help="run the daemon in the foreground")
-    s.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    s.add_argument("-c", "--config", default=DEFAULT_CONFIG, help=CONFIG_HELP)
     s.add_argument("--log-level", default=os.environ.get("ROUTER_LOG_LEVEL", "info"))
     s.add_argument("--log-format", choices=["json", "text", "auto"], default="auto")
+    s.add_argument(
+        "--watch", action="store_true", help="reload the config file whenever it changes (as SIGHUP does)"
+    )
     s.set_defaults(func=cmd_serve)
 
     v = sub.add_parser("validate", help="check a config exactly as serve would")
-    v.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    v.add_argument("-c", "--config", default=DEFAULT_CONFIG, help=CONFIG_HELP)
     v.set_defaults(func=cmd_validate)
 
     i = sub.add_parser("invoke", help="call a function through a running daemon")
@@ -62,7 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_tail_parser(sub)
 
     e = sub.add_parser("events", help="print a sample event of an AWS shape")
-    e.add_argument("--kind", required=True, choices=EVENT_KINDS)
+    e.add_argument(
+        "--kind",
+        required=True,
+        choices=[*EVENT_KINDS, *EVENT_KIND_ALIASES],
+        help="the shape, or the config kind of a source (email: the SES receipt event it delivers)",
+    )
     e.set_defaults(func=cmd_events)
     return p
 
@@ -122,34 +137,73 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if config.server.host not in ("127.0.0.1", "localhost", "::1") and not config.server.auth_token:
         log.error(f"server.host: {config.server.host!r} is not loopback; set server.auth_token to expose it")
         return 2
+    from router.daemon import StartError
+
     try:
-        asyncio.run(serve(config, Path(args.config)))
+        asyncio.run(serve(config, Path(args.config).resolve(), watch=args.watch))
+    except StartError as e:
+        log.error(f"cannot start: {e}")
+        return 2
     except OSError as e:
         log.error(f"cannot start: {e}")
         return 1
     return 0
 
 
-async def serve(config: object, path: Path) -> None:
+async def serve(config: object, path: Path, *, watch: bool = False) -> None:
+    """Run the daemon until a stop signal. A StartError (a port that cannot be bound) comes out bare: the
+    daemon's TaskGroup wraps whatever leaves it in an exception group."""
+    from router.daemon import StartError
+
+    try:
+        await _serve(config, path, watch)
+    except BaseExceptionGroup as group:
+        started, _ = group.split(StartError)
+        if started is None:
+            raise
+        first: BaseException = started
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+
+
+async def _serve(config: object, path: Path, watch: bool) -> None:
     from router.daemon import Daemon
 
     loop = asyncio.get_running_loop()
     async with Daemon(config) as daemon:  # type: ignore[arg-type]
         loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)
         loop.add_signal_handler(signal.SIGINT, daemon.request_stop)
-        reloads: set[asyncio.Task[bool]] = set()
+        reloads: set[asyncio.Future[object]] = set()
 
         def on_hup() -> None:
             log.info("SIGHUP: reloading config", extra={"fields": {"path": str(path)}})
-            task = asyncio.ensure_future(daemon.reload_from(path))
+            task: asyncio.Future[object] = asyncio.ensure_future(daemon.reload_from(path))
             reloads.add(task)
             task.add_done_callback(reloads.discard)
 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
-        await daemon.wait()
-        for task in reloads:
-            task.cancel()
+        if watch:
+            reloads.add(asyncio.ensure_future(watch_config(daemon, path)))
+        try:
+            await daemon.wait()
+        finally:
+            for task in reloads:
+                task.cancel()
         # A second signal during shutdown skips the grace period (Daemon.request_stop counts them).
+
+
+async def watch_config(daemon: Daemon, path: Path) -> None:
+    """`serve --watch`: reload the config each time its file changes. The folder is watched, not the file,
+    so an editor that saves by writing a new file and renaming it over the old one is seen too."""
+    from watchfiles import awatch
+
+    log.info("watching the config file for changes", extra={"fields": {"path": str(path)}})
+    async for _ in awatch(
+        path.parent, watch_filter=lambda _change, changed: Path(changed) == path, recursive=False
+    ):
+        log.info("config file changed: reloading", extra={"fields": {"path": str(path)}})
+        await daemon.reload_from(path)
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
@@ -195,5 +249,5 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 def cmd_events(args: argparse.Namespace) -> int:
     from router.shapes import sample
 
-    print(json.dumps(sample(args.kind), indent=2))
+    print(json.dumps(sample(EVENT_KIND_ALIASES.get(args.kind, args.kind)), indent=2))
     return 0

@@ -15,15 +15,26 @@ Leaving it stops in order:
 
 A second stop request skips the grace period. `reload(new_config)` applies a changed config without a
 restart: functions are replaced through the dispatcher (new calls go to new instances), sources whose
-settings or routes changed are restarted, removed ones stopped, added ones started. A source that fails is
+settings or routes changed are restarted, removed ones stopped, added ones started. With
+`invoker.hot_reload` (the default) a code watcher (router/control/codewatch.py) replaces a config function's
+instances when its code folder changes; it is restarted with every reload. A source that fails is
 logged and restarted with backoff; the daemon never goes down with a source or an instance.
+
+Ports: at start, a port that cannot be bound (taken, not allowed, no such address) is a `StartError` naming
+the part and the address (`sources.api: cannot listen on 127.0.0.1:8080: address already in use`); for a
+source it stops the daemon and `wait()` raises it, so `serve` exits 2. A source started later (a reload)
+or one that loses its listener after it was ready is retried with backoff instead, with one log line per
+attempt: failures from the environment (OSError) never log a traceback, and any other failure logs its
+traceback once, not on every repeat.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,13 +46,16 @@ from router import backends as local_backends
 from router.config import Config, RouteConfig
 from router.control.app import create_app
 from router.control.catalog import FunctionCatalog
+from router.control.codewatch import CodeWatcher
 from router.control.plane import ControlPlane
 from router.core.backends import Backends, InvocationRecord
 from router.core.clock import Clock, SystemClock
 from router.core.errors import ConfigError
 from router.core.ports import RoutePort, SourceContext
 from router.core.retry import Backoff
+from router.core.writes import WriteJournal
 from router.dispatch.dispatcher import Dispatcher
+from router.dispatch.registry import journal_folder
 from router.dispatch.routing import bind_routes
 from router.metrics import Metrics
 from router.sources import kind_module
@@ -50,6 +64,23 @@ log = logging.getLogger("router.daemon")
 
 # Sections a reload cannot change: the running ones are kept until the next restart.
 RESTART_KEYS = ("server", "state_dir", "account", "billing", "limits", "inspect")
+BIND_ERRNOS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
+
+
+class StartError(Exception):
+    """A part could not start (a port that cannot be bound). Its message is the one line `serve` prints."""
+
+
+def listen_problem(part: str, host: str, port: int, e: OSError) -> str:
+    reason = os.strerror(e.errno).lower() if e.errno else str(e)
+    return f"{part}: cannot listen on {host}:{port}: {reason}"
+
+
+def _is_bind_error(settings: Any, e: BaseException) -> bool:
+    """An OSError of binding the source's own port (only sources with a `port` listen)."""
+    return (
+        isinstance(e, OSError) and e.errno in BIND_ERRNOS and isinstance(getattr(settings, "port", None), int)
+    )
 
 
 @dataclass
@@ -86,6 +117,9 @@ class Daemon:
         self._forced = asyncio.Event()  # a second stop request: no more grace
         self._draining = False
         self._reload_lock = asyncio.Lock()
+        self.start_error: StartError | None = None  # a source's port could not be bound at start
+        self._code_watch: asyncio.Task[None] | None = None
+        self.writes = WriteJournal(journal_folder(self.state_dir))  # loop protection (docs/loops.md)
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -107,6 +141,7 @@ class Daemon:
         await self._tg.__aexit__(*exc)
 
     async def _start(self) -> None:
+        self.writes.reset()
         self.dispatcher = Dispatcher(
             self.config,
             state_dir=self.state_dir,
@@ -118,6 +153,7 @@ class Daemon:
         # (persisted under state_dir) and is the only caller of dispatcher.set_functions.
         self.catalog = FunctionCatalog(self.config, self.state_dir, self.dispatcher)
         await self.catalog.start()
+        self._watch_code()
         await self.dispatcher.start()
         plane = ControlPlane(
             config=self.config,
@@ -129,11 +165,15 @@ class Daemon:
         )
         self._runner = web.AppRunner(create_app(plane), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port, reuse_address=True)
-        await site.start()
+        server = self.config.server
+        site = web.TCPSite(self._runner, server.host, server.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as e:
+            raise StartError(listen_problem("server", server.host, server.port, e)) from None
         self.control_port = _bound_port(site)
         for name in self.config.sources:
-            self._start_source(name)
+            self._start_source(name, at_start=True)
         log.info(
             "router started",
             extra={
@@ -144,6 +184,23 @@ class Daemon:
                 }
             },
         )
+
+    def _watch_code(self) -> None:
+        """(Re)start hot reload of the config functions' code folders, as the current config says."""
+        assert self._tg is not None and self.catalog is not None
+        if self._code_watch is not None:
+            self._code_watch.cancel()
+            self._code_watch = None
+        if self.config.invoker.hot_reload:
+            watcher = CodeWatcher(self.catalog)
+            self._code_watch = self._tg.create_task(self._run_code_watch(watcher), name="code-watch")
+
+    @staticmethod
+    async def _run_code_watch(watcher: CodeWatcher) -> None:
+        try:
+            await watcher.run()
+        except Exception:  # hot reload is a convenience: the daemon runs on without it
+            log.exception("hot reload: the code watcher failed; code changes now need a reload")
 
     def _inspection(self) -> dict[str, Any]:
         """The inspection record, fed by the dispatcher, for the control plane (none when inspect is off)."""
@@ -169,12 +226,17 @@ class Daemon:
         self._stop.set()
 
     async def wait(self) -> None:
+        """Until a stop is requested; raises StartError when a source could not bind its port at start."""
         await self._stop.wait()
+        if self.start_error is not None:
+            raise self.start_error
 
     async def _shutdown(self) -> None:
         if self._draining:
             return
         self._draining = True
+        if self._code_watch is not None:
+            self._code_watch.cancel()
         log.info("stopping: sources")
         await asyncio.gather(*(self._stop_source(n) for n in list(self.sources)))
         if self.dispatcher is not None:
@@ -207,7 +269,7 @@ class Daemon:
     def _routes_for(self, config: Config, name: str) -> list[RouteConfig]:
         return [r for r in config.routes if r.source == name]
 
-    def _start_source(self, name: str) -> None:
+    def _start_source(self, name: str, *, at_start: bool = False) -> None:
         assert self._tg is not None
         settings = self.config.sources[name]
         handle = SourceHandle(name=name, settings=settings, routes=self._routes_for(self.config, name))
@@ -216,7 +278,7 @@ class Daemon:
         # before the task first runs.
         assert self.dispatcher is not None
         routes = bind_routes(self.config, name, self.dispatcher)
-        handle.task = self._tg.create_task(self._supervise(handle, routes), name=f"source:{name}")
+        handle.task = self._tg.create_task(self._supervise(handle, routes, at_start), name=f"source:{name}")
 
     async def _stop_source(self, name: str) -> None:
         handle = self.sources.pop(name, None)
@@ -229,15 +291,56 @@ class Daemon:
         with contextlib.suppress(asyncio.CancelledError):
             await handle.task
 
-    async def _supervise(self, handle: SourceHandle, routes: Sequence[RoutePort]) -> None:
-        """Run one source; on failure log it, close it and start it again with backoff."""
-        assert self.dispatcher is not None
+    async def _supervise(self, handle: SourceHandle, routes: Sequence[RoutePort], at_start: bool) -> None:
+        """Run one source; on failure log it, close it and start it again with backoff (see the module
+        docstring for a port that cannot be bound)."""
         # A source that ran well for a minute before failing is restarted at the shortest delay again.
         backoff = Backoff(0.5, 30.0, healthy_s=60.0)
         kind = handle.settings.kind_name()
+        ctx = self._source_context(handle, routes)
+        self.contexts[handle.name] = ctx
+        last_failure = ""
+        while True:
+            try:
+                await self._run_source(kind, ctx)
+                delay = backoff.next(self.clock.monotonic())
+                fields = {"source": handle.name, "retry_in_s": delay}
+                log.warning("source ended; restarting", extra={"fields": fields})
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                if at_start and not handle.ready.is_set() and _is_bind_error(handle.settings, e):
+                    assert isinstance(e, OSError)
+                    settings = handle.settings
+                    problem = listen_problem(f"sources.{handle.name}", settings.host, settings.port, e)
+                    self.start_error = StartError(problem)
+                    self.request_stop()
+                    return
+                delay = backoff.next(self.clock.monotonic())
+                last_failure = self._log_failure(handle, e, delay, last_failure)
+            await self.clock.sleep(delay)
+
+    @staticmethod
+    def _log_failure(handle: SourceHandle, e: Exception, retry_in_s: float, last: str) -> str:
+        """One line per failed attempt; a traceback only for the first of a run of the same non-OSError."""
+        if isinstance(e, OSError) and _is_bind_error(handle.settings, e):
+            settings = handle.settings
+            text = listen_problem(f"sources.{handle.name}", settings.host, settings.port, e)
+        else:
+            text = f"{type(e).__name__}: {e}"
+        traceback = not isinstance(e, OSError) and text != last
+        log.error(
+            f"source failed; restarting in {retry_in_s:g}s: {text}",
+            exc_info=e if traceback else None,
+            extra={"fields": {"source": handle.name, "retry_in_s": retry_in_s}},
+        )
+        return text
+
+    def _source_context(self, handle: SourceHandle, routes: Sequence[RoutePort]) -> SourceContext:
+        assert self.dispatcher is not None
         state = self.state_dir / "sources" / handle.name
         state.mkdir(parents=True, exist_ok=True)
-        ctx = SourceContext(
+        return SourceContext(
             name=handle.name,
             config=handle.settings,
             routes=list(routes),
@@ -250,21 +353,8 @@ class Daemon:
             base_dir=Path(self.config.base_dir),
             settled=getattr(self.dispatcher, "settled", None),
             backends=self.backends.sources,
+            writes=self.writes,
         )
-        self.contexts[handle.name] = ctx
-        while True:
-            try:
-                await self._run_source(kind, ctx)
-                delay = backoff.next(self.clock.monotonic())
-                fields = {"source": handle.name, "retry_in_s": delay}
-                log.warning("source ended; restarting", extra={"fields": fields})
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                delay = backoff.next(self.clock.monotonic())
-                fields = {"source": handle.name, "retry_in_s": delay}
-                log.exception("source failed; restarting", extra={"fields": fields})
-            await self.clock.sleep(delay)
 
     @staticmethod
     async def _run_source(kind: str, ctx: SourceContext) -> None:
@@ -288,6 +378,7 @@ class Daemon:
             self.config = new
             assert self.catalog is not None
             await self.catalog.reload(new)  # config functions replaced, API-deployed ones kept
+            self._watch_code()  # the folders to watch may have changed
             # Routes bind a function by name; only its event format is baked into the bound route.
             reformatted = {
                 n

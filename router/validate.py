@@ -194,6 +194,11 @@ def _check_route_for_kind(settings: SourceSettings, r: RouteConfig, where: str, 
     streams = ", ".join(k for k in KINDS if kind_traits(k).stream)
     if r.batch is not None and not traits.stream:
         problems.append(f"{where}.batch: batching applies to stream sources ({streams}), not {kind!r}")
+    windowed = ", ".join(k for k in KINDS if kind_traits(k).tumbling_windows)
+    if r.batch is not None and r.batch.tumbling_window_s and traits.stream and not traits.tumbling_windows:
+        problems.append(
+            f"{where}.batch.tumbling_window_s: tumbling windows apply to {windowed}, not {kind!r}"
+        )
     if r.on_error is not None and not traits.stream:
         problems.append(
             f"{where}.on_error: applies to stream sources; {kind!r} invokes asynchronously, "

@@ -139,13 +139,17 @@ class RouterProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = base_dir / "router.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.serve_args: tuple[str, ...] = ()  # more `router serve` arguments, e.g. ("--watch",)
         self._starts = 0
 
     async def start(self, timeout: float = 30.0) -> None:
         self._starts += 1
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "router", "serve", "-c", str(self.config_path), "--log-format", "json"],
+            [
+                *(sys.executable, "-m", "router", "serve", "-c", str(self.config_path)),
+                *("--log-format", "json", *self.serve_args),
+            ],
             cwd=self.base_dir,
             env={**os.environ, **self.env},
             stdout=log,

@@ -31,7 +31,9 @@ FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 class Loaded:
     """What a config file decoded into. `config` is None when the top level did not decode; `declared`
     names the functions and sources present in the file (decoded or not), so checks do not report a route
-    to a function that already has its own problems."""
+    to a function that already has its own problems. A function or route with a bad value is kept with that
+    key at its default (its problem listed), so `router validate` checks the rest of it in the same run
+    (a bad `code` path beside a bad `memory_mb`); a Loaded with problems is never served."""
 
     config: Config | None
     problems: list[str] = field(default_factory=list)
@@ -109,7 +111,7 @@ def _decode(raw: dict[str, Any], base_dir: str, problems: list[str]) -> Config |
         if not isinstance(fraw, dict):
             problems.append(f"functions.{name}: expected a mapping, got {fraw!r}")
             continue
-        f = convert(fraw, FunctionConfig, f"functions.{name}", problems)
+        f = convert(fraw, FunctionConfig, f"functions.{name}", problems, partial=True)
         if f is not None:
             functions[str(name)] = f
 
@@ -134,7 +136,7 @@ def _decode(raw: dict[str, Any], base_dir: str, problems: list[str]) -> Config |
         problems.append(f"routes: expected a list of routes, got {rraw!r}")
         rraw = []
     for i, r in enumerate(rraw):
-        route = convert(r, RouteConfig, f"routes[{i}]", problems)
+        route = convert(r, RouteConfig, f"routes[{i}]", problems, partial=True)
         if route is not None:
             routes.append(route)
 

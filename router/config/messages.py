@@ -89,11 +89,14 @@ def _steps(jsonpath: str) -> list[str]:
     return [a or b for a, b in re.findall(r"\.([^.\[\]]+)|\[([^\]]*)\]", jsonpath)]
 
 
-def convert(raw: Any, typ: type, path: str, problems: list[str]) -> Any:
+def convert(raw: Any, typ: type, path: str, problems: list[str], *, partial: bool = False) -> Any:
     """msgspec.convert with errors in our format (`path.to.key: what was expected, got X`), all of them.
 
     msgspec stops at the first error; to list every problem of one Struct, the offending key is dropped from
     a copy of the input and the conversion retried, until it succeeds or the problem cannot be dropped.
+    Returns None when there was any problem, unless `partial`: then what decoded once the offending keys
+    were dropped (their defaults in their place), so later checks can look at the rest of it; the problems
+    already listed keep such a value from ever being used.
     """
     raw = copy.deepcopy(raw)
     failed = False
@@ -106,7 +109,7 @@ def convert(raw: Any, typ: type, path: str, problems: list[str]) -> Any:
             if not steps or not _drop(raw, steps):
                 return None
             continue
-        return None if failed else result
+        return None if failed and not partial else result
     return None
 
 

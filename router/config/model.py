@@ -83,6 +83,7 @@ class BatchConfig(Strict):
     window_s: Annotated[float, msgspec.Meta(ge=0, le=300)] | None = None  # None: the source kind's default
     max_bytes: Annotated[int, msgspec.Meta(ge=1, le=6 * 1024 * 1024)] = 6 * 1024 * 1024
     parallelization_factor: Annotated[int, msgspec.Meta(ge=1, le=10)] = 1
+    tumbling_window_s: Annotated[int, msgspec.Meta(ge=0, le=900)] = 0  # Kinesis, DynamoDB Streams; 0: off
 
 
 class OnErrorConfig(Strict):
@@ -122,6 +123,7 @@ class InspectConfig(Strict):
 
 class InvokerConfig(Strict):
     python_zygote: bool = True  # fork Python instances from a pre-started interpreter (docs/invoker.md)
+    hot_reload: bool = True  # a config function's code folder edited: new instances on its next call
 
 
 class LimitsConfig(Strict):

@@ -31,7 +31,12 @@ from router.control.errors import ApiError, conflict, invalid_parameter, not_fou
 from router.control.names import function_arn
 from router.control.store import FunctionRecord, FunctionStore, new_code_file
 from router.core.errors import PRECONDITION_FAILED
-from router.dispatch.registry import FunctionDefinition, definitions_from_config, make_definition
+from router.dispatch.registry import (
+    FunctionDefinition,
+    definitions_from_config,
+    journal_env,
+    make_definition,
+)
 from router.invoker.code import CodeError
 
 if TYPE_CHECKING:
@@ -75,6 +80,36 @@ class FunctionCatalog:
             self.config, self._config_defs = config, defs
             self._warn_shadowed()
             await self._apply()
+
+    async def refresh_code(self, names: list[str]) -> list[str]:
+        """Rebuild these config functions from their code (hot reload); returns those whose revision
+        changed (their warm instances are retired). A code that cannot be prepared keeps the running one."""
+        async with self.lock:
+            changed = []
+            for name in names:
+                old, fconfig = self._config_defs.get(name), self.config.functions.get(name)
+                if old is None or fconfig is None:
+                    continue
+                try:
+                    new = await asyncio.to_thread(
+                        make_definition,
+                        name,
+                        fconfig,
+                        self.config.path(fconfig.code),
+                        state_dir=self.state_dir,
+                        region=self.config.account.region,
+                        account_id=self.config.account.account_id,
+                        runtime_env=journal_env(self.config, self.state_dir),
+                    )
+                except BUILD_ERRORS as e:
+                    log.error(f"hot reload: {name}: code cannot be prepared, keeping the running one: {e}")
+                    continue
+                if new.revision != old.revision:
+                    self._config_defs[name] = new
+                    changed.append(name)
+            if changed:
+                await self._apply()
+            return changed
 
     def _warn_shadowed(self) -> None:
         for name in sorted(set(self._api_defs) & set(self._config_defs)):
@@ -242,6 +277,7 @@ class FunctionCatalog:
             region=self.config.account.region,
             account_id=self.config.account.account_id,
             last_modified=record.last_modified,
+            runtime_env=journal_env(self.config, self.state_dir),
         )
 
 

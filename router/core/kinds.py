@@ -8,6 +8,7 @@ attribute. What reads them:
   other kinds may not set `batch` or `on_error`;
 * `default_window_s`: a stream route's batching window when the route gives none (Lambda's defaults differ:
   Kafka 0.5 s, Kinesis and DynamoDB Streams 0);
+* `tumbling_windows`: a stream whose routes may set `batch.tumbling_window_s` (Kinesis, DynamoDB Streams);
 * `waits_for_result`: the source invokes synchronously and needs the result (HTTP, streams); otherwise it
   queues events for asynchronous invocation (S3, email, schedules);
 * `request_routed`: routes carry `http: {method, path}` (the HTTP gateway) and only this kind's routes may;
@@ -28,6 +29,7 @@ class KindTraits:
     shape: str
     stream: bool = False
     default_window_s: float = 0.0
+    tumbling_windows: bool = False
     waits_for_result: bool = False
     request_routed: bool = False
     default_events: tuple[str, ...] = ("*",)

@@ -36,6 +36,7 @@ from router.core.clock import Clock
 from router.core.envelope import Envelope
 from router.core.kinds import KindTraits
 from router.core.results import InvocationResult
+from router.core.writes import WriteJournal
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,9 @@ class SourceContext:
     # The seams chosen by the daemon (router.core.backends): checkpoints, shard ownership, schedule ticks.
     # None: the source uses today's local implementations (tests and benchmarks build contexts without).
     backends: SourceBackends | None = None
+    # Who wrote what into the router's own sources (loop protection for events that carry no trace,
+    # router/core/writes.py). None: no journal (tests and benchmarks).
+    writes: WriteJournal | None = None
     # Deliver envelopes asynchronously to every matching route; by default `submit_to(self.routes, ...)`.
     # Given explicitly only by tests and benchmarks that count what a source submits.
     submit: Submit = None  # type: ignore[assignment]

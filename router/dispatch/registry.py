@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
 from router.config import Config, FunctionConfig
-from router.core import timefmt
+from router.core import timefmt, writes
 from router.core.errors import ConfigError, RouterError
 from router.invoker.types import FunctionSpec, instance_root
 
@@ -82,8 +85,10 @@ def make_definition(
     region: str = "us-east-1",
     account_id: str = "123456789012",
     last_modified: float | None = None,
+    runtime_env: Mapping[str, str] | None = None,
 ) -> FunctionDefinition:
-    """Resolve `code` (a folder or a ZIP, unpacked into state_dir by the invoker) into a definition."""
+    """Resolve `code` (a folder or a ZIP, unpacked into state_dir by the invoker) into a definition.
+    `runtime_env` is added to the function's environment (the router's own variables, `journal_env`)."""
     from router.invoker.code import prepare_code
 
     sha, size = code_digest(code)
@@ -96,7 +101,7 @@ def make_definition(
         code_dir=code_dir,
         memory_mb=config.memory_mb,
         timeout_s=config.timeout_s,
-        environment=dict(config.environment),
+        environment={**config.environment, **(runtime_env or {})},
         region=region,
         account_id=account_id,
         revision=revision,
@@ -116,9 +121,35 @@ def make_definition(
     )
 
 
+def journal_folder(state_dir: Path) -> Path:
+    return Path(state_dir) / "writes"
+
+
+def journal_env(config: Config, state_dir: Path) -> dict[str, str]:
+    """What tells a function's runtime to note its writes into the router's own sources (router/core/
+    writes.py): the journal folder, the watched folders, the AWS endpoints the sources read. Empty when no
+    source has a folder or an endpoint."""
+    dirs, endpoints = set(), set()
+    for settings in config.sources.values():
+        directory = getattr(settings, "directory", None)
+        if directory:
+            dirs.add(os.path.realpath(config.path(directory)))
+        endpoint = getattr(settings, "endpoint", None)
+        if endpoint:
+            endpoints.add(urlsplit(endpoint).netloc.lower())  # the Host header a client sends
+    if not dirs and not endpoints:
+        return {}
+    return {
+        writes.JOURNAL_ENV: str(journal_folder(state_dir)),
+        writes.WATCHED_DIRS_ENV: os.pathsep.join(sorted(dirs)),
+        writes.ENDPOINTS_ENV: ",".join(sorted(endpoints)),
+    }
+
+
 def definitions_from_config(config: Config, state_dir: Path | None = None) -> dict[str, FunctionDefinition]:
     """Every function of the config file as a definition; ConfigError names each one whose code fails."""
     state = Path(state_dir) if state_dir is not None else config.state_path
+    runtime_env = journal_env(config, state)
     defs: dict[str, FunctionDefinition] = {}
     problems: list[str] = []
     for name, fconfig in config.functions.items():
@@ -130,6 +161,7 @@ def definitions_from_config(config: Config, state_dir: Path | None = None) -> di
                 state_dir=state,
                 region=config.account.region,
                 account_id=config.account.account_id,
+                runtime_env=runtime_env,
             )
         except (OSError, ValueError, RouterError) as e:  # CodeError/ArchiveError are RouterErrors
             problems.append(f"functions.{name}.code: cannot prepare {fconfig.code!r}: {e}")

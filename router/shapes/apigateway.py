@@ -4,9 +4,10 @@
 raw path, raw query string, headers as a list of (name, value) pairs in arrival order (repeats allowed),
 body bytes, source ip, route key / resource, path parameters, stage.
 
-* 1.0: `headers` keeps the last value of a repeated header and `multiValueHeaders` all of them, names as sent;
-  `queryStringParameters` / `multiValueQueryStringParameters` likewise (URL-decoded); absent ones are null;
-  `requestContext` with `identity` (sourceIp, userAgent, the rest null).
+* 1.0: `"version": "1.0"` (HTTP APIs send it with payload 1.0; Powertools reads it); `headers` keeps the
+  last value of a repeated header and `multiValueHeaders` all of them, names as sent; `queryStringParameters`
+  / `multiValueQueryStringParameters` likewise (URL-decoded); absent ones are null; `requestContext` with
+  `identity` (sourceIp, userAgent, the rest null).
 * 2.0: header names lower-cased and repeats comma-joined; Cookie headers move to `cookies`; repeated query
   parameters comma-joined; `rawPath`, `rawQueryString`, `requestContext.http`; absent optional fields are
   left out.
@@ -158,6 +159,7 @@ def v1_event(
     if authorizer is not None:
         context["authorizer"] = dict(authorizer)
     return {
+        "version": "1.0",
         "resource": resource,
         "path": path,
         "httpMethod": method,

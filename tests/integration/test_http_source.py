@@ -111,7 +111,7 @@ async def test_v1_events_and_responses(make_router: Any) -> None:
         make_router, "{kind: http, port: '${HTTP_PORT}', payload_version: '1.0', stage: prod}"
     )
     headers = [("X-Multi", "a"), ("X-Multi", "b")]
-    status, resp_headers, body = await call("PUT", f"{url}/api/a/b?mode=echo&t=1&t=2", headers=headers)
+    status, resp_headers, body = await call("PUT", f"{url}/prod/api/a/b?mode=echo&t=1&t=2", headers=headers)
     assert status == 200, body
     event = json.loads(body)
     assert (
@@ -127,7 +127,7 @@ async def test_v1_events_and_responses(make_router: Any) -> None:
         "theme=dark",
     ]  # from multiValueHeaders
     # REST APIs take only the proxy shape: a plain object is a malformed response.
-    status, _, body = await call("GET", f"{url}/api/x?mode=plain")
+    status, _, body = await call("GET", f"{url}/prod/api/x?mode=plain")
     assert (status, json.loads(body)) == (502, {"message": "Internal server error"})
 
 

@@ -83,6 +83,17 @@ def test_all_problems_of_one_function_are_listed(base: Path) -> None:
     assert got[2].startswith("functions.f.colour: unknown key (known keys: runtime, handler, code,")
 
 
+def test_a_function_with_a_bad_value_is_still_checked_further(base: Path) -> None:
+    text = FN.replace("code: fn", "code: missing") + "    memory_mb: big\n"
+    text += "routes: [{source: nowhere, function: f, batch: {size: 0}}]\n"
+    assert problems(text, base) == [
+        "functions.f.memory_mb: expected an integer between 128 and 10240, got 'big'",
+        "routes[0].batch.size: expected an integer between 1 and 10000, got 0",
+        "functions.f.code: 'missing' does not exist",
+        "routes[0].source: no source named 'nowhere' (sources: none defined)",
+    ]
+
+
 def test_zip_code_handler_check(base: Path) -> None:
     with zipfile.ZipFile(base / "code.zip", "w") as z:
         z.writestr("main.py", "def handler(e, c): return 1\n")

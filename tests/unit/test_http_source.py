@@ -193,6 +193,34 @@ async def test_v1_event_has_multi_value_fields_resource_and_stage(gateway, clien
     assert ctx["requestId"] == resp_headers["x-amzn-RequestId"]
 
 
+async def test_a_named_stage_is_in_the_url_and_the_v2_raw_path_but_not_in_the_routes(gateway, client) -> None:
+    gw = await gateway([("GET /items/{id}", "items"), ("$default", "all")], stage="prod")
+    base = f"http://127.0.0.1:{gw.source.port}"
+    assert gw.url == f"{base}/prod"
+    status, _, body = await call(client, "GET", f"{base}/prod/items/7?x=1")
+    assert status == 200
+    event = json.loads(body)
+    assert event["routeKey"] == "GET /items/{id}" and event["pathParameters"] == {"id": "7"}
+    assert event["rawPath"] == "/prod/items/7" and event["rawQueryString"] == "x=1"
+    assert event["requestContext"]["http"]["path"] == "/prod/items/7"
+    assert event["requestContext"]["stage"] == "prod"
+    _, _, body = await call(client, "GET", f"{base}/prod")
+    assert json.loads(body)["rawPath"] == "/prod" and json.loads(body)["routeKey"] == "$default"
+    for outside in ("/items/7", "/production/items/7", "/Prod/items/7"):
+        status, _, body = await call(client, "GET", f"{base}{outside}")
+        assert (status, json.loads(body)) == (404, {"message": "Not Found"}), outside
+    assert [f for f, _, _ in gw.dispatcher.calls] == ["items", "all"]
+
+
+async def test_v1_default_route_under_a_named_stage_proxies_the_path_without_it(gateway, client) -> None:
+    gw = await gateway([("$default", "all")], payload_version="1.0", stage="dev")
+    status, _, body = await call(client, "GET", f"{gw.url}/a/b")
+    event = json.loads(body)
+    assert status == 200 and event["version"] == "1.0"
+    assert (event["path"], event["pathParameters"]) == ("/a/b", {"proxy": "a/b"})
+    assert event["requestContext"]["path"] == "/dev/a/b"
+
+
 async def test_v1_default_route_looks_like_the_proxy_resource(gateway, client) -> None:
     gw = await gateway([("$default", "all")], payload_version="1.0")
     status, _, body = await call(client, "DELETE", f"{gw.url}/a/b%20c")

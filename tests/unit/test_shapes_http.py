@@ -18,6 +18,7 @@ HEADERS = [
 T = 1583817383.220
 
 V1_TOP = {
+    "version",
     "resource",
     "path",
     "httpMethod",
@@ -78,7 +79,7 @@ def test_v1_event_fields() -> None:
         time=T,
         request_id="req-1",
     )
-    assert set(ev) == V1_TOP
+    assert set(ev) == V1_TOP and ev["version"] == "1.0"
     assert (ev["resource"], ev["path"], ev["httpMethod"]) == ("/items/{id}", "/items/7", "GET")
     assert ev["headers"]["X-Multi"] == "two" and "x-multi" not in ev["headers"]
     assert ev["multiValueHeaders"]["X-Multi"] == ["one", "two"]

@@ -11,7 +11,9 @@ from router.core.kinds import KindTraits
 
 
 class Config(AwsStreamConfig, tag="dynamodb"):
-    traits: ClassVar[KindTraits] = KindTraits(shape="dynamodb", stream=True, waits_for_result=True)
+    traits: ClassVar[KindTraits] = KindTraits(
+        shape="dynamodb", stream=True, tumbling_windows=True, waits_for_result=True
+    )
 
     table: str | None = None
     stream_arn: str | None = None

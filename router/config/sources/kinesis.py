@@ -10,7 +10,11 @@ from router.core.kinds import KindTraits
 
 class Config(AwsStreamConfig, tag="kinesis"):
     traits: ClassVar[KindTraits] = KindTraits(
-        shape="kinesis", stream=True, waits_for_result=True, filter_fields=(("kinesis.data", True),)
+        shape="kinesis",
+        stream=True,
+        tumbling_windows=True,
+        waits_for_result=True,
+        filter_fields=(("kinesis.data", True),),
     )
 
     stream: str | None = None  # the stream's name

@@ -6,9 +6,15 @@
 // - handler "dir/file.export.path": CommonJS (require) or ES module (.mjs, or "type": "module"); failures are
 //   posted to /init/error as Runtime.ImportModuleError, Runtime.UserCodeSyntaxError,
 //   Runtime.HandlerNotFound or Runtime.MalformedHandlerName, then the process exits;
-// - the handler is called as handler(event, context, callback): a returned promise is awaited, otherwise the
-//   first callback(err, result) answers (as with callbackWaitsForEmptyEventLoop = false);
-// - errors are {errorType: err.name, errorMessage: err.message, trace: err.stack lines}, as Lambda returns them;
+// - the handler is called as handler(event, context, callback): a returned promise is awaited (a rejection
+//   with undefined or null is the error "handled", as context.fail() is), otherwise the first
+//   callback(err, result) answers (as with callbackWaitsForEmptyEventLoop = false);
+// - a handler that neither answers nor leaves anything to wait for (the event loop empties, Node's
+//   'beforeExit') answers null when it is a plain function, and fails with Runtime.NodeJsExit when it is an
+//   async function or returned a promise that never settles, as the runtime interface client does;
+// - errors are {errorType: err.name, errorMessage: err.message, trace: err.stack lines}, for Error objects
+//   and for any object whose name, message and stack are non-empty strings; anything else is
+//   {errorType: typeof err, errorMessage: String(err), trace: []}, as Lambda returns them;
 // - console.log/info/warn/error/debug/trace lines are prefixed "<ISO time>\t<request id>\t<LEVEL>\t".
 "use strict";
 
@@ -52,15 +58,33 @@ function request(method, urlPath, body, headers) {
   });
 }
 
+const NODEJS_EXIT_MESSAGE =
+  "The Lambda runtime client detected an unexpected Node.js exit code. This is most commonly caused by a " +
+  "Promise that was never settled. For more information, see " +
+  "https://nodejs.org/docs/latest/api/process.html#exit-codes";
+
+// An error thrown across realms, or built by hand as {name, message, stack}, is reported like an Error.
+function isErrorLike(err) {
+  return (
+    err !== null &&
+    typeof err === "object" &&
+    [err.name, err.message, err.stack].every((v) => typeof v === "string" && v.length > 0)
+  );
+}
+
 function errorObject(err) {
-  if (err instanceof Error) {
+  if (util.types.isNativeError(err) || err instanceof Error || isErrorLike(err)) {
     return {
       errorType: err.name,
       errorMessage: err.message,
       trace: typeof err.stack === "string" ? err.stack.split("\n") : [],
     };
   }
-  return { errorType: typeof err, errorMessage: String(err), trace: [] };
+  try {
+    return { errorType: typeof err, errorMessage: String(err), trace: [] };
+  } catch (_) {
+    return { errorType: "handled", errorMessage: "the error could not be turned into a string", trace: [] };
+  }
 }
 
 function postError(urlPath, error) {
@@ -165,7 +189,7 @@ function makeContext(headers, answer) {
     clientContext: jsonHeader(headers, "lambda-runtime-client-context"),
     getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
     succeed: (result) => answer(null, result),
-    fail: (err) => answer(err || "handled"),
+    fail: (err) => answer(err === undefined || err === null ? "handled" : err),
     done: (err, result) => answer(err, result),
   };
 }
@@ -188,18 +212,38 @@ async function answerWith(requestId, err, result) {
   return request("POST", `/invocation/${requestId}/response`, body, { "Content-Type": "application/json" });
 }
 
+// What the event loop emptying means for the call in flight: set per call, cleared when it is answered.
+let onEmptyEventLoop = null;
+process.on("beforeExit", () => {
+  if (onEmptyEventLoop) onEmptyEventLoop();
+});
+
+function isAsyncFunction(fn) {
+  return fn.constructor && fn.constructor.name === "AsyncFunction";
+}
+
 function runHandler(handler, event, context, answered) {
   return new Promise((resolve) => {
     let done = false;
     const finish = (err, result) => {
       if (done) return;
       done = true;
+      onEmptyEventLoop = null;
       resolve([err, result]);
     };
     answered.finish = finish;
+    let returnedPromise = isAsyncFunction(handler);
+    onEmptyEventLoop = () =>
+      returnedPromise ? finish(new Fault("Runtime.NodeJsExit", NODEJS_EXIT_MESSAGE)) : finish(null, null);
     try {
       const maybe = handler(event, context, finish);
-      if (maybe && typeof maybe.then === "function") maybe.then((r) => finish(null, r), (e) => finish(e || "error"));
+      if (maybe && typeof maybe.then === "function") {
+        returnedPromise = true;
+        maybe.then(
+          (r) => finish(null, r),
+          (e) => finish(e === undefined || e === null ? "handled" : e),
+        );
+      }
     } catch (e) {
       finish(e);
     }

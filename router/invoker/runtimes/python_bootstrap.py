@@ -15,6 +15,9 @@ behaves as AWS's Python runtime (awslambdaric) does for the handler:
 * the root logger gets Lambda's handler ("[LEVEL]\\t<time>\\t<request id>\\t<message>") when the code uses
   `logging` (it is configured lazily, so functions that never log do not pay for importing it).
 
+With `_ROUTER_WRITES` in its environment it first installs python_writes.py's audit hook (loop protection:
+the writes a function starts into the router's own sources are noted in a journal).
+
 Also started as `python -S -u python_bootstrap.py --zygote FD`: a template process that forks instances
 (runtimes/python_zygote.py); each forked child then runs main() as a freshly started one would.
 
@@ -356,6 +359,10 @@ def main():
         import resource
 
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    if os.environ.get("_ROUTER_WRITES"):  # loop protection for writes that carry no trace (python_writes.py)
+        import python_writes  # beside this file: imported before sys.path drops our folder
+
+        python_writes.install()
     task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
     site_dirs = [p for p in (sys.argv[2].split(os.pathsep) if len(sys.argv) > 2 else []) if p]
     # Our own folder must not shadow the function's modules; the function's folder comes first, as on Lambda.

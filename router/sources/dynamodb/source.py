@@ -24,6 +24,7 @@ from router.sources.stream.shards import AwsShardClient, Shard, ShardSource, arr
 if TYPE_CHECKING:
     from router.config import Config as RouterConfig
     from router.core.ports import SourceContext
+    from router.core.writes import WriteJournal
 
 RECORD_OVERHEAD = 380  # bytes of JSON around one record's images in the event
 
@@ -112,6 +113,10 @@ class DynamoDBClient(AwsShardClient):
             size=size,
             key=shapes.key_subject(keys),
         )
+
+    def written_by(self, writes: WriteJournal, raw: Any) -> str | None:
+        table = self.stream_arn.split(":table/", 1)[-1].split("/", 1)[0]
+        return writes.take_dynamodb(table, raw["dynamodb"]["Keys"])
 
 
 def check(settings: Config, config: RouterConfig, where: str, problems: list[str]) -> None:

@@ -7,6 +7,11 @@ turns it into the event API Gateway's Lambda proxy integration sends, with the b
 to the headers: X-Forwarded-For (the peer appended), X-Forwarded-Port, X-Forwarded-Proto and an
 X-Amzn-Trace-Id. A media type listed in `binary_media_types` (globs allowed) is always passed as base64.
 
+A named stage (any but `$default`) is part of the URL, as on AWS: `/<stage>/items/42` reaches the routes as
+`/items/42` (`stage_path`); a path outside the stage is 404. Payload 2.0 keeps the stage in `rawPath` and
+`requestContext.http.path` (Powertools' resolvers strip it again); 1.0 has `path` without it and
+`requestContext.path` with it.
+
 REST APIs (1.0) have no `$default` route; a request it catches looks like one to the catch-all resource
 `/{proxy+}`, with the path (without its leading slash) as the `proxy` path parameter.
 
@@ -69,6 +74,19 @@ class ApiSettings:
     binary_media_types: tuple[str, ...] = ()
 
 
+def stage_path(raw_path: str, stage: str) -> str | None:
+    """The path the routes see: `raw_path` without its leading `/<stage>`; None when a named stage is not
+    its first segment (AWS answers 404). Under `$default` the path is unchanged."""
+    if stage == "$default":
+        return raw_path
+    prefix = f"/{stage}"
+    if raw_path == prefix:
+        return "/"
+    if raw_path.startswith(prefix + "/"):
+        return raw_path[len(prefix) :]
+    return None
+
+
 def api_id_for(source_name: str) -> str:
     """A stable 10-character API id of lower-case letters and digits, as API Gateway's look."""
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -106,9 +124,11 @@ def _forced_base64(facts: RequestFacts, api: ApiSettings) -> bool | None:
 def gateway_event(
     facts: RequestFacts, version: str, route_key: str, path_params: dict[str, str], api: ApiSettings
 ) -> dict[str, Any]:
+    inner = stage_path(facts.raw_path, api.stage)
+    assert inner is not None, "routed requests lie within the stage"
     common: dict[str, Any] = {
         "method": facts.method,
-        "path": facts.raw_path,
+        "path": facts.raw_path if version == "2.0" else inner,
         "raw_query": facts.raw_query,
         "headers": gateway_headers(facts),
         "body": facts.body,
@@ -127,7 +147,7 @@ def gateway_event(
         return apigateway.v2_event(route_key=route_key, path_parameters=path_params or None, **common)
     resource = route_key.split(" ", 1)[1] if " " in route_key else route_key
     if route_key == "$default":
-        proxy = unquote(facts.raw_path.lstrip("/"))
+        proxy = unquote(inner.lstrip("/"))
         resource, path_params = "/{proxy+}", ({"proxy": proxy} if proxy else {})
     return apigateway.v1_event(resource=resource, path_parameters=path_params or None, **common)
 

@@ -7,8 +7,9 @@ aiohttp's low-level server, one handler for every request. Per request:
    or `request_id_header`);
 2. with `cors`, a preflight (OPTIONS + Origin + Access-Control-Request-Method) is answered at once;
 3. a Content-Length over `max_body_mb` is 413 before anything is read, a longer streamed body too;
-4. the route table (router/sources/http_routes.py) picks the routes matching method and path, most specific
-   first; none gives 404, a path that exists under other methods 405 with Allow;
+4. the route table (router/sources/http/routes.py) picks the routes matching method and path (without the
+   leading `/<stage>` of a named stage, which the URL must carry), most specific first; none gives 404, a
+   path that exists under other methods 405 with Allow;
 5. for each candidate in order, the event is built (API Gateway 2.0 or 1.0, or, for a route whose function
    takes CloudEvents and a request that is one, that CloudEvent) and the route's filter asked; the first
    route that takes it is invoked synchronously; if every filter says no, 404;
@@ -45,6 +46,7 @@ from router.sources.http.events import (
     gateway_event,
     incoming_cloudevent,
     new_request_id,
+    stage_path,
 )
 from router.sources.http.response import Reply, error_reply, reply_for_dispatch_error, reply_for_result
 from router.sources.http.routes import Candidate, RouteKey, RouteTable, parse_route_key
@@ -120,7 +122,9 @@ class HttpSource:
 
     @property
     def url(self) -> str:
-        return f"http://{self.config.host}:{self.port}"
+        """The API's base URL: a named stage is its first path segment, as on AWS."""
+        stage = "" if self.api.stage == "$default" else f"/{self.api.stage}"
+        return f"http://{self.config.host}:{self.port}{stage}"
 
     async def run(self) -> None:
         from aiohttp import web
@@ -191,7 +195,10 @@ class HttpSource:
         if length is not None and length > self.max_bytes:
             return error_reply(413)
         raw_path, _, raw_query = request.raw_path.partition("?")
-        resolution = self.table.resolve(request.method, raw_path)
+        route_path = stage_path(raw_path, self.api.stage)
+        if route_path is None:
+            return error_reply(404)
+        resolution = self.table.resolve(request.method, route_path)
         if not resolution.candidates:
             if resolution.allow:
                 return error_reply(405, headers=[("Allow", ", ".join(resolution.allow))])

@@ -24,6 +24,7 @@ from router.sources.stream.shards import AwsShardClient, Shard, ShardSource, arr
 if TYPE_CHECKING:
     from router.config import Config as RouterConfig
     from router.core.ports import SourceContext
+    from router.core.writes import WriteJournal
 
 RECORD_OVERHEAD = 420  # bytes of JSON around one record's data in the event
 
@@ -99,6 +100,9 @@ class KinesisClient(AwsShardClient):
             size=size,
             key=raw["PartitionKey"],
         )
+
+    def written_by(self, writes: WriteJournal, raw: Any) -> str | None:
+        return writes.take_kinesis(self.stream_arn.rsplit("/", 1)[-1], raw["PartitionKey"], raw["Data"])
 
 
 def check(settings: Config, config: RouterConfig, where: str, problems: list[str]) -> None:

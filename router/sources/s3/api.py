@@ -76,6 +76,15 @@ def s3_records(body: str) -> list[dict[str, Any]] | None:
     return [r for r in records if isinstance(r, dict) and r.get("eventSource") == "aws:s3" and "s3" in r]
 
 
+def _writer(ctx: SourceContext, record: dict[str, Any]) -> str | None:
+    """Loop protection: the trace of the invocation the write journal says put this object (router/core/
+    writes.py); S3 notifications carry no trace of their own."""
+    if ctx.writes is None:
+        return None
+    s3 = record["s3"]
+    return ctx.writes.take_s3(s3["bucket"]["name"], unquote_plus(s3["object"]["key"]))
+
+
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
@@ -182,10 +191,10 @@ class QueuedNotifications:
                 )
             elif records:
                 region = self.announcer.region
-                envelopes = [
-                    self.announcer.envelope(normalize_record(r, region=region, seq=time.time_ns()))
-                    for r in records
-                ]
+                normalized = [normalize_record(r, region=region, seq=time.time_ns()) for r in records]
+                if self.ctx.writes is not None:
+                    self.ctx.writes.refresh()
+                envelopes = [self.announcer.envelope(r, trace=_writer(self.ctx, r)) for r in normalized]
                 try:
                     await self.ctx.submit(envelopes)
                 except DispatchError:
@@ -264,12 +273,16 @@ class PolledBucket:
         assert self.objects is not None
         first_start = self.objects.empty_journal
         new: list[NewVersion] = []
+        writes = self.ctx.writes
+        if writes is not None:
+            writes.refresh()  # after the listing: every write noted before S3 stored it is seen
         for key in sorted(listing):
             size, etag, modified = listing[key]
             stamp = f"{etag}:{modified:.6f}"
             known = self.objects.get(key)
             if known is None or known.stamp != stamp:
-                new.append(NewVersion(key=key, size=size, etag=etag, stamp=stamp, when=modified))
+                trace = writes.take_s3(self.config.bucket, key) if writes is not None else None
+                new.append(NewVersion(key, size, etag, stamp, when=modified, trace=trace))
         if first_start and not self.config.announce_existing:
             self.objects.record_many(
                 [(v.key, ObjectVersion(size=v.size, etag=v.etag, stamp=v.stamp, seq=0)) for v in new]

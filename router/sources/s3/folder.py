@@ -261,15 +261,24 @@ class FolderBucket:
             *(asyncio.to_thread(hash_if_unchanged, self.root / k, s) for k, s in fresh)
         )
         versions = []
+        writes = self.ctx.writes
+        if writes is not None and fresh:
+            writes.refresh()
         for (key, stamp), etag in zip(fresh, etags, strict=True):
             if etag is None:
                 continue  # written to or removed while we read it: the next pass sees what happened
             self.pending.pop(key, None)
             size = int(stamp.partition(":")[0])
-            trace = from_xattr(self.root / key)  # loop protection: set by a writer that wants it carried
-            versions.append(NewVersion(key=key, size=size, etag=etag, stamp=stamp, trace=trace))
+            versions.append(NewVersion(key=key, size=size, etag=etag, stamp=stamp, trace=self._writer(key)))
         if versions:
             await self.announcer.created(versions)
+
+    def _writer(self, key: str) -> str | None:
+        """Loop protection: the trace a writer left on the file (`user.router.trace`), else the trace of the
+        invocation the write journal says wrote it (router/core/writes.py), else None."""
+        path = self.root / key
+        noted = self.ctx.writes.take_file(path) if self.ctx.writes is not None else None
+        return from_xattr(path) or noted
 
     async def _gone(self, key: str) -> None:
         """key (a file, or a folder that held files) no longer exists: announce each vanished object."""

@@ -12,11 +12,14 @@
   half is retried on its own, in order; splitting spends no retry); given up when `max_retries` retries are
   spent; else retried after a pause (doubling from `retry_delay_s`). With `max_retries` -1 they are retried
   until they expire.
-* A batch whose chain of events is past `limits.max_loop_depth` (LoopDetected, router/loops.py) is given up
-  at once with condition RecursiveLoopDetected: retrying cannot help.
+* A batch carries the trace of its first record that has one (loop protection). A batch whose chain of
+  events is past `limits.max_loop_depth` (LoopDetected, router/dispatch/loops.py) is given up at once with
+  condition RecursiveLoopDetected: retrying cannot help.
 * Before each call, records older than `max_record_age_s` are given up (condition RecordAgeExceeded). A
   batch whose rendered event is over the 6 MB payload cap is split; a single record over it is given up
   (MaximumPayloadSizeExceeded).
+* With tumbling windows (router/sources/stream/windows.py) the event carries its window's fields and state,
+  and a successful answer's state is kept for the window's next invocation.
 * Giving up writes one failure record for the given-up records to the failure sink (which retries until the
   record is stored) and only then settles them, so a crash in between re-delivers rather than loses.
 """
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
     from router.core.results import InvocationResult
     from router.sources.stream.failure import FailureSink
     from router.sources.stream.stats import MappingStats
+    from router.sources.stream.windows import Window
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +85,9 @@ class Attempt:
     invokes: int = 0  # calls that carried these records (approximateInvokeCount)
 
 
-async def deliver(mapping: StreamMapping, partition: Partition, records: list[StreamRecord]) -> None:
+async def deliver(
+    mapping: StreamMapping, partition: Partition, records: list[StreamRecord], window: Window | None = None
+) -> None:
     s, stats = mapping.settings, mapping.stats
     stats.batch(len(records))
     work = [Attempt(records)]
@@ -91,6 +97,8 @@ async def deliver(mapping: StreamMapping, partition: Partition, records: list[St
         if not live:
             continue
         payload = mapping.render(partition.name, live)
+        if window is not None:
+            payload = window.wrap(payload)
         if len(payload) > PAYLOAD_CAP:
             if len(live) > 1:
                 work[0:0] = _halves(live, attempt)
@@ -98,11 +106,13 @@ async def deliver(mapping: StreamMapping, partition: Partition, records: list[St
                 await give_up(mapping, partition, live, PAYLOAD_SIZE_EXCEEDED, None, attempt.invokes, payload)
             continue
         try:
-            result = await _invoke(mapping, live, payload)
+            result = await invoke_until_dispatched(mapping, payload, _trace(live))
         except LoopDetected:  # router/loops.py: retrying cannot help; the batch is given up at once
             await give_up(mapping, partition, live, RECURSIVE_LOOP, None, attempt.invokes, payload)
             continue
         attempt.invokes += 1
+        if window is not None:
+            window.answered(result)
         failed_at = _first_failure(mapping, partition, result, live)
         if failed_at is None:
             stats.delivered += len(live)
@@ -121,6 +131,39 @@ async def deliver(mapping: StreamMapping, partition: Partition, records: list[St
             stats.retries += 1
             await mapping.clock.sleep(delay_after(attempt.retries + 1, s.retry_delay_s, s.retry_delay_max_s))
             work.insert(0, Attempt(rest, attempt.retries + 1, attempt.invokes))
+
+
+async def finish_window(mapping: StreamMapping, window: Window | None, *, early: bool = False) -> None:
+    """A tumbling window's final invocation (router/sources/stream/windows.py): no records, its state,
+    isFinalInvokeForWindow; retried on function errors as a batch is, then logged and dropped."""
+    if window is None:
+        return
+    payload = window.final_payload(early=early)
+    s, retries = mapping.settings, 0
+    while True:
+        try:
+            result = await invoke_until_dispatched(mapping, payload, None)
+        except LoopDetected:
+            return
+        if result.ok:
+            return
+        if 0 <= s.max_retries <= retries:
+            log.warning(
+                "final invocation of a tumbling window failed; retries spent, dropped",
+                extra={"fields": {"function": mapping.route.function, "shard": window.shard_id}},
+            )
+            return
+        await mapping.clock.sleep(min(s.retry_delay_s * 2**retries, s.retry_delay_max_s))
+        retries += 1
+
+
+def _trace(records: list[StreamRecord]) -> str | None:
+    """A batch's trace (loop protection): its first record's that has one."""
+    for record in records:
+        trace = record.trace_header
+        if trace is not None:
+            return trace
+    return None
 
 
 def _halves(records: list[StreamRecord], parent: Attempt) -> list[Attempt]:
@@ -143,10 +186,12 @@ async def _drop_expired(mapping: StreamMapping, partition: Partition, attempt: A
     return [r for r in attempt.records if not r.done]
 
 
-async def _invoke(mapping: StreamMapping, records: list[StreamRecord], payload: bytes) -> InvocationResult:
+async def invoke_until_dispatched(
+    mapping: StreamMapping, payload: bytes, trace: str | None
+) -> InvocationResult:
+    """Invoke, backing off and calling again for as long as the call is not dispatched."""
     s, clock = mapping.settings, mapping.clock
     backoff = Backoff(s.throttle_delay_s, s.throttle_delay_max_s)
-    trace = records[0].trace_header
     warned = False
     while True:
         try:

@@ -17,6 +17,9 @@ The source (Kafka, Kinesis, DynamoDB Streams) owns the reading; the mapping owns
   failure destination). The source hears of it through `StreamKind.checkpoint(partition, last)` and persists
   it (Kafka commit, a checkpoint file). A record after an unsettled one is never checkpointed, so a crash
   re-delivers at most what was buffered or in flight, and loses nothing.
+* With `tumbling_window_s`, each lane delivers its records window by window
+  (router/sources/stream/windows.py): a batch stays within one window, and a window ends with a final
+  invocation carrying its state.
 * Function errors are retried, bisected, narrowed by partial batch responses and aged out as configured
   (`router/sources/stream_batch.py`); given-up records go to the failure destination
   (`router/sources/stream_failure.py`). Dispatch errors (throttled, shutting down, no such function) make
@@ -34,8 +37,9 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
-from router.sources.stream.batch import deliver
+from router.sources.stream.batch import deliver, finish_window
 from router.sources.stream.records import PAYLOAD_CAP, MappingSettings, StreamKind, StreamRecord
+from router.sources.stream.windows import LaneWindows
 
 if TYPE_CHECKING:
     from router.core.clock import Clock
@@ -238,6 +242,12 @@ class Lane:
     queued_bytes: int = 0
     since: float = 0.0  # monotonic time the oldest queued record arrived (the batching window's start)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    windows: LaneWindows | None = None  # with tumbling windows
+
+    def __post_init__(self) -> None:
+        seconds = self.partition.mapping.settings.tumbling_window_s
+        if seconds > 0:
+            self.windows = LaneWindows(seconds, self.partition.name)
 
     def extend(self, records: Sequence[StreamRecord], now: float) -> None:
         if not records:
@@ -250,21 +260,37 @@ class Lane:
         self.wake.set()
 
     async def run(self) -> None:
-        mapping = self.partition.mapping
+        mapping, windows = self.partition.mapping, self.windows
         while True:
             batch = await self.gather()
             if batch is None:
                 return
-            await deliver(mapping, self.partition, batch)
+            if windows is None:
+                await deliver(mapping, self.partition, batch)
+            elif batch:
+                ended, window = windows.take(batch[0])
+                await finish_window(mapping, ended)
+                await deliver(mapping, self.partition, batch, window=window)
+                if window.too_big:
+                    await finish_window(mapping, windows.close(), early=True)
+            else:
+                await finish_window(mapping, windows.close())
 
     async def gather(self) -> list[StreamRecord] | None:
-        """The next batch: waits for a first record, then for the window, a full batch or the payload cap."""
+        """The next batch: waits for a first record, then for the window, a full batch or the payload cap.
+        With tumbling windows, [] when the open window is over and no record is queued (its final call)."""
         p, s, clock = self.partition, self.partition.mapping.settings, self.partition.mapping.clock
         while not self.queue:
             if p.closing:
                 return None
             self.wake.clear()
-            await self.wake.wait()
+            due = self.windows.due_in(clock.time()) if self.windows is not None else None
+            if due is None:
+                await self.wake.wait()
+            elif due <= 0:
+                return []
+            else:
+                await _wait_event(self.wake, due, clock)
         if p.closing:
             return None
         if s.window_s > 0:
@@ -286,6 +312,8 @@ class Lane:
     def _take(self) -> list[StreamRecord]:
         s = self.partition.mapping.settings
         queue = self.queue
+        if self.windows is not None:
+            return self._take_window()
         if self.queued_bytes <= s.max_bytes:  # all queued records fit under the cap: no need to weigh each
             popleft = queue.popleft
             batch = [popleft() for _ in range(min(len(queue), s.batch_size))]
@@ -299,6 +327,23 @@ class Lane:
                 batch.append(queue.popleft())
                 size += nxt
         # Records left behind keep `since`: they already waited a window, the next batch goes out at once.
+        self.queued_bytes -= size
+        self.partition.took(len(batch))
+        return batch
+
+    def _take_window(self) -> list[StreamRecord]:
+        """Like _take, but the batch ends where the head record's tumbling window does."""
+        s, queue, windows = self.partition.mapping.settings, self.queue, self.windows
+        assert windows is not None
+        start = windows.start_of(queue[0])
+        batch: list[StreamRecord] = []
+        size = 0
+        while queue and len(batch) < s.batch_size and windows.start_of(queue[0]) == start:
+            nxt = queue[0].size
+            if batch and size + nxt > s.max_bytes:
+                break
+            batch.append(queue.popleft())
+            size += nxt
         self.queued_bytes -= size
         self.partition.took(len(batch))
         return batch

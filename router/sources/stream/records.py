@@ -75,6 +75,7 @@ class MappingSettings:
     max_record_age_s: float = -1  # -1: records never expire
     bisect: bool = False
     report_batch_item_failures: bool = False
+    tumbling_window_s: int = 0  # 0: no tumbling windows (router/sources/stream/windows.py)
     buffer_records: int = 0  # per-partition buffer before the source is told to pause; 0 = derived
     retry_delay_s: float = 0.1  # first pause after a function error, doubled per retry
     retry_delay_max_s: float = 5.0
@@ -103,6 +104,7 @@ class MappingSettings:
             max_record_age_s=on_error.max_record_age_s,
             bisect=on_error.bisect,
             report_batch_item_failures=on_error.report_batch_item_failures,
+            tumbling_window_s=batch.tumbling_window_s,
             **overrides,
         )
 

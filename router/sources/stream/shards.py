@@ -46,6 +46,7 @@ from router.sources.stream.stats import MappingStats
 if TYPE_CHECKING:
     from router.core.backends import CheckpointStore, ShardOwnership
     from router.core.ports import RoutePort, SourceContext
+    from router.core.writes import WriteJournal
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,16 @@ class Shard:
     closed: bool = False  # has an ending sequence number: no records will be added
 
 
+def _writers(writes: WriteJournal, client: ShardClient, raws: list[Any], records: list[StreamRecord]) -> None:
+    """Records a function of this router wrote carry its trace (router/core/writes.py): the journal is read
+    after the page was fetched, so every write noted before the service stored a record is in it."""
+    writes.refresh()
+    for raw, record in zip(raws, records, strict=True):
+        trace = client.written_by(writes, raw)
+        if trace is not None:
+            record.trace = trace
+
+
 class ShardClient(Protocol):
     info_key: str  # the failure record's batch-info key: "KinesisBatchInfo" | "DDBStreamBatchInfo"
     stream_arn: str
@@ -81,6 +92,10 @@ class ShardClient(Protocol):
         ...
 
     def build(self, shard_id: str, raw: Any) -> StreamRecord: ...
+
+    def written_by(self, writes: WriteJournal, raw: Any) -> str | None:
+        """The trace of the invocation that wrote this record, from the write journal (loop protection)."""
+        ...
 
     def sequence(self, record: StreamRecord) -> str: ...
 
@@ -335,6 +350,8 @@ class ShardReader:
                 backoff.reset()
                 if raws:
                     records = [client.build(shard, r) for r in raws]
+                    if m.ctx.writes is not None:
+                        _writers(m.ctx.writes, client, raws, records)
                     engine.offer(shard, records)
                     self.last_read = client.sequence(records[-1])
                 elif iterator is not None:

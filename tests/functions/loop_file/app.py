@@ -2,6 +2,7 @@
 
 $BUCKET_DIR is the folder. The `user.router.trace` extended attribute lets the router count the chain; it is
 set before the file is complete (renamed into place), so the router sees it when it announces the file.
+With $NO_XATTR set it writes a plain file (no attribute): the router's runtime notes the write instead.
 """
 
 import os
@@ -14,6 +15,7 @@ def handler(event, context):
     tmp = os.path.join(folder, f".{name}.tmp")
     with open(tmp, "wb") as f:
         f.write(b"again")
-    os.setxattr(tmp, "user.router.trace", os.environ["_X_AMZN_TRACE_ID"].encode())
+    if not os.environ.get("NO_XATTR"):
+        os.setxattr(tmp, "user.router.trace", os.environ["_X_AMZN_TRACE_ID"].encode())
     os.replace(tmp, os.path.join(folder, name))
     return {"wrote": name}
