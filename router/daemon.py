@@ -32,7 +32,7 @@ from typing import Any
 from aiohttp import web
 
 from router import backends as local_backends
-from router.config import Config, RouteConfig
+from router.config import Config, RouteConfig, split_qualifier
 from router.control.app import create_app
 from router.control.catalog import FunctionCatalog
 from router.control.plane import ControlPlane
@@ -301,7 +301,11 @@ class Daemon:
                 elif (
                     new.sources[name] != old.sources[name]
                     or self._routes_for(new, name) != self._routes_for(old, name)
-                    or any(f in reformatted for r in self._routes_for(new, name) for f in r.functions)
+                    or any(
+                        split_qualifier(f)[0] in reformatted
+                        for r in self._routes_for(new, name)
+                        for f in r.functions
+                    )
                 ):
                     log.info("reload: source changed", extra={"fields": {"source": name}})
                     await self._stop_source(name)

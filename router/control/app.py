@@ -73,7 +73,7 @@ def request_counter(plane: ControlPlane) -> Any:
 
 
 def create_app(plane: ControlPlane) -> web.Application:
-    from router.control import functions, inspect, invoke
+    from router.control import aliases, functions, inspect, invoke, versions
     from router.control.auth import auth_middleware
 
     max_body = plane.config.server.max_body_mb * 1024 * 1024
@@ -90,5 +90,7 @@ def create_app(plane: ControlPlane) -> web.Application:
     app.router.add_get("/metrics", metrics)
     invoke.add_routes(app)
     functions.add_routes(app)
+    versions.add_routes(app)
+    aliases.add_routes(app)
     inspect.add_routes(app)
     return app
