@@ -73,7 +73,7 @@ def request_counter(plane: ControlPlane) -> Any:
 
 
 def create_app(plane: ControlPlane) -> web.Application:
-    from router.control import aliases, functions, inspect, invoke, invoke_config, versions
+    from router.control import aliases, functions, inspect, invoke, invoke_config, layers, tags, versions
     from router.control.auth import auth_middleware
 
     max_body = plane.config.server.max_body_mb * 1024 * 1024
@@ -93,5 +93,7 @@ def create_app(plane: ControlPlane) -> web.Application:
     versions.add_routes(app)
     aliases.add_routes(app)
     invoke_config.add_routes(app)
+    layers.add_routes(app)
+    tags.add_routes(app)
     inspect.add_routes(app)
     return app

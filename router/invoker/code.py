@@ -199,6 +199,7 @@ def prepare_layers(layers: list[Path], cache_dir: Path) -> Path:
     target = Path(cache_dir) / f"opt-{key}"
     if target.is_dir():
         return target.resolve()
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".opt-", dir=cache_dir))
     try:
         total = 0
