@@ -70,7 +70,14 @@ from router.dispatch.concurrency import Accounting
 from router.dispatch.loops import LoopGuard
 from router.dispatch.pool import InstanceFactory, InstancePool
 from router.dispatch.queue import DurableQueue
-from router.dispatch.registry import LATEST, FunctionDefinition, async_settings, resolve
+from router.dispatch.registry import (
+    LATEST,
+    FunctionDefinition,
+    async_settings,
+    call_fields,
+    pool_key,
+    resolve,
+)
 from router.dispatch.scheduler import LAMBDA_RETRY_DELAYS_S, LAMBDA_SYSTEM_BACKOFF_S, AsyncScheduler
 from router.dispatch.stats import (
     Call,
@@ -216,7 +223,7 @@ class Dispatcher:
         return dict(self._defs)
 
     async def set_functions(self, defs: Mapping[str, FunctionDefinition]) -> None:
-        wanted = {_pool_key(v): v for d in defs.values() for v in (d, *d.versions.values())}
+        wanted = {pool_key(v.name, v.version): v for d in defs.values() for v in (d, *d.versions.values())}
         removed = [key for key in self._pools if key not in wanted]
         self._defs.clear()
         self._defs.update(defs)
@@ -319,7 +326,7 @@ class Dispatcher:
             function=function,
             source=source,
             started_at=self.clock.time(),
-            **_qualified(target, qualifier, self._arn),
+            **call_fields(target, qualifier, self._arn),
         )
         with slot:
             # The call runs in its own task so that drain can cancel it without cancelling the caller.
@@ -336,8 +343,7 @@ class Dispatcher:
                 self._sync_calls.discard(task)
 
     async def _run(self, call: Call) -> InvocationResult:
-        key = call.function if call.version == LATEST else f"{call.function}:{call.version}"
-        pool = self._pools.get(key)
+        pool = self._pools.get(pool_key(call.function, call.version))
         if pool is None:
             raise FunctionNotFound(f"Function not found: {self._arn(call.function, call.qualifier)}")
         result = await pool.invoke(call)
@@ -429,7 +435,7 @@ class Dispatcher:
             source=event.source,
             attempt=event.attempts + 1,
             started_at=self.clock.time(),
-            **_qualified(target, event.qualifier, self._arn),
+            **call_fields(target, event.qualifier, self._arn),
         )
         return await self._run(call)
 
@@ -460,19 +466,6 @@ class Dispatcher:
 
     def _publish(self) -> None:
         publish_state(self.metrics, self.stats())
-
-
-def _pool_key(defn: FunctionDefinition) -> str:
-    return defn.name if defn.version == LATEST else f"{defn.name}:{defn.version}"
-
-
-def _qualified(
-    target: FunctionDefinition, qualifier: str | None, arn: Callable[[str, str | None], str]
-) -> dict[str, Any]:
-    """Call fields of a qualified call: the version that runs, the qualifier and the ARN it was invoked by."""
-    if qualifier is None or qualifier == LATEST:
-        return {}
-    return {"version": target.version, "qualifier": qualifier, "function_arn": arn(target.name, qualifier)}
 
 
 def _invoker_factory(config: Config) -> InstanceFactory:

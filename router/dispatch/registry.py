@@ -23,7 +23,7 @@ import base64
 import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -81,6 +81,20 @@ def resolve(defn: FunctionDefinition, qualifier: str | None, draw: float) -> Fun
         if qualifier == LATEST:
             return defn
     return defn.versions.get(qualifier)
+
+
+def pool_key(name: str, version: str) -> str:
+    """The dispatcher's key of a version's instance pool: `name` for $LATEST, `name:version` else."""
+    return name if version == LATEST else f"{name}:{version}"
+
+
+def call_fields(
+    target: FunctionDefinition, qualifier: str | None, arn: Callable[[str, str | None], str]
+) -> dict[str, Any]:
+    """The Call fields of a qualified call: the version that runs, its qualifier, the ARN it was called by."""
+    if qualifier is None or qualifier == LATEST:
+        return {}
+    return {"version": target.version, "qualifier": qualifier, "function_arn": arn(target.name, qualifier)}
 
 
 def async_settings(defn: FunctionDefinition, qualifier: str | None) -> FunctionDefinition | None:
