@@ -147,9 +147,11 @@ class Versions:
         code_file = f"v{number}" if latest.origin == "config" and code.suffix != ".zip" else f"v{number}.zip"
         now, revision = time.time(), str(uuid.uuid4())
         description = snapshot.description if description is None else description
+        # What rides on the function (tags, invoke configs, URLs) is not part of a version's snapshot.
         frozen = msgspec.structs.replace(
-            snapshot, code_file=code_file, revision_id=revision, description=description, last_modified=now
-        )
+            snapshot, code_file=code_file, revision_id=revision, description=description, last_modified=now,
+            tags={}, invoke_configs={}, urls={},
+        )  # fmt: skip
         record = VersionRecord(
             version=number,
             function=frozen,
