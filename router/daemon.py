@@ -43,7 +43,7 @@ from typing import Any
 from aiohttp import web
 
 from router import backends as local_backends
-from router.config import Config, RouteConfig
+from router.config import Config, RouteConfig, split_qualifier
 from router.control.app import create_app
 from router.control.catalog import FunctionCatalog
 from router.control.codewatch import CodeWatcher
@@ -63,7 +63,7 @@ from router.sources import kind_module
 log = logging.getLogger("router.daemon")
 
 # Sections a reload cannot change: the running ones are kept until the next restart.
-RESTART_KEYS = ("server", "state_dir", "account", "billing", "limits", "inspect")
+RESTART_KEYS = ("server", "state_dir", "account", "billing", "limits", "inspect", "aws")
 BIND_ERRNOS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 
 
@@ -392,7 +392,11 @@ class Daemon:
                 elif (
                     new.sources[name] != old.sources[name]
                     or self._routes_for(new, name) != self._routes_for(old, name)
-                    or any(f in reformatted for r in self._routes_for(new, name) for f in r.functions)
+                    or any(
+                        split_qualifier(f)[0] in reformatted
+                        for r in self._routes_for(new, name)
+                        for f in r.functions
+                    )
                 ):
                     log.info("reload: source changed", extra={"fields": {"source": name}})
                     await self._stop_source(name)

@@ -17,9 +17,18 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from router.config import Config, Destination, FunctionConfig, RouteConfig, SourceSettings, read_config
+from router.config import (
+    Config,
+    Destination,
+    FunctionConfig,
+    RouteConfig,
+    SourceSettings,
+    read_config,
+    split_qualifier,
+)
 from router.config.loader import Loaded, decode_config
 from router.config.sources import KINDS, kind_traits
+from router.core.arn import parse_layer_version_arn
 from router.core.errors import ConfigError
 from router.dispatch.filter_syntax import pattern_problems
 from router.sources import kind_module
@@ -67,7 +76,7 @@ def check(config: Config, problems: list[str], declared: set[str] = frozenset())
             problems.append(
                 f"{where}.source: no source named {r.source!r} (sources: {_names(config.sources)})"
             )
-        for fn in r.functions:
+        for fn in (split_qualifier(f)[0] for f in r.functions):
             if fn not in config.functions and fn not in declared:
                 problems.append(
                     f"{where}.function: no function named {fn!r} (functions: {_names(config.functions)})"
@@ -81,23 +90,48 @@ def check(config: Config, problems: list[str], declared: set[str] = frozenset())
         for which, dest in (("on_failure", f.async_.on_failure), ("on_success", f.async_.on_success)):
             if dest is not None:
                 _check_destination(config, dest, f"functions.{name}.async.{which}", problems)
+        if f.async_.dead_letter is not None:
+            _check_dead_letter(config, f.async_.dead_letter, f"functions.{name}.async.dead_letter", problems)
     for i, r in enumerate(config.routes):
         if r.on_error is not None and r.on_error.destination is not None:
-            _check_destination(config, r.on_error.destination, f"routes[{i}].on_error.destination", problems)
+            where = f"routes[{i}].on_error.destination"
+            _check_destination(config, r.on_error.destination, where, problems, kinds=STREAM_DESTINATIONS)
 
 
 def _names(d: dict[str, Any]) -> str:
     return ", ".join(sorted(d)) or "none defined"
 
 
-def _check_destination(config: Config, d: Destination, where: str, problems: list[str]) -> None:
-    chosen = [k for k in ("directory", "function", "kafka") if getattr(d, k) is not None]
-    if len(chosen) != 1:
-        problems.append(
-            f"{where}: give exactly one of directory, function, kafka (got {', '.join(chosen) or 'none'})"
-        )
-    if d.function is not None and d.function not in config.functions:
+ASYNC_DESTINATIONS = ("directory", "function", "kafka", "sqs", "sns", "eventbridge")
+STREAM_DESTINATIONS = ("directory", "function", "kafka")  # stream failure sinks (sources/stream/failure.py)
+AWS_ARNS = {
+    "sqs": re.compile(r"^(arn:aws[a-zA-Z-]*:sqs:[a-z0-9-]+:\d{12}:[\w.-]+|https?://\S+)$"),
+    "sns": re.compile(r"^arn:aws[a-zA-Z-]*:sns:[a-z0-9-]+:\d{12}:[\w.-]+$"),
+    "eventbridge": re.compile(r"^(arn:aws[a-zA-Z-]*:events:[a-z0-9-]+:\d{12}:event-bus/[\w./-]+|[\w./-]+)$"),
+}
+
+
+def _check_destination(
+    config: Config,
+    d: Destination,
+    where: str,
+    problems: list[str],
+    kinds: tuple[str, ...] = ASYNC_DESTINATIONS,
+) -> None:
+    chosen = [k for k in ASYNC_DESTINATIONS if getattr(d, k) is not None]
+    if len(chosen) != 1 or chosen[0] not in kinds:
+        got = ", ".join(chosen) or "none"
+        problems.append(f"{where}: give exactly one of {', '.join(kinds)} (got {got})")
+    if d.function is not None and split_qualifier(d.function)[0] not in config.functions:
         problems.append(f"{where}.function: no function named {d.function!r}")
+    for kind, pattern in AWS_ARNS.items():
+        value = getattr(d, kind)
+        if value is not None and not pattern.match(value):
+            problems.append(f"{where}.{kind}: {value!r} is not an {kind} ARN")
+
+
+def _check_dead_letter(config: Config, d: Destination, where: str, problems: list[str]) -> None:
+    _check_destination(config, d, where, problems, kinds=("sqs", "sns"))
 
 
 def check_function(config: Config, name: str, f: FunctionConfig, problems: list[str]) -> None:
@@ -114,6 +148,7 @@ def check_function(config: Config, name: str, f: FunctionConfig, problems: list[
             f"{where}.provisioned_concurrency: {f.provisioned_concurrency} is more than "
             f"reserved_concurrency {f.reserved_concurrency}"
         )
+    _check_layers(config, f, where, problems)
     code = config.path(f.code)
     if not code.exists():
         problems.append(f"{where}.code: {f.code!r} does not exist")
@@ -121,6 +156,20 @@ def check_function(config: Config, name: str, f: FunctionConfig, problems: list[
     problem = handler_problem(f.runtime, f.handler, code)
     if problem:
         problems.append(f"{where}.handler: {problem}")
+
+
+MAX_LAYERS = 5  # Lambda's limit per function
+
+
+def _check_layers(config: Config, f: FunctionConfig, where: str, problems: list[str]) -> None:
+    if len(f.layers) > MAX_LAYERS:
+        problems.append(f"{where}.layers: {len(f.layers)} layers, Lambda's limit is {MAX_LAYERS}")
+    for i, layer in enumerate(f.layers):
+        if layer.startswith("arn:"):
+            if parse_layer_version_arn(layer) is None:
+                problems.append(f"{where}.layers[{i}]: {layer!r} is not a layer version ARN")
+        elif not config.path(layer).exists():
+            problems.append(f"{where}.layers[{i}]: {layer!r} does not exist (a folder, a ZIP or an ARN)")
 
 
 def handler_problem(runtime: str, handler: str, code: Path) -> str | None:

@@ -15,6 +15,7 @@ from router.config.loader import Loaded, decode_config, read_config
 from router.config.model import (
     AccountConfig,
     AsyncConfig,
+    AwsConfig,
     BatchConfig,
     BillingConfig,
     Config,
@@ -28,11 +29,13 @@ from router.config.model import (
     OnErrorConfig,
     RouteConfig,
     ServerConfig,
+    split_qualifier,
 )
 
 __all__ = [
     "AccountConfig",
     "AsyncConfig",
+    "AwsConfig",
     "BatchConfig",
     "BillingConfig",
     "Config",
@@ -56,4 +59,5 @@ __all__ = [
     "TimeoutS",
     "decode_config",
     "read_config",
+    "split_qualifier",
 ]

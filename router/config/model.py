@@ -42,12 +42,35 @@ class BillingConfig(Strict):
     request_usd: Annotated[float, msgspec.Meta(ge=0)] = 0.0000002
 
 
+class AwsConfig(Strict):
+    """The AWS endpoint the router itself calls: SQS/SNS/EventBridge destinations, code and layers from S3."""
+
+    endpoint_url: str | None = None  # e.g. http://127.0.0.1:4566 (LocalStack, moto); None: AWS
+    region: str | None = None  # None: account.region
+    access_key_id: str | None = None  # None: the usual credential chain (environment, profile)
+    secret_access_key: str | None = None
+
+    def client_args(self, default_region: str) -> dict[str, Any]:
+        args: dict[str, Any] = {"region_name": self.region or default_region}
+        if self.endpoint_url:
+            args["endpoint_url"] = self.endpoint_url
+        if self.access_key_id and self.secret_access_key:
+            args["aws_access_key_id"] = self.access_key_id
+            args["aws_secret_access_key"] = self.secret_access_key
+        return args
+
+
 class Destination(Strict):
-    """Where given-up (or succeeded) events go: a directory of JSON records, a function, or a Kafka topic."""
+    """Where given-up (or succeeded) events go: a directory of JSON records, a function (`name` or
+    `name:qualifier`), a Kafka topic, or (through the `aws:` endpoint) an SQS queue, an SNS topic or an
+    EventBridge bus, each named by ARN (an SQS queue also by URL)."""
 
     directory: str | None = None
     function: str | None = None
     kafka: KafkaDestination | None = None
+    sqs: str | None = None
+    sns: str | None = None
+    eventbridge: str | None = None
 
 
 class KafkaDestination(Strict):
@@ -60,6 +83,7 @@ class AsyncConfig(Strict):
     max_event_age_s: Annotated[int, msgspec.Meta(ge=60, le=21600)] = 21600
     on_failure: Destination | None = None
     on_success: Destination | None = None
+    dead_letter: Destination | None = None  # Lambda's DeadLetterConfig: an SQS queue or SNS topic
 
 
 class FunctionConfig(Strict):
@@ -76,6 +100,7 @@ class FunctionConfig(Strict):
     async_: AsyncConfig = msgspec.field(default_factory=AsyncConfig, name="async")
     description: str = ""
     python_zygote: bool | None = None  # None: invoker.python_zygote (docs/invoker.md)
+    layers: list[str] = []  # folders or ZIPs (relative to the config), or layer version ARNs; /opt in order
 
 
 class BatchConfig(Strict):
@@ -97,6 +122,13 @@ class OnErrorConfig(Strict):
 class HttpRouteConfig(Strict):
     method: str = "ANY"
     path: str = "$default"
+
+
+def split_qualifier(function: str) -> tuple[str, str | None]:
+    """`resize:live` -> ("resize", "live"); `resize` -> ("resize", None). A route or a function destination
+    may pin a published version or an alias of a function this way (docs/control-plane.md)."""
+    name, sep, qualifier = function.partition(":")
+    return name, (qualifier if sep else None)
 
 
 class RouteConfig(Strict):
@@ -139,6 +171,7 @@ class Config(Strict):
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     inspect: InspectConfig = msgspec.field(default_factory=InspectConfig)
     invoker: InvokerConfig = msgspec.field(default_factory=InvokerConfig)
+    aws: AwsConfig = msgspec.field(default_factory=AwsConfig)
     functions: dict[str, FunctionConfig] = {}
     sources: dict[str, SourceConfig] = {}  # name -> the kind's settings (router.config.sources)
     routes: list[RouteConfig] = []

@@ -5,7 +5,10 @@
 * `GET /healthz` (the process is up), `GET /readyz` (sources started and not draining: `plane.is_ready`),
   `GET /metrics` (Prometheus text from router/metrics.py, plus `router_api_requests_total` by operation
   and status);
-* Invoke (router/control/invoke.py) and function management (router/control/functions.py);
+* Invoke (router/control/invoke.py) and function management (router/control/functions.py), with versions,
+  aliases, event invoke configs, layers, tags and function URLs (one module each);
+* the function URLs themselves under `/lambda-url/` (router/control/url_gateway.py; open to all when their
+  AuthType is NONE);
 * the event inspection API under `/inspect/` (router/control/inspect.py), when `extras["inspect"]` is set.
 
 Middlewares, outermost first: `error_middleware` gives each request an `x-amzn-RequestId` and answers every
@@ -73,7 +76,18 @@ def request_counter(plane: ControlPlane) -> Any:
 
 
 def create_app(plane: ControlPlane) -> web.Application:
-    from router.control import functions, inspect, invoke
+    from router.control import (
+        aliases,
+        functions,
+        inspect,
+        invoke,
+        invoke_config,
+        layers,
+        tags,
+        url_gateway,
+        urls,
+        versions,
+    )
     from router.control.auth import auth_middleware
 
     max_body = plane.config.server.max_body_mb * 1024 * 1024
@@ -90,5 +104,12 @@ def create_app(plane: ControlPlane) -> web.Application:
     app.router.add_get("/metrics", metrics)
     invoke.add_routes(app)
     functions.add_routes(app)
+    versions.add_routes(app)
+    aliases.add_routes(app)
+    invoke_config.add_routes(app)
+    layers.add_routes(app)
+    tags.add_routes(app)
+    urls.add_routes(app)
+    url_gateway.add_routes(app)
     inspect.add_routes(app)
     return app

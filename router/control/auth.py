@@ -11,7 +11,8 @@ When a token is configured, every request must carry it, in one of two forms:
 A request without credentials gets 401 MissingAuthenticationTokenException; wrong credentials get 403
 UnrecognizedClientException (the names AWS uses), both in Lambda's error shape. The probes `/healthz` and
 `/readyz` stay open, because orchestrators (docker compose, Kubernetes) probe without credentials and they
-reveal nothing but up/ready; `/metrics` needs the token like everything else.
+reveal nothing but up/ready; `/metrics` needs the token like everything else. Function URLs
+(`/lambda-url/...`) check their own AuthType: open with NONE, this same token with AWS_IAM.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from router.control.errors import ApiError, Handler
 from router.core.errors import MISSING_TOKEN, UNRECOGNIZED_CLIENT
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+FUNCTION_URLS = "/lambda-url/"
 _SIGV4 = re.compile(r"^AWS4-HMAC-SHA256\s+.*?Credential=([^/,\s]+)/")
 
 
@@ -58,7 +60,8 @@ def check_token(authorization: str | None, token: str) -> ApiError | None:
 def auth_middleware(token: str) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in OPEN_PATHS:
+        # Function URLs check their own AuthType (router/control/url_gateway.py).
+        if request.path not in OPEN_PATHS and not request.path.startswith(FUNCTION_URLS):
             error = check_token(request.headers.get("Authorization"), token)
             if error is not None:
                 raise error

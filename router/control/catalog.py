@@ -13,6 +13,12 @@ deployments never overwrite each other: both go through `self.lock` and hand the
   applied second; a definition that cannot be built (the invoker refuses the code) rolls the change back.
   After `set_functions`, new calls go to instances of the new revision while in-flight calls finish on the
   old ones (the dispatcher's contract).
+* Published versions and aliases (router.control.versioning, `self.versions`) exist for both kinds of
+  function; the dispatcher gets them attached to each function's $LATEST definition (`dispatch_definitions`).
+  Layers published through the API are `self.layers` (router.control.layer_store); a function's layer ARNs
+  resolve there, config functions' too.
+* `change(name, mutate)` applies a change that is not code or launch settings (tags, event invoke configs,
+  function URLs): persisted, and the dispatcher's asynchronous settings follow at once.
 """
 
 from __future__ import annotations
@@ -21,18 +27,23 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from router.config import Config, FunctionConfig
-from router.control.errors import ApiError, conflict, invalid_parameter, not_found
-from router.control.names import function_arn
+from router.config import AsyncConfig, Config, FunctionConfig
+from router.control.async_settings import async_config
+from router.control.errors import conflict, invalid_parameter, not_found, precondition_failed
+from router.control.layer_store import LayerStore
+from router.control.names import LATEST, function_arn
 from router.control.store import FunctionRecord, FunctionStore, new_code_file
-from router.core.errors import PRECONDITION_FAILED
+from router.control.versioning import Versions
+from router.core.arn import parse_layer_version_arn
 from router.dispatch.registry import (
     FunctionDefinition,
+    config_layers,
     definitions_from_config,
     journal_env,
     make_definition,
@@ -54,6 +65,8 @@ class FunctionCatalog:
         self.state_dir = state_dir
         self.dispatcher = dispatcher
         self.store = FunctionStore(state_dir / "functions")
+        self.layers = LayerStore(state_dir / "layers")
+        self.versions = Versions(self)
         self.records: dict[str, FunctionRecord] = {}
         self.lock = asyncio.Lock()
         self._config_defs: dict[str, FunctionDefinition] = {}
@@ -63,7 +76,8 @@ class FunctionCatalog:
 
     async def start(self) -> None:
         async with self.lock:
-            self._config_defs = await asyncio.to_thread(definitions_from_config, self.config, self.state_dir)
+            await asyncio.to_thread(self.layers.load)
+            self._config_defs = await asyncio.to_thread(self._config_definitions, self.config)
             self.records = await asyncio.to_thread(self.store.load)
             for name, record in list(self.records.items()):
                 try:
@@ -71,15 +85,19 @@ class FunctionCatalog:
                 except BUILD_ERRORS as e:
                     log.error(f"deployed function {name!r} cannot be prepared and is not loaded: {e}")
                     del self.records[name]
+            await asyncio.to_thread(self.versions.load)
             self._warn_shadowed()
-            await self._apply()
+            await self.apply()
+
+    def _config_definitions(self, config: Config) -> dict[str, FunctionDefinition]:
+        return definitions_from_config(config, self.state_dir, layers=self.layer_zip)
 
     async def reload(self, config: Config) -> None:
         async with self.lock:
-            defs = await asyncio.to_thread(definitions_from_config, config, self.state_dir)
+            defs = await asyncio.to_thread(self._config_definitions, config)
             self.config, self._config_defs = config, defs
             self._warn_shadowed()
-            await self._apply()
+            await self.apply()
 
     async def refresh_code(self, names: list[str]) -> list[str]:
         """Rebuild these config functions from their code (hot reload); returns those whose revision
@@ -100,6 +118,7 @@ class FunctionCatalog:
                         region=self.config.account.region,
                         account_id=self.config.account.account_id,
                         runtime_env=journal_env(self.config, self.state_dir),
+                        layers=config_layers(self.config, fconfig, self.layer_zip),
                     )
                 except BUILD_ERRORS as e:
                     log.error(f"hot reload: {name}: code cannot be prepared, keeping the running one: {e}")
@@ -108,15 +127,19 @@ class FunctionCatalog:
                     self._config_defs[name] = new
                     changed.append(name)
             if changed:
-                await self._apply()
+                await self.apply()
             return changed
 
     def _warn_shadowed(self) -> None:
         for name in sorted(set(self._api_defs) & set(self._config_defs)):
             log.warning(f"deployed function {name!r} is shadowed by the config function of the same name")
 
-    async def _apply(self) -> None:
-        await self.dispatcher.set_functions(self.definitions())
+    async def apply(self) -> None:
+        await self.dispatcher.set_functions(self.dispatch_definitions())
+
+    def dispatch_definitions(self) -> dict[str, FunctionDefinition]:
+        """Every function with its published versions and aliases attached (what the dispatcher runs)."""
+        return {name: self.versions.attach(defn) for name, defn in self.definitions().items()}
 
     # -- reading --------------------------------------------------------------------------------------
 
@@ -151,12 +174,22 @@ class FunctionCatalog:
         record = self.record(name)
         return self.store.code_path(record) if record is not None else None
 
+    def layer_zip(self, arn: str) -> Path:
+        """The ZIP of a layer version ARN (deleted versions too: functions using them keep them)."""
+        parsed = parse_layer_version_arn(arn)
+        found = self.layers.get(*parsed, deleted=True) if parsed is not None else None
+        if parsed is None or found is None:
+            raise ValueError(f"Layer version {arn} does not exist.")
+        return self.layers.zip_path(*parsed)
+
     # -- changes --------------------------------------------------------------------------------------
 
     async def create(self, record: FunctionRecord, zip_bytes: bytes) -> FunctionDefinition:
         async with self.lock:
             if record.name in self._config_defs or record.name in self.records:
                 raise conflict(f"Function already exist: {record.name}")
+            # Versions left by a config function of this name that is gone are not this function's.
+            await self.versions.forget(record.name)
             record = msgspec.structs.replace(
                 record, code_file=new_code_file(), revision_id=str(uuid.uuid4()), last_modified=time.time()
             )
@@ -167,7 +200,7 @@ class FunctionCatalog:
                 await asyncio.to_thread(self.store.delete, record.name)
                 raise invalid_parameter(f"The code cannot be prepared: {e}") from None
             self.records[record.name], self._api_defs[record.name] = record, defn
-            await self._apply()
+            await self.apply()
             _log_change("function created", defn)
             return defn
 
@@ -215,8 +248,9 @@ class FunctionCatalog:
         async with self.lock:
             self.writable(name, None)
             await asyncio.to_thread(self.store.delete, name)
+            await self.versions.forget(name)
             del self.records[name], self._api_defs[name]
-            await self._apply()
+            await self.apply()
             log.info("function deleted", extra={"fields": {"function": name}})
 
     # -- helpers --------------------------------------------------------------------------------------
@@ -231,13 +265,25 @@ class FunctionCatalog:
         if record is None:
             raise not_found(self.arn(name))
         if revision_id and revision_id != record.revision_id:
-            raise ApiError(
-                412,
-                PRECONDITION_FAILED,
-                "The Revision Id provided does not match the latest Revision Id. "
-                "Call the GetFunction/GetAlias API to retrieve the latest Revision Id",
-            )
+            raise precondition_failed()
         return record
+
+    async def change(self, name: str, mutate: Callable[[FunctionRecord], FunctionRecord]) -> FunctionRecord:
+        """Persist a change of what rides on the record (tags, invoke configs, URLs); RevisionId stays."""
+        async with self.lock:
+            updated = mutate(self.writable(name, None))
+            defn = self._api_defs[name]
+            async_ = self.async_for_record(updated, LATEST, updated.dead_letter_arn)
+            defn = msgspec.structs.replace(defn, config=msgspec.structs.replace(defn.config, async_=async_))
+            await asyncio.to_thread(self.store.save, updated)
+            await self._commit(updated, defn)
+            return updated
+
+    def async_for_record(
+        self, record: FunctionRecord, qualifier: str, dead_letter_arn: str | None
+    ) -> AsyncConfig:
+        """The AsyncConfig of a deployed function's qualifier: its event invoke config, its dead letters."""
+        return async_config(record.invoke_configs.get(qualifier), dead_letter_arn)
 
     def _touched(self, record: FunctionRecord, **changes: Any) -> FunctionRecord:
         return msgspec.structs.replace(
@@ -246,7 +292,7 @@ class FunctionCatalog:
 
     async def _commit(self, record: FunctionRecord, defn: FunctionDefinition) -> FunctionDefinition:
         self.records[record.name], self._api_defs[record.name] = record, defn
-        await self._apply()
+        await self.apply()
         return defn
 
     def _check_budget(self, name: str, reserved: int) -> None:
@@ -258,6 +304,12 @@ class FunctionCatalog:
             )
 
     def _build(self, record: FunctionRecord) -> FunctionDefinition:
+        return self.build_record(record, self.store.code_path(record))
+
+    def build_record(
+        self, record: FunctionRecord, code: Path, *, version: str = LATEST, opt_dir: Path | None = None
+    ) -> FunctionDefinition:
+        """A deployed function's definition (or one of its versions', from the version's snapshot)."""
         config = FunctionConfig(
             runtime=record.runtime,
             handler=record.handler,
@@ -267,17 +319,22 @@ class FunctionCatalog:
             reserved_concurrency=record.reserved_concurrency,
             environment=dict(record.environment),
             description=record.description,
+            async_=self.async_for_record(record, version, record.dead_letter_arn),
+            layers=list(record.layers),
         )
         return make_definition(
             record.name,
             config,
-            self.store.code_path(record),
+            code,
             state_dir=self.state_dir,
             origin="api",
             region=self.config.account.region,
             account_id=self.config.account.account_id,
             last_modified=record.last_modified,
             runtime_env=journal_env(self.config, self.state_dir),
+            layers=[self.layer_zip(arn) for arn in record.layers] if opt_dir is None else (),
+            version=version,
+            opt_dir=opt_dir,
         )
 
 

@@ -9,6 +9,7 @@ defaults for a plain ZIP function on $LATEST (State Active, PackageType Zip, Tra
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from router.config import Config
@@ -23,15 +24,25 @@ CODE_SIZE_UNZIPPED = 250 * MB
 TOTAL_CODE_SIZE = 75 * 1024 * MB
 
 
+LayerSize = Callable[[str], int]  # a layer version ARN -> its CodeSize
+
+
 def function_configuration(
-    defn: FunctionDefinition, record: FunctionRecord | None, config: Config
+    defn: FunctionDefinition,
+    record: FunctionRecord | None,
+    config: Config,
+    *,
+    qualifier: str | None = None,
+    layer_size: LayerSize | None = None,
 ) -> dict[str, Any]:
-    """One function's FunctionConfiguration (the body of Get/Create/UpdateFunction*)."""
+    """One function's FunctionConfiguration (the body of Get/Create/UpdateFunction*). For a published
+    version `record` is its snapshot; `qualifier` (a version or an alias) qualifies FunctionArn."""
     fc = defn.config
     account = config.account
+    qualifier = qualifier or (defn.version if defn.version != LATEST else None)
     out: dict[str, Any] = {
         "FunctionName": defn.name,
-        "FunctionArn": defn.spec.arn,
+        "FunctionArn": f"{defn.spec.arn}:{qualifier}" if qualifier else defn.spec.arn,
         "Runtime": fc.runtime,
         "Role": record.role if record and record.role else role_arn("router", account.account_id),
         "Handler": fc.handler,
@@ -41,9 +52,9 @@ def function_configuration(
         "MemorySize": fc.memory_mb,
         "LastModified": defn.last_modified,
         "CodeSha256": defn.code_sha256,
-        "Version": LATEST,
+        "Version": defn.version,
         "TracingConfig": {"Mode": "PassThrough"},
-        "RevisionId": record.revision_id if record else str(uuid.uuid5(uuid.NAMESPACE_URL, defn.revision)),
+        "RevisionId": revision_id(defn, record),
         "State": "Active",
         "LastUpdateStatus": "Successful",
         "PackageType": "Zip",
@@ -54,14 +65,32 @@ def function_configuration(
     }
     if fc.environment:
         out["Environment"] = {"Variables": dict(fc.environment)}
+    if record is not None and record.layers:
+        size = layer_size or (lambda _arn: 0)
+        out["Layers"] = [{"Arn": arn, "CodeSize": size(arn)} for arn in record.layers]
+    if record is not None and record.dead_letter_arn:
+        out["DeadLetterConfig"] = {"TargetArn": record.dead_letter_arn}
     return out
 
 
+def revision_id(defn: FunctionDefinition, record: FunctionRecord | None) -> str:
+    """A deployed function's RevisionId, or a config function's (derived from its revision)."""
+    return record.revision_id if record else str(uuid.uuid5(uuid.NAMESPACE_URL, defn.revision))
+
+
 def get_function(
-    defn: FunctionDefinition, record: FunctionRecord | None, config: Config, base_url: str
+    defn: FunctionDefinition,
+    record: FunctionRecord | None,
+    config: Config,
+    base_url: str,
+    *,
+    qualifier: str | None = None,
+    layer_size: LayerSize | None = None,
+    tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {"Configuration": function_configuration(defn, record, config), "Tags": {}}
-    if record is not None:
+    configuration = function_configuration(defn, record, config, qualifier=qualifier, layer_size=layer_size)
+    out: dict[str, Any] = {"Configuration": configuration, "Tags": dict(tags or {})}
+    if record is not None and defn.version == LATEST:
         # Lambda answers with a pre-signed S3 URL; the router serves the stored ZIP itself.
         out["Code"] = {
             "RepositoryType": "S3",

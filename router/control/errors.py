@@ -93,6 +93,15 @@ def too_large(limit: int, operation: str) -> ApiError:
     )
 
 
+def precondition_failed() -> ApiError:
+    return ApiError(
+        412,
+        E.PRECONDITION_FAILED,
+        "The Revision Id provided does not match the latest Revision Id. "
+        "Call the GetFunction/GetAlias API to retrieve the latest Revision Id",
+    )
+
+
 def invalid_json() -> ApiError:
     return ApiError(400, E.INVALID_REQUEST_CONTENT, "Could not parse request body into json")
 

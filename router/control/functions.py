@@ -17,78 +17,72 @@ Paths, methods and status codes are botocore's Lambda model (service-2.json, API
 | GetAccountSettings           | GET    /2016-08-19/account-settings                  | 200     |
 
 plus `GET /router/functions/{name}/code.zip`, where GetFunction's Code.Location points (Lambda's is a
-pre-signed S3 URL). Uploaded ZIPs are checked in memory (router.control.uploads) before anything is written;
-changes go through the FunctionCatalog, which persists them and hands the dispatcher the new set.
+pre-signed S3 URL). Code comes as `ZipFile` or from S3 (router.control.code_source), checked in memory before
+anything is written; changes go through the FunctionCatalog, which persists them and hands the dispatcher
+the new set.
+
+Beyond the basics: `Publish: true` (CreateFunction, UpdateFunctionCode, UpdateFunctionConfiguration) publishes
+a version of the result and answers with it; `Tags`, `Layers` and `DeadLetterConfig` are taken and stored;
+GetFunction / GetFunctionConfiguration take a `Qualifier` (a version or an alias); DeleteFunction with a
+version `Qualifier` deletes that version; ListFunctions with `FunctionVersion=ALL` lists every version too.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
 from typing import Any
 
 from aiohttp import web
 
-from router.control.catalog import FunctionCatalog
-from router.control.configuration import account_settings, function_configuration, get_function
-from router.control.errors import invalid_parameter, not_found
-from router.control.names import NEW_FUNCTION_NAME, parse_function_name
-from router.control.plane import PLANE_KEY
+from router.control import access, code_source, pages
+from router.control.access import Qualified, catalog, configuration, latest_name
+from router.control.configuration import account_settings, get_function
+from router.control.errors import invalid_parameter
+from router.control.names import LATEST, NEW_FUNCTION_NAME, FunctionRef, parse_function_name
 from router.control.requests import (
     ConcurrencyIn,
     CreateFunctionIn,
+    DeadLetterConfigIn,
     UpdateCodeIn,
     UpdateConfigurationIn,
-    check_content_type,
     check_settings,
-    check_zip_source,
     decode,
 )
 from router.control.store import FunctionRecord
-from router.control.uploads import UnsafeZip, check_zip
 from router.dispatch.registry import FunctionDefinition
 
-DEFAULT_PAGE = 50
+
+def _latest(request: web.Request, defn: FunctionDefinition) -> dict[str, Any]:
+    return configuration(request, Qualified(defn, catalog(request).record(defn.name), None))
 
 
-def _catalog(request: web.Request) -> FunctionCatalog:
-    catalog = request.app[PLANE_KEY].catalog
-    assert catalog is not None, "the control plane runs without a function catalog"
-    return catalog
+async def _answer(
+    request: web.Request, defn: FunctionDefinition, publish: bool, status: int = 200
+) -> web.Response:
+    """The function's configuration, or with Publish, that of the version published from it."""
+    if publish:
+        record, version = await catalog(request).versions.publish(
+            defn.name, code_sha256=None, revision_id=None, description=None
+        )
+        return web.json_response(
+            configuration(request, Qualified(version, record.function, None)), status=status
+        )
+    return web.json_response(_latest(request, defn), status=status)
 
 
-def _name(request: web.Request) -> str:
-    """The plain function name of the path; a qualifier other than $LATEST names nothing that exists."""
-    ref = parse_function_name(request.match_info["name"], request.query.get("Qualifier"))
-    if not ref.is_latest:
-        raise not_found(_catalog(request).arn(ref.name, ref.qualifier))
-    return ref.name
+def _dead_letter(config: DeadLetterConfigIn | None) -> str | None:
+    if config is None or not config.target_arn:
+        return None
+    from router.control.async_settings import destination_from_arn
 
-
-def _configuration(request: web.Request, defn: FunctionDefinition) -> dict[str, Any]:
-    catalog = _catalog(request)
-    return function_configuration(defn, catalog.record(defn.name), catalog.config)
-
-
-async def _body(request: web.Request) -> bytes:
-    check_content_type(request)
-    return await request.read()
-
-
-async def _checked_zip(data: bytes) -> bytes:
-    try:
-        await asyncio.to_thread(check_zip, data)
-    except UnsafeZip as e:
-        raise invalid_parameter(str(e)) from None
-    return data
+    destination_from_arn(config.target_arn, dead_letter=True)  # refuses anything but SQS and SNS
+    return config.target_arn
 
 
 # -- handlers ----------------------------------------------------------------------------------------------
 
 
 async def create_function(request: web.Request) -> web.Response:
-    req = decode(await _body(request), CreateFunctionIn)
+    req = decode(await access.body(request), CreateFunctionIn)
     ref = parse_function_name(req.function_name)
     if ref.qualifier is not None or not NEW_FUNCTION_NAME.match(ref.name):
         raise invalid_parameter(
@@ -110,7 +104,7 @@ async def create_function(request: web.Request) -> web.Response:
         environment=env,
         architectures=req.architectures,
     )
-    zip_bytes = await _checked_zip(check_zip_source(req.code))
+    cat = catalog(request)
     record = FunctionRecord(
         name=ref.name,
         runtime=req.runtime,
@@ -122,40 +116,71 @@ async def create_function(request: web.Request) -> web.Response:
         timeout_s=req.timeout,
         environment=dict(env),
         architectures=list(req.architectures),
+        tags=access.check_tags(req.tags),
+        layers=access.check_layers(cat, req.layers),
+        dead_letter_arn=_dead_letter(req.dead_letter_config),
     )
-    defn = await _catalog(request).create(record, zip_bytes)
-    return web.json_response(_configuration(request, defn), status=201)
+    zip_bytes = await code_source.package(cat.config, req.code)
+    defn = await cat.create(record, zip_bytes)
+    return await _answer(request, defn, req.publish, status=201)
 
 
 async def list_functions(request: web.Request) -> web.Response:
-    catalog = _catalog(request)
-    limit = _max_items(request.query.get("MaxItems"))
-    names = catalog.names()
-    marker = request.query.get("Marker")
+    cat = catalog(request)
+    everything = request.query.get("FunctionVersion")
+    if everything not in (None, "ALL"):
+        raise invalid_parameter(f"FunctionVersion must be ALL, got {everything!r}")
+    entries: list[tuple[str, str]] = []
+    for name in cat.names():
+        entries.append((name, LATEST))
+        if everything:
+            entries.extend((name, v.version) for v in cat.versions.of(name).ordered())
+    chunk, marker = pages.page(request, entries, _entry_key)
+    functions = [configuration(request, access.qualified(request, _ref(name, v))) for name, v in chunk]
+    for config, (_, version) in zip(functions, chunk, strict=True):
+        if version == LATEST:  # listed unqualified, as Lambda lists $LATEST
+            config["FunctionArn"] = config["FunctionArn"].removesuffix(f":{LATEST}")
+    body: dict[str, Any] = {"Functions": functions}
     if marker:
-        after = _decode_marker(marker)
-        names = [n for n in names if n > after]
-    page, rest = names[:limit], names[limit:]
-    body: dict[str, Any] = {"Functions": [_configuration(request, catalog.require(n)) for n in page]}
-    if rest:
-        body["NextMarker"] = _encode_marker(page[-1])
+        body["NextMarker"] = marker
     return web.json_response(body)
 
 
+def _entry_key(entry: tuple[str, str]) -> str:
+    name, version = entry
+    return name if version == LATEST else f"{name}:{version}"
+
+
+def _ref(name: str, version: str) -> FunctionRef:
+    return FunctionRef(name, None if version == LATEST else version)
+
+
 async def get_function_handler(request: web.Request) -> web.Response:
-    catalog = _catalog(request)
-    defn = catalog.require(_name(request))
+    cat = catalog(request)
+    q = access.qualified(request, access.target(request))
     base = f"{request.scheme}://{request.host}"
-    return web.json_response(get_function(defn, catalog.record(defn.name), catalog.config, base))
+    record = cat.record(q.defn.name)
+    tags = record.tags if record is not None else {}
+    body = get_function(
+        q.defn,
+        q.record,
+        cat.config,
+        base,
+        qualifier=q.qualifier,
+        layer_size=access.layer_size(cat),
+        tags=tags,
+    )
+    return web.json_response(body)
 
 
 async def get_configuration(request: web.Request) -> web.Response:
-    return web.json_response(_configuration(request, _catalog(request).require(_name(request))))
+    return web.json_response(configuration(request, access.qualified(request, access.target(request))))
 
 
 async def update_configuration(request: web.Request) -> web.Response:
-    req = decode(await _body(request), UpdateConfigurationIn)
-    name = _name(request)
+    req = decode(await access.body(request), UpdateConfigurationIn)
+    name = latest_name(request)
+    cat = catalog(request)
     env = req.environment.variables if req.environment is not None else None
     check_settings(
         runtime=req.runtime,
@@ -173,93 +198,76 @@ async def update_configuration(request: web.Request) -> web.Response:
         "description": req.description,
         "role": req.role,
         "environment": env,
+        "layers": access.check_layers(cat, req.layers) if req.layers is not None else None,
     }
-    changes = {k: v for k, v in given.items() if v is not None}
-    defn = await _catalog(request).update_settings(name, changes, revision_id=req.revision_id)
-    return web.json_response(_configuration(request, defn))
+    changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if req.dead_letter_config is not None:
+        changes["dead_letter_arn"] = _dead_letter(req.dead_letter_config)
+    defn = await cat.update_settings(name, changes, revision_id=req.revision_id)
+    return await _answer(request, defn, False)
 
 
 async def update_code(request: web.Request) -> web.Response:
-    req = decode(await _body(request), UpdateCodeIn)
-    name = _name(request)
-    catalog = _catalog(request)
+    req = decode(await access.body(request), UpdateCodeIn)
+    name = latest_name(request)
+    cat = catalog(request)
     if req.architectures is not None:
         check_settings(architectures=req.architectures)
-    zip_bytes = await _checked_zip(check_zip_source(req))
+    zip_bytes = await code_source.package(cat.config, req)
     if req.dry_run:
         # Validate only: the function must exist and be writable; nothing is stored or applied.
-        catalog.writable(name, req.revision_id)
-        return web.json_response(_configuration(request, catalog.require(name)))
-    defn = await catalog.update_code(name, zip_bytes, revision_id=req.revision_id)
-    return web.json_response(_configuration(request, defn))
+        cat.writable(name, req.revision_id)
+        return web.json_response(_latest(request, cat.require(name)))
+    defn = await cat.update_code(name, zip_bytes, revision_id=req.revision_id)
+    return await _answer(request, defn, req.publish)
 
 
 async def delete_function(request: web.Request) -> web.Response:
-    await _catalog(request).delete(_name(request))
+    ref = access.target(request)
+    cat = catalog(request)
+    if ref.qualifier == LATEST:
+        raise invalid_parameter("$LATEST version cannot be deleted without deleting the function.")
+    if ref.qualifier is not None:
+        cat.require(ref.name)
+        await cat.versions.delete_version(ref.name, ref.qualifier)
+    else:
+        await cat.delete(ref.name)
     return web.Response(status=204)
 
 
 async def put_concurrency(request: web.Request) -> web.Response:
-    req = decode(await _body(request), ConcurrencyIn)
+    req = decode(await access.body(request), ConcurrencyIn)
     if req.reserved_concurrent_executions < 0:
         raise invalid_parameter("ReservedConcurrentExecutions must be 0 or more")
-    name = _name(request)
-    await _catalog(request).set_reserved(name, req.reserved_concurrent_executions)
+    name = latest_name(request)
+    await catalog(request).set_reserved(name, req.reserved_concurrent_executions)
     return web.json_response({"ReservedConcurrentExecutions": req.reserved_concurrent_executions})
 
 
 async def get_concurrency(request: web.Request) -> web.Response:
-    defn = _catalog(request).require(_name(request))
+    defn = catalog(request).require(latest_name(request))
     reserved = defn.config.reserved_concurrency
     return web.json_response({} if reserved is None else {"ReservedConcurrentExecutions": reserved})
 
 
 async def delete_concurrency(request: web.Request) -> web.Response:
-    await _catalog(request).set_reserved(_name(request), None)
+    await catalog(request).set_reserved(latest_name(request), None)
     return web.Response(status=204)
 
 
 async def get_account_settings(request: web.Request) -> web.Response:
-    catalog = _catalog(request)
-    return web.json_response(account_settings(catalog.definitions(), catalog.config))
+    cat = catalog(request)
+    return web.json_response(account_settings(cat.definitions(), cat.config))
 
 
 async def download_code(request: web.Request) -> web.StreamResponse:
-    catalog = _catalog(request)
-    name = _name(request)
-    defn = catalog.require(name)
-    path = catalog.code_path(name)
+    cat = catalog(request)
+    name = latest_name(request)
+    defn = cat.require(name)
+    path = cat.code_path(name)
     if path is None:
         raise invalid_parameter(f"Function {name} comes from the config file; its code is {defn.config.code}")
     return web.FileResponse(path, headers={"Content-Type": "application/zip"})
-
-
-# -- pagination --------------------------------------------------------------------------------------------
-
-
-def _max_items(value: str | None) -> int:
-    if value is None:
-        return DEFAULT_PAGE
-    try:
-        n = int(value)
-    except ValueError:
-        raise invalid_parameter(f"MaxItems must be an integer, got {value!r}") from None
-    if not 1 <= n <= 10000:
-        raise invalid_parameter(f"MaxItems must be between 1 and 10000, got {n}")
-    return n
-
-
-def _encode_marker(last_name: str) -> str:
-    return base64.urlsafe_b64encode(last_name.encode()).decode()
-
-
-def _decode_marker(marker: str) -> str:
-    try:
-        return base64.b64decode(marker.encode(), altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise invalid_parameter(
-            f"Invalid Marker {marker!r}: pass the NextMarker of a previous page"
-        ) from None
 
 
 def add_routes(app: web.Application) -> None:

@@ -1,13 +1,15 @@
 """Lambda Invoke: `POST /2015-03-31/functions/{FunctionName}/invocations`, and `POST /invoke/{name}` for curl.
 
-Request: FunctionName is a name, name:qualifier, or a full or partial ARN (router.control.names; only
-$LATEST exists). Headers: `X-Amz-Invocation-Type` RequestResponse (default) | Event | DryRun;
+Request: FunctionName is a name, name:qualifier, or a full or partial ARN (router.control.names); the
+qualifier (or `?Qualifier=`) is $LATEST, a published version or an alias, whose weights pick the version.
+Headers: `X-Amz-Invocation-Type` RequestResponse (default) | Event | DryRun;
 `X-Amz-Log-Type` None | Tail; `X-Amz-Client-Context` (base64 of a JSON object, at most 3583 bytes, passed to
 the function's context on synchronous calls); `X-Amzn-Trace-Id` (passed on as the call's trace id).
 The body must be JSON (an empty body is `{}`): at most 6 MB for RequestResponse, 1 MB for Event.
 
 Response:
-* RequestResponse: 200, the function's response, `X-Amz-Executed-Version: $LATEST`, `x-amzn-RequestId` =
+* RequestResponse: 200, the function's response, `X-Amz-Executed-Version` (the version that ran: `$LATEST`
+  or a number), `x-amzn-RequestId` =
   the invocation's request id. A function error is still 200, with `X-Amz-Function-Error: Unhandled` and
   Lambda's `{errorMessage, errorType, stackTrace}` body. With Tail, `X-Amz-Log-Result` holds the base64 of
   the last 4 KB of the call's log.
@@ -34,10 +36,9 @@ from router.control.errors import (
     ApiError,
     from_dispatch_error,
     invalid_parameter,
-    not_found,
     too_large,
 )
-from router.control.names import LATEST, function_arn, parse_function_name
+from router.control.names import function_arn, parse_function_name
 from router.control.plane import PLANE_KEY
 from router.control.requests import check_content_type
 from router.core.errors import INVALID_REQUEST_CONTENT, DispatchError
@@ -133,8 +134,7 @@ async def _invoke(request: web.Request) -> web.Response:
     account = plane.config.account
     ref = parse_function_name(request.match_info["name"], request.query.get("Qualifier"))
     arn = function_arn(account.region, account.account_id, ref.name, ref.qualifier)
-    if not ref.is_latest:
-        raise not_found(arn)  # no published versions or aliases
+    qualifier = None if ref.is_latest else ref.qualifier
     kind = _invocation_type(request)
     tail = _log_tail(request)
     client_context = check_client_context(request.headers.get(CLIENT_CONTEXT))
@@ -144,17 +144,22 @@ async def _invoke(request: web.Request) -> web.Response:
     dispatcher = plane.dispatcher
     try:
         if kind == DRY_RUN:
-            dispatcher.check(ref.name)
+            dispatcher.check(ref.name, qualifier)
             return web.Response(status=204)
+        pinned = {"qualifier": qualifier} if qualifier else {}
         if kind == EVENT:
-            request_id = await dispatcher.enqueue(ref.name, payload, trace=trace, source="invoke")
+            request_id = await dispatcher.enqueue(ref.name, payload, trace=trace, source="invoke", **pinned)
             return web.Response(status=202, headers={REQUEST_ID: request_id})
         result = await dispatcher.invoke(
-            ref.name, payload, client_context=client_context, trace=trace, source="invoke"
+            ref.name, payload, client_context=client_context, trace=trace, source="invoke", **pinned
         )
     except DispatchError as e:
         raise from_dispatch_error(e, arn=arn) from None
-    headers = {EXECUTED_VERSION: LATEST, REQUEST_ID: result.request_id, "Content-Type": "application/json"}
+    headers = {
+        EXECUTED_VERSION: result.executed_version,
+        REQUEST_ID: result.request_id,
+        "Content-Type": "application/json",
+    }
     if result.function_error:
         headers[FUNCTION_ERROR] = result.function_error
     if tail:

@@ -1,9 +1,9 @@
 """FunctionName as Lambda's API takes it: a name, name:qualifier, a full ARN or a partial ARN.
 
 `parse_function_name(value, qualifier)` returns the plain name and the qualifier (from `:qualifier` in the
-name or the `Qualifier` query parameter; both given and different is an error, as on Lambda). The router
-has no published versions or aliases: only `$LATEST` (or no qualifier) names a function; any other
-qualifier is a ResourceNotFoundException, raised by the caller that knows whether the function exists.
+name or the `Qualifier` query parameter; both given and different is an error, as on Lambda). Whether a
+qualifier names a published version or an alias is for the caller that knows them (the catalog, the
+dispatcher); one that names nothing is a ResourceNotFoundException.
 The region and account of an ARN are not checked, so ARNs copied from a real account work locally.
 """
 

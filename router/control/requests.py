@@ -1,7 +1,7 @@
 """The request bodies of the function-management API, and the checks Lambda applies to their values.
 
 Structs mirror botocore's Lambda model (member names via rename="pascal": `zip_file` is `ZipFile`); members
-the router does not implement (VpcConfig, Layers, TracingConfig, Tags, ...) are accepted and ignored so that
+the router does not implement (VpcConfig, TracingConfig, KMSKeyArn, ...) are accepted and ignored so that
 deployment tools sending them still work. `decode(body, type)` maps a body that is not JSON to
 InvalidRequestContentException and a wrongly typed member to InvalidParameterValueException.
 `check_settings(...)` enforces Lambda's limits (memory 128-10240 MB, timeout 1-900 s, 4 KB of environment,
@@ -43,7 +43,12 @@ class CodeIn(Base):
     zip_file: bytes | None = None  # base64 in the JSON; msgspec decodes it
     s3_bucket: str | None = None
     s3_key: str | None = None
+    s3_object_version: str | None = None
     image_uri: str | None = None
+
+
+class DeadLetterConfigIn(Base):
+    target_arn: str | None = None  # "" (or absent) removes it
 
 
 class EnvironmentIn(Base):
@@ -63,6 +68,9 @@ class CreateFunctionIn(Base):
     package_type: str = "Zip"
     architectures: list[str] = msgspec.field(default_factory=lambda: ["x86_64"])
     publish: bool = False
+    tags: dict[str, str] = {}
+    layers: list[str] = []
+    dead_letter_config: DeadLetterConfigIn | None = None
 
 
 class UpdateCodeIn(CodeIn):
@@ -81,6 +89,8 @@ class UpdateConfigurationIn(Base):
     memory_size: int | None = None
     environment: EnvironmentIn | None = None
     revision_id: str | None = None
+    layers: list[str] | None = None
+    dead_letter_config: DeadLetterConfigIn | None = None
 
 
 class ConcurrencyIn(Base):
@@ -103,16 +113,6 @@ def decode(body: bytes, typ: type[T]) -> T:
         raise invalid_parameter(f"Invalid request: {e}") from None
     except msgspec.DecodeError:
         raise invalid_json() from None
-
-
-def check_zip_source(code: CodeIn) -> bytes:
-    if code.s3_bucket or code.s3_key or code.image_uri:
-        raise invalid_parameter(
-            "The router accepts code as Code.ZipFile only (no S3Bucket/S3Key, no ImageUri)"
-        )
-    if not code.zip_file:
-        raise invalid_parameter("Please provide a source for function code: Code.ZipFile")
-    return code.zip_file
 
 
 def check_settings(

@@ -5,6 +5,10 @@ Layout, one folder per function:
     <state_dir>/functions/<name>/function.json     the FunctionRecord (settings, revision id, code file)
     <state_dir>/functions/<name>/code-<id>.zip     the uploaded ZIP, as checked (router.control.uploads)
 
+The record also holds what the API attaches to the function: tags, layers, its dead-letter target, event
+invoke configs and function URLs (router.control.records). Published versions and aliases are kept apart,
+in router.control.published, because config-file functions have them too.
+
 Every change is crash-safe: a new function is assembled in `.tmp-<uuid>/` and renamed into place; a new ZIP
 is written under a fresh name before `function.json` is atomically replaced (write, fsync, rename) to point
 at it; a deleted function's folder is first renamed to `.trash-<uuid>/`. `load()` finishes or undoes
@@ -26,6 +30,7 @@ from pathlib import Path
 
 import msgspec
 
+from router.control.records import InvokeConfigRecord, UrlConfigRecord
 from router.core.durable import fsync_dir, remove_temporaries, rename_durably, write_atomically, write_synced
 
 log = logging.getLogger("router.control.store")
@@ -49,6 +54,11 @@ class FunctionRecord(msgspec.Struct, frozen=True, kw_only=True):
     architectures: list[str] = msgspec.field(default_factory=lambda: ["x86_64"])
     revision_id: str = ""  # Lambda's RevisionId: changes with every code or configuration update
     last_modified: float = 0.0  # seconds since the epoch
+    tags: dict[str, str] = {}
+    layers: list[str] = []  # layer version ARNs, in /opt order
+    dead_letter_arn: str | None = None  # DeadLetterConfig.TargetArn (an SQS queue or SNS topic)
+    invoke_configs: dict[str, InvokeConfigRecord] = {}  # qualifier ($LATEST, version, alias) -> config
+    urls: dict[str, UrlConfigRecord] = {}  # qualifier ($LATEST or an alias) -> function URL
 
 
 _encoder = msgspec.json.Encoder()

@@ -46,6 +46,7 @@ class QueuedEvent(msgspec.Struct, kw_only=True):
     system_errors: int = 0  # attempts that could not run for the system's reason (backoff exponent)
     trace: str | None = None
     source: str | None = None
+    qualifier: str | None = None  # the version or alias it was invoked with (None: $LATEST)
 
 
 @runtime_checkable

@@ -56,6 +56,7 @@ class InvocationResult(msgspec.Struct, kw_only=True):
     cost_usd: float = 0.0
     cold: bool = False
     log: bytes = b""  # this call's log lines (stdout/stderr of the instance, tagged), for X-Amz-Log-Result
+    executed_version: str = "$LATEST"  # the published version that ran (X-Amz-Executed-Version)
 
     @property
     def ok(self) -> bool:

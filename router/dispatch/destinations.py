@@ -16,8 +16,17 @@ A `Destination` (router.config) is one of:
 * `directory`: one JSON file per record, named `<UTC time>-<request id>.json`, written atomically (a
   temporary file in the same folder, fsync, rename, fsync of the folder): a reader never sees half a record,
   and a record seen once is there after a crash.
-* `function`: the record is the payload of an asynchronous invocation of that function (queued durably).
+* `function`: the record is the payload of an asynchronous invocation of that function (queued durably);
+  `name:qualifier` invokes a published version or an alias.
 * `kafka`: the record is produced to the topic, keyed by request id (aiokafka, imported only when used).
+* `sqs` / `sns`: the record is the message body, sent to the queue (ARN or URL) or topic ARN;
+  `eventbridge`: the record is the `detail` of an event on that bus, `source` "lambda", `detail-type`
+  "Lambda Function Invocation Result - Success" (or "- Failure"). These go through aiobotocore
+  (router.dispatch.aws_targets) to the endpoint of the router's `aws:` section (`aws=` client arguments).
+
+`deliver_dead_letter` sends the original event (not a record) to a function's dead-letter queue or topic
+(Lambda's DeadLetterConfig), with the message attributes RequestID, ErrorCode and ErrorMessage (its first
+1 KB), as Lambda does.
 
 `deliver` raises `DestinationError` when the destination cannot take the record; the caller decides what
 that means (the async scheduler counts it and drops the event, as Lambda does when its DLQ write fails).
@@ -32,7 +41,7 @@ from typing import Any
 
 import msgspec
 
-from router.config import Destination
+from router.config import Destination, split_qualifier
 from router.core import timefmt
 from router.core.durable import write_atomically
 from router.core.results import InvocationResult
@@ -41,7 +50,14 @@ CONDITION_SUCCESS = "Success"
 CONDITION_RETRIES_EXHAUSTED = "RetriesExhausted"
 CONDITION_EVENT_AGE_EXCEEDED = "EventAgeExceeded"
 
-Enqueue = Callable[..., Awaitable[str]]  # Dispatcher.enqueue(function, payload, *, trace=..., source=...)
+# Dispatcher.enqueue(function, payload, *, trace=..., source=..., qualifier=...)
+Enqueue = Callable[..., Awaitable[str]]
+KINDS = ("directory", "function", "kafka", "sqs", "sns", "eventbridge")
+DETAIL_TYPES = {
+    True: "Lambda Function Invocation Result - Success",
+    False: "Lambda Function Invocation Result - Failure",
+}
+ERROR_MESSAGE_BYTES = 1024
 
 _encoder = msgspec.json.Encoder()
 
@@ -116,43 +132,109 @@ async def deliver(
     resolve: Callable[[str], Path],
     enqueue: Enqueue,
     trace: str | None = None,
+    aws: dict[str, Any] | None = None,
 ) -> str:
     """Send `record` to `destination`; returns where it went (for logs). Raises DestinationError."""
     try:
-        if destination.directory is not None:
-            path = await asyncio.to_thread(
-                write_record_file, resolve(destination.directory), record, name=record_file_name(record)
-            )
-            return str(path)
-        if destination.function is not None:
-            request_id = await enqueue(
-                destination.function, _encoder.encode(record), trace=trace, source="destination"
-            )
-            return f"function {destination.function} (request {request_id})"
-        if destination.kafka is not None:
-            await _produce(destination.kafka.brokers, destination.kafka.topic, record, trace)
-            return f"kafka topic {destination.kafka.topic}"
+        return await _deliver(
+            destination, record, resolve=resolve, enqueue=enqueue, trace=trace, aws=aws or {}
+        )
     except DestinationError:
         raise
     except Exception as e:
         raise DestinationError(f"{describe(destination)}: {e}") from e
-    raise DestinationError("destination names no directory, function or kafka topic")
+
+
+async def _deliver(
+    destination: Destination,
+    record: dict[str, Any],
+    *,
+    resolve: Callable[[str], Path],
+    enqueue: Enqueue,
+    trace: str | None,
+    aws: dict[str, Any],
+) -> str:
+    from router.dispatch import aws_targets
+
+    body = _encoder.encode(record)
+    if destination.directory is not None:
+        path = await asyncio.to_thread(
+            write_record_file, resolve(destination.directory), record, name=record_file_name(record)
+        )
+        return str(path)
+    if destination.function is not None:
+        name, qualifier = split_qualifier(destination.function)
+        pinned = {"qualifier": qualifier} if qualifier else {}
+        request_id = await enqueue(name, body, trace=trace, source="destination", **pinned)
+        return f"function {destination.function} (request {request_id})"
+    if destination.kafka is not None:
+        await _produce(destination.kafka.brokers, destination.kafka.topic, record, trace)
+        return f"kafka topic {destination.kafka.topic}"
+    if destination.sqs is not None:
+        return f"sqs {await aws_targets.send_sqs(destination.sqs, body.decode(), None, aws)}"
+    if destination.sns is not None:
+        await aws_targets.publish_sns(destination.sns, body.decode(), None, aws)
+        return f"sns {destination.sns}"
+    if destination.eventbridge is not None:
+        context = record.get("requestContext", {})
+        success = context.get("condition") == CONDITION_SUCCESS
+        resources = [context["functionArn"]] if "functionArn" in context else []
+        await aws_targets.put_event(
+            destination.eventbridge, DETAIL_TYPES[success], body.decode(), resources, aws
+        )
+        return f"eventbridge {destination.eventbridge}"
+    raise DestinationError(f"destination names none of {', '.join(KINDS)}")
+
+
+async def deliver_dead_letter(
+    destination: Destination,
+    payload: bytes,
+    *,
+    request_id: str,
+    error_code: int,
+    error_message: str,
+    aws: dict[str, Any],
+) -> str:
+    """The original event to an SQS queue or SNS topic, with Lambda's DLQ attributes. DestinationError."""
+    from router.dispatch import aws_targets
+
+    attributes: dict[str, str | int] = {
+        "RequestID": request_id,
+        "ErrorCode": error_code,
+        "ErrorMessage": error_message.encode()[:ERROR_MESSAGE_BYTES].decode("utf-8", "ignore") or "-",
+    }
+    body = payload.decode("utf-8", "replace")
+    try:
+        if destination.sqs is not None:
+            return f"sqs {await aws_targets.send_sqs(destination.sqs, body, attributes, aws)}"
+        if destination.sns is not None:
+            await aws_targets.publish_sns(destination.sns, body, attributes, aws)
+            return f"sns {destination.sns}"
+    except Exception as e:
+        raise DestinationError(f"dead-letter {describe(destination)}: {e}") from e
+    raise DestinationError("a dead-letter target is an SQS queue or an SNS topic")
+
+
+def error_message(payload: bytes) -> str:
+    """The errorMessage of a function error's payload (the payload itself when it is not Lambda's JSON)."""
+    value = _json_or_text(payload)
+    if isinstance(value, dict) and isinstance(value.get("errorMessage"), str):
+        return value["errorMessage"]
+    return payload.decode("utf-8", "replace")
 
 
 def describe(destination: Destination) -> str:
-    if destination.directory is not None:
-        return f"directory {destination.directory}"
-    if destination.function is not None:
-        return f"function {destination.function}"
     if destination.kafka is not None:
         return f"kafka topic {destination.kafka.topic}"
+    for k in KINDS:
+        value = getattr(destination, k)
+        if value is not None:
+            return f"{k} {value}"
     return "empty destination"
 
 
 def kind(destination: Destination) -> str:
-    return next(
-        (k for k in ("directory", "function", "kafka") if getattr(destination, k) is not None), "none"
-    )
+    return next((k for k in KINDS if getattr(destination, k) is not None), "none")
 
 
 async def _produce(brokers: list[str], topic: str, record: dict[str, Any], trace: str | None = None) -> None:

@@ -22,7 +22,14 @@ Contract (what sources, the control plane and the daemon rely on):
   None for an event from outside); the invocation gets one hop more (router/loops.py). Past
   `limits.max_loop_depth` invoke raises `LoopDetected`, and enqueue accepts the event but does not run it:
   its record goes to the function's on_failure destination (condition RecursiveLoopDetected).
-* `check(function)`: DryRun; raises FunctionNotFound when there is no such function.
+* `qualifier=` (invoke, enqueue, check) is a published version or an alias of the function (None or
+  `$LATEST`: the function itself). Each version runs in its own instance pool (its instances run that
+  version's snapshot); an alias picks its version per call by its weights (a fresh draw per call and per
+  async attempt), and `result.executed_version` says which ran. Concurrency is counted per function across
+  its versions: a reservation covers them all, as on Lambda. An asynchronous event keeps its qualifier; its
+  retries and destinations follow that version's (or alias's) asynchronous settings. A qualifier naming
+  no version or alias is `FunctionNotFound`.
+* `check(function, qualifier=None)`: DryRun; raises FunctionNotFound when there is no such function.
 * `await set_functions(defs)`: replace the set of functions (config reload, deploy, delete). A function whose
   spec changed (new revision) gets a new pool: new calls go to new instances, in-flight calls finish on the
   old ones, which are then stopped. Other changes (reserved/provisioned concurrency, idle timeout, async
@@ -45,9 +52,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -61,7 +70,14 @@ from router.dispatch.concurrency import Accounting
 from router.dispatch.loops import LoopGuard
 from router.dispatch.pool import InstanceFactory, InstancePool
 from router.dispatch.queue import DurableQueue
-from router.dispatch.registry import FunctionDefinition
+from router.dispatch.registry import (
+    LATEST,
+    FunctionDefinition,
+    async_settings,
+    call_fields,
+    pool_key,
+    resolve,
+)
 from router.dispatch.scheduler import LAMBDA_RETRY_DELAYS_S, LAMBDA_SYSTEM_BACKOFF_S, AsyncScheduler
 from router.dispatch.stats import (
     Call,
@@ -107,7 +123,8 @@ class Dispatcher:
         self.on_result: list[ResultHook] = []
         self.loops = LoopGuard(config.limits.max_loop_depth, metrics=self.metrics, clock=self.clock)
         self._defs: dict[str, FunctionDefinition] = {}
-        self._pools: dict[str, InstancePool] = {}
+        self._pools: dict[str, InstancePool] = {}  # "name" ($LATEST) and "name:version"
+        self._draw: Callable[[], float] = random.random  # alias weights
         self._retiring: list[InstancePool] = []
         self._counters: dict[str, Counters] = {}
         self._instance_tasks = TaskSet("instances")
@@ -119,10 +136,11 @@ class Dispatcher:
             accounting=self.accounting,
             clock=self.clock,
             metrics=self.metrics,
-            definition=self._defs.get,
+            definition=self._async_definition,
             run_attempt=self._run_attempt,
             enqueue=self._enqueue_internal,
             resolve=config.path,
+            aws=self._aws_args,
             retry_delays_s=retry_delays_s,
             system_backoff_s=system_backoff_s,
         )
@@ -205,7 +223,8 @@ class Dispatcher:
         return dict(self._defs)
 
     async def set_functions(self, defs: Mapping[str, FunctionDefinition]) -> None:
-        removed = [name for name in self._defs if name not in defs]
+        wanted = {pool_key(v.name, v.version): v for d in defs.values() for v in (d, *d.versions.values())}
+        removed = [key for key in self._pools if key not in wanted]
         self._defs.clear()
         self._defs.update(defs)
         self.accounting.set_reservations(
@@ -215,9 +234,9 @@ class Dispatcher:
                 if d.config.reserved_concurrency is not None
             }
         )
-        for name in removed:
-            self._retire(self._pools.pop(name))
-        for name, definition in defs.items():
+        for key in removed:
+            self._retire(self._pools.pop(key))
+        for name, definition in wanted.items():
             pool = self._pools.get(name)
             if pool is not None and pool.definition.spec == definition.spec:
                 pool.update(definition)
@@ -235,7 +254,7 @@ class Dispatcher:
         """Let the instance factory get ready for these functions (the invoker's starts its zygote)."""
         prepare = getattr(self._factory, "prepare", None)
         if prepare is not None:
-            prepare([d.spec for d in self._defs.values()])
+            prepare([p.definition.spec for p in self._pools.values()])
 
     def _retire(self, pool: InstancePool) -> None:
         pool.retire()
@@ -254,18 +273,30 @@ class Dispatcher:
         self.accounting.set_account_concurrency(account.concurrency)
         self._scheduler.wake()
 
-    def check(self, function: str) -> None:
-        if function not in self._defs:
-            raise FunctionNotFound(f"Function not found: {self._arn(function)}")
+    def check(self, function: str, qualifier: str | None = None) -> FunctionDefinition:
+        """The definition a call runs (for an alias: one draw of its weights); FunctionNotFound if none."""
+        defn = self._defs.get(function)
+        found = resolve(defn, qualifier, self._draw()) if defn is not None else None
+        if found is None:
+            raise FunctionNotFound(f"Function not found: {self._arn(function, qualifier)}")
+        return found
 
-    def _arn(self, function: str) -> str:
+    def _arn(self, function: str, qualifier: str | None = None) -> str:
         account = self.config.account
-        return lambda_arn(function, account.region, account.account_id)
+        arn = lambda_arn(function, account.region, account.account_id)
+        return f"{arn}:{qualifier}" if qualifier else arn
 
-    def _admit(self, function: str) -> None:
+    def _admit(self, function: str, qualifier: str | None) -> FunctionDefinition:
         if self._draining:
             raise ShuttingDown("the router is shutting down")
-        self.check(function)
+        return self.check(function, qualifier)
+
+    def _aws_args(self) -> dict[str, Any]:
+        return self.config.aws.client_args(self.config.account.region)
+
+    def _async_definition(self, function: str, qualifier: str | None) -> FunctionDefinition | None:
+        defn = self._defs.get(function)
+        return async_settings(defn, qualifier) if defn is not None else None
 
     # -- synchronous calls ----------------------------------------------------------------------------------
 
@@ -277,8 +308,9 @@ class Dispatcher:
         client_context: str | None = None,
         trace: str | None = None,
         source: str | None = None,
+        qualifier: str | None = None,
     ) -> InvocationResult:
-        self._admit(function)
+        target = self._admit(function, qualifier)
         trace = self.loops.admit(function, trace, source=source, payload=payload)
         try:
             slot = self.accounting.acquire(function)
@@ -294,6 +326,7 @@ class Dispatcher:
             function=function,
             source=source,
             started_at=self.clock.time(),
+            **call_fields(target, qualifier, self._arn),
         )
         with slot:
             # The call runs in its own task so that drain can cancel it without cancelling the caller.
@@ -310,10 +343,11 @@ class Dispatcher:
                 self._sync_calls.discard(task)
 
     async def _run(self, call: Call) -> InvocationResult:
-        pool = self._pools.get(call.function)
+        pool = self._pools.get(pool_key(call.function, call.version))
         if pool is None:
-            raise FunctionNotFound(f"Function not found: {self._arn(call.function)}")
+            raise FunctionNotFound(f"Function not found: {self._arn(call.function, call.qualifier)}")
         result = await pool.invoke(call)
+        result.executed_version = call.version
         self._record(call, result)
         return result
 
@@ -336,16 +370,32 @@ class Dispatcher:
     # -- asynchronous calls ---------------------------------------------------------------------------------
 
     async def enqueue(
-        self, function: str, payload: bytes, *, trace: str | None = None, source: str | None = None
+        self,
+        function: str,
+        payload: bytes,
+        *,
+        trace: str | None = None,
+        source: str | None = None,
+        qualifier: str | None = None,
     ) -> str:
-        self._admit(function)
-        return await self._enqueue_internal(function, payload, trace=trace, source=source)
+        self._admit(function, qualifier)
+        return await self._enqueue_internal(
+            function, payload, trace=trace, source=source, qualifier=qualifier
+        )
 
     async def _enqueue_internal(
-        self, function: str, payload: bytes, *, trace: str | None = None, source: str | None = None
+        self,
+        function: str,
+        payload: bytes,
+        *,
+        trace: str | None = None,
+        source: str | None = None,
+        qualifier: str | None = None,
     ) -> str:
         """enqueue without the drain check: destinations of calls that finish during the drain still land."""
-        self.check(function)
+        self.check(function, qualifier)
+        if qualifier == LATEST:
+            qualifier = None
         if not self.queue.is_open:
             raise QueueUnavailable("the async queue is not open")
         try:
@@ -355,10 +405,11 @@ class Dispatcher:
                 function,
                 payload,
                 stopped,
-                self._defs.get(function),
+                self._async_definition(function, qualifier),
                 source=source,
                 resolve=self.config.path,
                 enqueue=self._enqueue_internal,
+                aws=self._aws_args(),
             )
         now = self.clock.time()
         event = QueuedEvent(
@@ -368,11 +419,13 @@ class Dispatcher:
             not_before=now,
             trace=trace,
             source=source,
+            qualifier=qualifier,
         )
         await self.queue.put(event, payload)
         return event.id
 
     async def _run_attempt(self, function: str, event: QueuedEvent, payload: bytes) -> InvocationResult:
+        target = self.check(function, event.qualifier)
         call = Call(
             request_id=event.id,
             payload=payload,
@@ -382,6 +435,7 @@ class Dispatcher:
             source=event.source,
             attempt=event.attempts + 1,
             started_at=self.clock.time(),
+            **call_fields(target, event.qualifier, self._arn),
         )
         return await self._run(call)
 

@@ -133,6 +133,7 @@ class LoopGuard:
         source: str | None,
         resolve: Callable[[str], Path],
         enqueue: Enqueue,
+        aws: dict[str, Any] | None = None,
     ) -> str:
         """An asynchronous event stopped by `admit`: its record to on_failure; returns a request id."""
         from router.dispatch import destinations
@@ -146,7 +147,7 @@ class LoopGuard:
         record = loop_record(request_id, function, payload, error, definition, self._now())
         try:
             where = await destinations.deliver(
-                target, record, resolve=resolve, enqueue=enqueue, trace=error.trace
+                target, record, resolve=resolve, enqueue=enqueue, trace=error.trace, aws=aws
             )
         except destinations.DestinationError as e:
             log.error(f"{function}: loop-stopped event {request_id}: destination failed, event dropped: {e}")

@@ -44,10 +44,11 @@ CREATE TABLE IF NOT EXISTS events (
     attempts INTEGER NOT NULL DEFAULT 0,
     system_errors INTEGER NOT NULL DEFAULT 0,
     trace TEXT,
-    source TEXT
+    source TEXT,
+    qualifier TEXT
 )
 """
-COLUMNS = "id, function, enqueued_at, not_before, attempts, system_errors, trace, source"
+COLUMNS = "id, function, enqueued_at, not_before, attempts, system_errors, trace, source, qualifier"
 
 _Op = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]"]
 
@@ -87,6 +88,9 @@ class DurableQueue:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute(SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+        if "qualifier" not in columns:  # a queue written before versions and aliases existed
+            db.execute("ALTER TABLE events ADD COLUMN qualifier TEXT")
         self._db = db
         rows = db.execute(f"SELECT {COLUMNS} FROM events ORDER BY enqueued_at, rowid").fetchall()
         return [QueuedEvent(**dict(zip(COLUMNS.split(", "), row, strict=True))) for row in rows]
@@ -170,11 +174,15 @@ class DurableQueue:
     async def put(self, event: QueuedEvent, payload: bytes) -> None:
         row = (
             event.id, event.function, payload, event.enqueued_at, event.not_before,
-            event.attempts, event.system_errors, event.trace, event.source,
+            event.attempts, event.system_errors, event.trace, event.source, event.qualifier,
         )  # fmt: skip
 
         def insert(db: sqlite3.Connection) -> None:
-            db.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+            db.execute(
+                "INSERT OR REPLACE INTO events (id, function, payload, enqueued_at, not_before, attempts, "
+                "system_errors, trace, source, qualifier) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
 
         await self._write(insert, lambda: self._stored(event, payload))
 

@@ -5,6 +5,9 @@ A config route with several functions becomes one `BoundRoute` per function. A B
 cloudevents, the route may override), and how to call the function synchronously (`invoke`) or
 asynchronously (`enqueue`, and `enqueue_to` for failure destinations of type function). It holds those
 calls, not the dispatcher: a source can reach nothing else through it.
+
+A route's function may pin a published version or an alias (`function: resize:live`): the BoundRoute's
+`function` is then the plain name and `qualifier` the version or alias every call of the route names.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from router.config import Config, RouteConfig
+from router.config import Config, RouteConfig, split_qualifier
 from router.config.sources import traits_of
 from router.core.arn import lambda_arn
 from router.core.envelope import Envelope, encoder
@@ -33,10 +36,17 @@ class Calls(Protocol):
         client_context: str | None = None,
         trace: str | None = None,
         source: str | None = None,
+        qualifier: str | None = None,
     ) -> Awaitable[InvocationResult]: ...
 
     def enqueue(
-        self, function: str, payload: bytes, *, trace: str | None = None, source: str | None = None
+        self,
+        function: str,
+        payload: bytes,
+        *,
+        trace: str | None = None,
+        source: str | None = None,
+        qualifier: str | None = None,
     ) -> Awaitable[str]: ...
 
 
@@ -51,6 +61,7 @@ class BoundRoute:
     calls: Calls
     function_arn: str | None = None  # shapes that name the receiving function (SES's receipt action)
     predicate: Callable[[Any], bool] | None = None  # from router.dispatch.filters.compile_filter
+    qualifier: str | None = None  # a published version or alias the route pins (`function: name:qualifier`)
 
     def matches(self, envelope: Envelope) -> bool:
         """Does the route take this envelope? Its event-name list (`events`), then its filter."""
@@ -75,14 +86,27 @@ class BoundRoute:
         self, payload: bytes, *, trace: str | None = None, client_context: str | None = None
     ) -> InvocationResult:
         return await self.calls.invoke(
-            self.function, payload, trace=trace, client_context=client_context, source=self.source
+            self.function,
+            payload,
+            trace=trace,
+            client_context=client_context,
+            source=self.source,
+            **self._pinned(),
         )
 
     async def enqueue(self, payload: bytes, *, trace: str | None = None) -> str:
-        return await self.calls.enqueue(self.function, payload, trace=trace, source=self.source)
+        return await self.calls.enqueue(
+            self.function, payload, trace=trace, source=self.source, **self._pinned()
+        )
+
+    def _pinned(self) -> dict[str, str]:
+        # Only when the route pins one: a Calls implementation without versions need not take the keyword.
+        return {"qualifier": self.qualifier} if self.qualifier else {}
 
     async def enqueue_to(self, function: str, payload: bytes) -> str:
-        return await self.calls.enqueue(function, payload, source=self.source)
+        name, qualifier = split_qualifier(function)
+        pinned = {"qualifier": qualifier} if qualifier else {}
+        return await self.calls.enqueue(name, payload, source=self.source, **pinned)
 
 
 def bind_routes(config: Config, source: str, calls: Calls) -> list[BoundRoute]:
@@ -96,8 +120,9 @@ def bind_routes(config: Config, source: str, calls: Calls) -> list[BoundRoute]:
         if route.source != source or not route.enabled:
             continue
         predicate = compile_filter(route.filter, traits) if route.filter is not None else None
-        for fn in route.functions:
+        for target in route.functions:
+            fn, qualifier = split_qualifier(target)
             fmt = route.event_format or config.functions[fn].event_format
             arn = lambda_arn(fn, config.account.region, config.account.account_id)
-            bound.append(BoundRoute(source, fn, kind, traits, route, fmt, calls, arn, predicate))
+            bound.append(BoundRoute(source, fn, kind, traits, route, fmt, calls, arn, predicate, qualifier))
     return bound

@@ -13,6 +13,10 @@ Contract (the semantics of Lambda's asynchronous invocation, section 1.4 of lamb
   `system_backoff_s[0]` to `system_backoff_s[1]` (Lambda: 1 s .. 5 min), without counting as an attempt.
 * An event older than `async.max_event_age_s` is not run again: its record goes to `on_failure` with
   condition EventAgeExceeded. With `reserved_concurrency: 0` an event goes to `on_failure` at once.
+* Giving up also sends the original event to the function's `dead_letter` queue or topic (Lambda's
+  DeadLetterConfig), with the RequestID, ErrorCode and ErrorMessage attributes, besides `on_failure`.
+* An event invoked with a qualifier (a version or an alias) follows that qualifier's settings:
+  `definition(function, qualifier)` gives the definition whose `config.async_` applies.
 * Success sends the record to `on_success`, if any. The event is deleted from the store only after its
   outcome is settled, so an event in flight when the router dies runs again after the restart.
 * Events of a function that is not defined (yet: API-deployed functions are registered after start) wait;
@@ -52,6 +56,8 @@ DEFAULT_MAX_EVENT_AGE_S = AsyncConfig().max_event_age_s
 
 # (function, event, payload) -> the result of one attempt; raises DispatchError when it could not run.
 RunAttempt = Callable[[str, QueuedEvent, bytes], Awaitable[InvocationResult]]
+# (function, qualifier) -> the definition whose settings an event of that qualifier follows.
+Definition = Callable[[str, str | None], FunctionDefinition | None]
 
 
 class AsyncScheduler:
@@ -62,10 +68,11 @@ class AsyncScheduler:
         accounting: Accounting,
         clock: Clock,
         metrics: Metrics,
-        definition: Callable[[str], FunctionDefinition | None],
+        definition: Definition,
         run_attempt: RunAttempt,
         enqueue: destinations.Enqueue,
         resolve: Callable[[str], Path],
+        aws: Callable[[], dict[str, Any]] = dict,
         retry_delays_s: tuple[float, ...] = LAMBDA_RETRY_DELAYS_S,
         system_backoff_s: tuple[float, float] = LAMBDA_SYSTEM_BACKOFF_S,
     ) -> None:
@@ -77,6 +84,7 @@ class AsyncScheduler:
         self._run_attempt = run_attempt
         self._enqueue = enqueue
         self._resolve = resolve
+        self._aws = aws  # aiobotocore client arguments for SQS/SNS/EventBridge destinations
         self._retry_delays = retry_delays_s
         self._backoff = system_backoff_s
         self._ready: dict[str, deque[QueuedEvent]] = {}
@@ -160,7 +168,7 @@ class AsyncScheduler:
     def _start_one(self, function: str, events: deque[QueuedEvent], now: float) -> bool:
         """Settle or start the event at the head of `events`; False when the function must wait."""
         event = events[0]
-        definition = self._definition(function)
+        definition = self._settings(event)
         max_age = definition.config.async_.max_event_age_s if definition else DEFAULT_MAX_EVENT_AGE_S
         if now - event.enqueued_at >= max_age:
             events.popleft()
@@ -178,6 +186,9 @@ class AsyncScheduler:
         events.popleft()
         self._spawn(event, self._attempt(event, slot))
         return True
+
+    def _settings(self, event: QueuedEvent) -> FunctionDefinition | None:
+        return self._definition(event.function, event.qualifier)
 
     def _spawn(self, event: QueuedEvent, coro: Any) -> None:
         task = self._tasks.spawn(coro, name=f"async {event.function} {event.id}")
@@ -213,14 +224,14 @@ class AsyncScheduler:
                 await self._function_failed(event, payload, result)
 
     async def _succeed(self, event: QueuedEvent, payload: bytes, result: InvocationResult) -> None:
-        definition = self._definition(event.function)
+        definition = self._settings(event)
         target = definition.config.async_.on_success if definition else None
         if target is not None:
             await self._send(event, target, destinations.CONDITION_SUCCESS, payload, result=result)
         await self._queue.delete(event)
 
     async def _function_failed(self, event: QueuedEvent, payload: bytes, result: InvocationResult) -> None:
-        definition = self._definition(event.function)
+        definition = self._settings(event)
         max_retries = definition.config.async_.max_retries if definition else 0
         if event.attempts > max_retries:
             await self._give_up(
@@ -247,7 +258,7 @@ class AsyncScheduler:
         log.warning(
             "%s: async event %s could not run (%s); retry in %g s", event.function, event.id, error, delay
         )
-        await self._reschedule(event, delay, self._definition(event.function))
+        await self._reschedule(event, delay, self._settings(event))
 
     async def _reschedule(
         self, event: QueuedEvent, delay: float, definition: FunctionDefinition | None
@@ -273,11 +284,14 @@ class AsyncScheduler:
             payload = await self._queue.payload(event.id)
             if payload is None:
                 return
-        definition = self._definition(event.function)
+        definition = self._settings(event)
         target = definition.config.async_.on_failure if definition else None
+        dead_letter = definition.config.async_.dead_letter if definition else None
+        if dead_letter is not None:
+            await self._dead_letter(event, dead_letter, payload, result=result, throttled=throttled)
         if target is not None:
             await self._send(event, target, condition, payload, result=result, throttled=throttled)
-        else:
+        elif dead_letter is None:
             self._metrics.async_dropped.labels(event.function, condition).inc()
             log.warning(
                 "%s: async event %s dropped: %s, no on_failure destination",
@@ -297,7 +311,7 @@ class AsyncScheduler:
         result: InvocationResult | None,
         throttled: bool = False,
     ) -> None:
-        definition = self._definition(event.function)
+        definition = self._settings(event)
         arn = definition.spec.arn if definition else f"function:{event.function}"
         if throttled:
             status, error = (
@@ -319,10 +333,16 @@ class AsyncScheduler:
             result=result,
             error_status=status,
             error_payload=error,
+            executed_version=result.executed_version if result is not None else _version(definition),
         )
         try:
             where = await destinations.deliver(
-                target, record, resolve=self._resolve, enqueue=self._enqueue, trace=event.trace
+                target,
+                record,
+                resolve=self._resolve,
+                enqueue=self._enqueue,
+                trace=event.trace,
+                aws=self._aws(),
             )
         except destinations.DestinationError as e:
             self._metrics.destination_errors.labels(event.function).inc()
@@ -332,6 +352,31 @@ class AsyncScheduler:
             return
         self._metrics.async_destinations.labels(event.function, condition, destinations.kind(target)).inc()
         log.info("%s: async event %s: %s record sent to %s", event.function, event.id, condition, where)
+
+    async def _dead_letter(
+        self,
+        event: QueuedEvent,
+        target: Any,
+        payload: bytes,
+        *,
+        result: InvocationResult | None,
+        throttled: bool,
+    ) -> None:
+        """The original event to the dead-letter queue or topic, with Lambda's three attributes."""
+        if result is not None:
+            code, message = 200, destinations.error_message(result.payload)
+        else:
+            code, message = (429, f"Reason: {REASON_RESERVED}") if throttled else (500, "Event expired")
+        try:
+            where = await destinations.deliver_dead_letter(
+                target, payload, request_id=event.id, error_code=code, error_message=message, aws=self._aws()
+            )
+        except destinations.DestinationError as e:
+            self._metrics.destination_errors.labels(event.function).inc()
+            log.error("%s: async event %s: dead-letter delivery failed: %s", event.function, event.id, e)
+            return
+        self._metrics.async_destinations.labels(event.function, "DeadLetter", destinations.kind(target)).inc()
+        log.info("%s: async event %s sent to the dead-letter target %s", event.function, event.id, where)
 
     # -- drain ----------------------------------------------------------------------------------------------
 
@@ -344,3 +389,7 @@ class AsyncScheduler:
 
     async def cancel_running(self) -> None:
         await self._tasks.aclose()
+
+
+def _version(definition: FunctionDefinition | None) -> str:
+    return definition.version if definition is not None else "$LATEST"

@@ -35,6 +35,8 @@ class Call(InvokeRequest, frozen=True, kw_only=True):
     source: str | None = None  # the source's name for events from sources; "invoke" for the Invoke API
     attempt: int = 1  # async events: 1, then 2 and 3 on retries
     started_at: float = 0.0  # wall clock
+    qualifier: str | None = None  # the version or alias it was invoked with (None: $LATEST)
+    version: str = "$LATEST"  # the version that runs it (an alias's pick)
 
 
 @dataclass

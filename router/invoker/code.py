@@ -11,6 +11,8 @@
 * `prepare_code(code, cache_dir)` gives the folder an instance runs in: a folder is used as is; a ZIP is
   unpacked once into `cache_dir/<sha256 of the ZIP>`, atomically (unpacked beside it, then renamed), so two
   routers or two revisions with the same ZIP share it and a crash never leaves a half-unpacked folder behind.
+* `prepare_layers(layers, cache_dir)` gives the folder that stands for a function's /opt: its layers (folders
+  or ZIPs) merged in order into `cache_dir/opt-<key>`, later layers overwriting earlier ones.
 """
 
 from __future__ import annotations
@@ -172,6 +174,45 @@ def prepare_code(code: Path, cache_dir: Path, *, max_bytes: int = MAX_UNPACKED_B
             staging.rename(target)
         except OSError:
             if not target.is_dir():  # anything but "someone else unpacked it first" is a real failure
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target.resolve()
+
+
+def _folder_key(folder: Path) -> str:
+    """A cheap identity of a folder's contents: every file's path, size and modification time."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        st = path.stat()
+        h.update(f"{path.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def prepare_layers(layers: list[Path], cache_dir: Path) -> Path:
+    """The folder that stands for /opt: every layer (a folder or a ZIP) unpacked and copied into one, in
+    order, later layers overwriting files of earlier ones (Lambda's layer merge). Built once per content
+    under `cache_dir/opt-<key>`, atomically like `prepare_code`; instances only read it."""
+    folders = [prepare_code(layer, cache_dir) for layer in layers]
+    key = hashlib.sha256("\n".join(f"{f}\0{_folder_key(f)}" for f in folders).encode()).hexdigest()[:32]
+    target = Path(cache_dir) / f"opt-{key}"
+    if target.is_dir():
+        return target.resolve()
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".opt-", dir=cache_dir))
+    try:
+        total = 0
+        for folder in folders:
+            total += sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+            if total > MAX_UNPACKED_BYTES:
+                raise CodeError(f"layers unpack to more than {MAX_UNPACKED_BYTES} bytes (Lambda's limit)")
+            shutil.copytree(folder, staging, dirs_exist_ok=True, symlinks=True)
+        staging.chmod(0o755)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not target.is_dir():
                 raise
     finally:
         if staging.exists():

@@ -399,7 +399,7 @@ class Instance:
                 request_id=rid,
                 payload=request.payload,
                 deadline_ms=int(time.time() * 1000 + timeout * 1000),
-                function_arn=self.spec.arn,
+                function_arn=request.function_arn or self.spec.arn,
                 trace_id=request.trace_id or new_trace_id(),
                 client_context=client_context_header(request.client_context),
                 cognito_identity=request.cognito_identity,

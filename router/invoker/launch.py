@@ -7,6 +7,8 @@
 The environment is built from scratch (nothing of the router's own leaks in but PATH entries and the locale),
 with every variable Lambda sets, then the function's own `environment` on top, less the reserved names
 Lambda does not let a function set (`router.core.lambda_env.PROTECTED`); those the invoker sets last.
+Instances are processes, not containers, so "/opt" is the function's merged layer folder (`spec.opt_dir`):
+PATH, LD_LIBRARY_PATH, NODE_PATH and (with layers) PYTHONPATH name it where Lambda names /opt.
 
 Python instances can also be forked from a zygote (router/invoker/zygote.py) instead of started fresh.
 `zygote_environment()` is what the zygote itself starts with (what every Python instance has in common), and
@@ -134,15 +136,22 @@ def environment(spec: FunctionSpec, *, runtime_api: str, init_type: str, log_str
     }
     if spec.runtime not in PROVIDED:
         reserved["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{spec.runtime}"
+    opt = str(spec.opt_dir) if spec.opt_dir is not None else "/opt"
     base = {
-        "PATH": _path(),
+        "PATH": _path() if spec.opt_dir is None else _path().replace("/opt/bin", f"{opt}/bin"),
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
-        "LD_LIBRARY_PATH": f"{task_root}/lib:/opt/lib",
+        "LD_LIBRARY_PATH": f"{task_root}/lib:{opt}/lib",
         "HOME": os.environ.get("HOME", "/tmp"),
     }
     if NODE.match(spec.runtime):
-        base["NODE_PATH"] = f"/opt/nodejs/node_modules:{task_root}/node_modules"
+        major = spec.runtime.removeprefix("nodejs").removesuffix(".x")
+        modules = [f"{opt}/nodejs/node{major}/node_modules", f"{opt}/nodejs/node_modules"]
+        base["NODE_PATH"] = ":".join([*modules, f"{task_root}/node_modules"])
+    if PYTHON.match(spec.runtime) and spec.opt_dir is not None:
+        # Lambda's order: the task root, then the layers' site-packages, then /opt/python.
+        version = spec.runtime.removeprefix("python")
+        base["PYTHONPATH"] = f"{opt}/python/lib/python{version}/site-packages:{opt}/python"
     # Lambda refuses these in a function's configuration; here the function's values are dropped instead.
     own = {k: v for k, v in spec.environment.items() if k not in lambda_env.PROTECTED}
     return {**base, **own, **reserved}
@@ -170,6 +179,8 @@ def zygote_unfit(spec: FunctionSpec) -> str | None:
             return f"its environment sets {name}, which only takes effect when a process starts"
     if (spec.code_dir / "lib").is_dir():
         return "its code has a lib folder (LD_LIBRARY_PATH takes effect when a process starts)"
+    if spec.opt_dir is not None and (spec.opt_dir / "lib").is_dir():
+        return "a layer has a lib folder (LD_LIBRARY_PATH takes effect when a process starts)"
     return None
 
 

@@ -52,6 +52,7 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
     version: str = "$LATEST"
     revision: str = "1"  # changes with every code/config update; instances of an old revision are retired
     python_zygote: bool | None = None  # fork Python instances from a zygote; None: the router's setting
+    opt_dir: Path | None = None  # the function's layers merged (router.invoker.code.prepare_layers): its /opt
 
     @property
     def arn(self) -> str:
@@ -64,6 +65,7 @@ class InvokeRequest(msgspec.Struct, frozen=True, kw_only=True):
     client_context: str | None = None  # base64 JSON, passed through as Lambda-Runtime-Client-Context
     cognito_identity: str | None = None
     trace_id: str | None = None  # X-Ray style; Lambda-Runtime-Trace-Id
+    function_arn: str | None = None  # the ARN it was invoked by (with a qualifier); None: the function's
 
 
 class InitFailed(Exception):

@@ -242,8 +242,10 @@ async def test_management_request_errors(tmp_path: Path) -> None:
         cases: list[tuple[Any, dict[str, Any], int, str, str]] = [
             (c.create_function, create_args("f2", Runtime="cobol"), 400, E.INVALID_PARAMETER_VALUE,
              "runtime"),
-            (c.create_function, create_args("f2", Code={"S3Bucket": "bucket", "S3Key": "key.zip"}), 400,
-             E.INVALID_PARAMETER_VALUE, "Code.ZipFile"),
+            (c.create_function, create_args("f2", Code={"S3Bucket": "bucket"}), 400,
+             E.INVALID_PARAMETER_VALUE, "S3Key"),
+            (c.create_function, create_args("f2", Code={"ImageUri": "repo/image:1"}), 400,
+             E.INVALID_PARAMETER_VALUE, "ImageUri"),
             (c.create_function, create_args("f2", zip_bytes=b"not a zip"), 400, E.INVALID_PARAMETER_VALUE,
              "Could not unzip"),
             (c.create_function, create_args("bad.name"), 400, E.INVALID_PARAMETER_VALUE, "FunctionName"),

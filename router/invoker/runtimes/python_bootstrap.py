@@ -367,7 +367,10 @@ def main():
     site_dirs = [p for p in (sys.argv[2].split(os.pathsep) if len(sys.argv) > 2 else []) if p]
     # Our own folder must not shadow the function's modules; the function's folder comes first, as on Lambda.
     here = os.path.dirname(os.path.abspath(__file__))
-    sys.path[:] = [task_root] + [p for p in sys.path if p and p != here] + site_dirs
+    # Layers (PYTHONPATH): read here too, because an instance forked from the zygote did not start with it.
+    layers = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    rest = [p for p in sys.path if p and p != here and p not in layers]
+    sys.path[:] = [task_root, *layers, *rest, *site_dirs]
     sys.argv = [sys.argv[0]]
     import site  # with -S this does not run site.main(); it only gives back the exit()/quit() builtins
 
