@@ -15,6 +15,7 @@ from router.config.loader import Loaded, decode_config, read_config
 from router.config.model import (
     AccountConfig,
     AsyncConfig,
+    AwsConfig,
     BatchConfig,
     BillingConfig,
     Config,
@@ -33,6 +34,7 @@ from router.config.model import (
 __all__ = [
     "AccountConfig",
     "AsyncConfig",
+    "AwsConfig",
     "BatchConfig",
     "BillingConfig",
     "Config",

@@ -79,7 +79,7 @@ class FunctionConfig(Strict):
 
 
 class BatchConfig(Strict):
-    size: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 100
+    size: Annotated[int, msgspec.Meta(ge=1, le=10000)] | None = None  # None: the source kind's default
     window_s: Annotated[float, msgspec.Meta(ge=0, le=300)] | None = None  # None: the source kind's default
     max_bytes: Annotated[int, msgspec.Meta(ge=1, le=6 * 1024 * 1024)] = 6 * 1024 * 1024
     parallelization_factor: Annotated[int, msgspec.Meta(ge=1, le=10)] = 1
@@ -114,6 +114,17 @@ class RouteConfig(Strict):
         return [self.function] if isinstance(self.function, str) else list(self.function)
 
 
+class AwsConfig(Strict):
+    """Where the AWS services named by ARNs are (event source mappings created through the Lambda API).
+
+    None: AWS itself, and the usual credential chain (environment, profile)."""
+
+    endpoint_url: str | None = None  # e.g. http://127.0.0.1:4566 (LocalStack, moto)
+    region: str | None = None  # None: account.region
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+
+
 class InspectConfig(Strict):
     enabled: bool = True
     ring_size: Annotated[int, msgspec.Meta(ge=1, le=100000)] = 100
@@ -137,6 +148,7 @@ class Config(Strict):
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     inspect: InspectConfig = msgspec.field(default_factory=InspectConfig)
     invoker: InvokerConfig = msgspec.field(default_factory=InvokerConfig)
+    aws: AwsConfig = msgspec.field(default_factory=AwsConfig)
     functions: dict[str, FunctionConfig] = {}
     sources: dict[str, SourceConfig] = {}  # name -> the kind's settings (router.config.sources)
     routes: list[RouteConfig] = []
