@@ -5,7 +5,8 @@
 * `GET /healthz` (the process is up), `GET /readyz` (sources started and not draining: `plane.is_ready`),
   `GET /metrics` (Prometheus text from router/metrics.py, plus `router_api_requests_total` by operation
   and status);
-* Invoke (router/control/invoke.py) and function management (router/control/functions.py);
+* Invoke (router/control/invoke.py), function management (router/control/functions.py) and event source
+  mappings (router/control/mappings/api.py);
 * the event inspection API under `/inspect/` (router/control/inspect.py), when `extras["inspect"]` is set.
 
 Middlewares, outermost first: `error_middleware` gives each request an `x-amzn-RequestId` and answers every
@@ -75,6 +76,7 @@ def request_counter(plane: ControlPlane) -> Any:
 def create_app(plane: ControlPlane) -> web.Application:
     from router.control import functions, inspect, invoke
     from router.control.auth import auth_middleware
+    from router.control.mappings import api as mappings
 
     max_body = plane.config.server.max_body_mb * 1024 * 1024
     middlewares: list[Any] = [error_middleware]
@@ -90,5 +92,6 @@ def create_app(plane: ControlPlane) -> web.Application:
     app.router.add_get("/metrics", metrics)
     invoke.add_routes(app)
     functions.add_routes(app)
+    mappings.add_routes(app)
     inspect.add_routes(app)
     return app
