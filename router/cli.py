@@ -20,7 +20,7 @@ from pathlib import Path
 from router.core.errors import ConfigError
 
 DEFAULT_CONFIG = "config/router.yaml"
-EVENT_KINDS = ["s3", "dynamodb", "kafka", "kinesis", "ses", "schedule", "http"]
+EVENT_KINDS = ["s3", "dynamodb", "kafka", "kinesis", "sqs", "sns", "ses", "schedule", "http"]
 
 log = logging.getLogger("router.cli")
 

@@ -8,7 +8,7 @@
   self-managed Kafka endpoints.
 * `check(record)`: Lambda's rules on the values, for the kind, each failure an InvalidParameterValueException
   naming the parameter (batch size 1-10,000, and at most 10 for a FIFO queue; a window of at least 1 s above
-  10 records for SQS and streams; StartingPosition required for streams and Kafka and refused for SQS;
+  10 records for SQS; StartingPosition required for streams and Kafka and refused for SQS;
   stream-only parameters refused for SQS; filter patterns that are JSON and valid; ...).
 """
 
@@ -165,7 +165,7 @@ def check(record: MappingRecord, kind: str, *, fifo: bool = False) -> None:
     window = record.window_s or 0
     if not 0 <= window <= 300:
         problems.append(f"MaximumBatchingWindowInSeconds {window} must be between 0 and 300")
-    elif kind != "kafka" and record.batch_size > 10 and window < 1:
+    elif kind == "sqs" and record.batch_size > 10 and window < 1:
         problems.append(
             "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10"
         )

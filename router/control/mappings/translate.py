@@ -125,7 +125,8 @@ def config_mappings(config: Config) -> list[ConfigMapping]:
         names = mapping_names([fn for _, fn in pairs])
         for (route, fn), mapping in zip(pairs, names, strict=True):
             # A Kafka source's consumer group per route (router/sources/kafka/source.py: group_ids).
-            group = settings.group if len(pairs) == 1 else f"{settings.group}-{mapping}"
+            group = getattr(settings, "group", "")
+            group = group if len(pairs) == 1 else f"{group}-{mapping}"
             record = _config_record(config, name, settings, kind, route, fn, mapping, group)
             out.append(ConfigMapping(name, record, route.enabled))
     return out
