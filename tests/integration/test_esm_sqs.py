@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 import uuid
 from collections import defaultdict
 from typing import Any
@@ -208,7 +209,9 @@ async def test_update_and_delete_take_effect(make_router: Any, moto_server: str,
     assert "after-delete" not in bodies(router.base_dir)
 
 
-async def test_mappings_survive_kill_9(make_router: Any, moto_server: str, sqs: Any) -> None:
+async def test_mappings_survive_kill_9_and_a_config_reload(
+    make_router: Any, moto_server: str, sqs: Any
+) -> None:
     router = await router_for(make_router, moto_server, TIMEOUT="2")
     # The killed router's long poll may still be open on the queue and take the next message: it comes back
     # after the visibility timeout (as on SQS), kept short here.
@@ -222,3 +225,9 @@ async def test_mappings_survive_kill_9(make_router: Any, moto_server: str, sqs: 
     assert kept["BatchSize"] == 7 and kept["EventSourceArn"] == arn
     await call(sqs.send_message, QueueUrl=url, MessageBody="after-restart")
     await wait_bodies(router.base_dir, "after-restart")
+
+    router.send(signal.SIGHUP)
+    await wait_until(lambda: "reload: applied" in router.log_text(), "the reload applied")
+    assert (await call(client.get_event_source_mapping, UUID=created["UUID"]))["State"] == "Enabled"
+    await call(sqs.send_message, QueueUrl=url, MessageBody="after-reload")
+    await wait_bodies(router.base_dir, "after-reload")
