@@ -117,19 +117,24 @@ class MappedSources:
         return name in self.running
 
     async def run(self) -> None:
+        task = asyncio.current_task()
         while True:
             await self._changed.wait()
             self._changed.clear()
             async with self._lock:
                 await self._converge()
+            # Stopping a source swallows the CancelledError its task ends with; a cancel of this task that
+            # arrived meanwhile must still end it.
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
 
     async def _converge(self) -> None:
         wanted = dict(self.wanted)
         for name, mapped in list(self.running.items()):
             if wanted.get(name) != mapped:
                 log.info("event source mapping stopping", extra={"fields": {"source": name}})
-                del self.running[name]
                 await self._stop(name)
+                del self.running[name]  # only now: until the source has stopped, its State is Disabling
         for name, want in wanted.items():
             if want is not None and name not in self.running:
                 if self._handle(name) is not None:

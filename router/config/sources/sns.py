@@ -21,7 +21,7 @@ class Config(SourceSettings, tag="sns"):
     region: str | None = None  # default: the topic ARN's
     access_key_id: str | None = None  # None: the usual credential chain (environment, profile)
     secret_access_key: str | None = None
-    wait_time_s: Annotated[int, msgspec.Meta(ge=0, le=20)] = 20  # long-poll wait of each ReceiveMessage
+    wait_time_s: Annotated[int, msgspec.Meta(ge=0, le=20)] = 5  # long-poll wait of each ReceiveMessage
 
     def client_args(self, default_region: str) -> dict[str, Any]:
         arn = parse_arn(self.topic_arn)

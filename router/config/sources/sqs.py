@@ -27,8 +27,9 @@ class Config(SourceSettings, tag="sqs"):
     region: str | None = None  # default: the ARN's, else account.region
     access_key_id: str | None = None  # None: the usual credential chain (environment, profile)
     secret_access_key: str | None = None
-    # Long-poll wait of each ReceiveMessage (Lambda polls with 20 s).
-    wait_time_s: Annotated[int, msgspec.Meta(ge=0, le=20)] = 20
+    # Long-poll wait of each ReceiveMessage. Lambda waits 20 s; a stop lets the poll in flight end (to hand
+    # back what it got), so a shorter wait keeps stops and disables prompt.
+    wait_time_s: Annotated[int, msgspec.Meta(ge=0, le=20)] = 5
     # ScalingConfig.MaximumConcurrency: batches in flight at once (None: scale up to 1000, as Lambda).
     max_concurrency: Annotated[int, msgspec.Meta(ge=2, le=1000)] | None = None
     stop_grace_s: Annotated[float, msgspec.Meta(ge=0, le=900)] = 5.0  # batches in flight when stopping

@@ -183,7 +183,7 @@ class MappingRegistry:
         log.info(
             "event source mapping updated", extra={"fields": {**_fields(updated), "changed": sorted(changes)}}
         )
-        state = transition if updated.enabled else "Disabling"
+        state = transition if updated.enabled else "Disabling" if record.enabled else "Disabled"
         return self._render(updated, state, self.port.status(source_name(uuid)).last_result)
 
     async def delete(self, uuid: str) -> dict[str, Any]:

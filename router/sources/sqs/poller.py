@@ -111,7 +111,8 @@ class RoutePoller:
         self.stop_grace_s = stop_grace_s
         self.stats = PollerStats(limit=min(START_CONCURRENCY, self.cap))
         self.freed = asyncio.Event()
-        self.carry: list[Held] = []  # received, not yet in a delivered batch
+        self.carry: list[Held] = []  # received, held over for the next batch
+        self.gathering: list[Held] = []  # the batch being gathered
         self.filtering = route.settings.filter is not None
 
     async def run(self, started: Callable[[], None]) -> None:
@@ -135,6 +136,7 @@ class RoutePoller:
     async def _gather(self) -> list[Held]:
         s, clock = self.settings, self.ctx.clock
         batch, self.carry = self.carry, []
+        self.gathering = batch
         size = sum(h.size for h in batch)
         backoff = Backoff(0.5, 30.0)
         deadline = clock.monotonic() + s.window_s if batch else None
@@ -167,6 +169,7 @@ class RoutePoller:
                 break
         if len(batch) >= s.batch_size and self.stats.in_flight + 1 >= self.stats.limit:
             self.stats.limit = min(self.cap, self.stats.limit + 1)  # busy and full: one more batch at once
+        self.gathering = []
         return batch
 
     def _wait_s(self) -> int:
@@ -303,7 +306,7 @@ class RoutePoller:
     # -- stopping ---------------------------------------------------------------------------------------
 
     async def _stop(self) -> None:
-        held, self.carry = self.carry, []
+        held, self.carry, self.gathering = [*self.gathering, *self.carry], [], []
         if held:
             await self.queue.release([h.message for h in held])
         tasks = set(self.stats.tasks)
