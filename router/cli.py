@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from router.daemon import Daemon
 
 DEFAULT_CONFIG = "config/router.yaml"
-EVENT_KINDS = ["s3", "dynamodb", "kafka", "kinesis", "ses", "schedule", "http"]
+EVENT_KINDS = ["s3", "dynamodb", "kafka", "kinesis", "sqs", "sns", "ses", "schedule", "http"]
 # Config kinds whose event shape goes by another name: an `email` source delivers SES receipt events.
 EVENT_KIND_ALIASES = {"email": "ses"}
 CONFIG_HELP = "the config file (default: %(default)s)"

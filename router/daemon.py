@@ -26,6 +26,11 @@ source it stops the daemon and `wait()` raises it, so `serve` exits 2. A source 
 or one that loses its listener after it was ready is retried with backoff instead, with one log line per
 attempt: failures from the environment (OSError) never log a traceback, and any other failure logs its
 traceback once, not on every repeat.
+
+Event source mappings created through the Lambda API (router/control/mappings/) run as sources too, named
+`esm-<uuid>`, each with its one route: the control plane asks for them through a port the daemon implements
+(router/mapped_sources.py), and a reload of the config file leaves them alone. They do not hold /readyz back
+(the API reports their State instead).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from router import backends as local_backends
@@ -47,6 +53,8 @@ from router.config import Config, RouteConfig, split_qualifier
 from router.control.app import create_app
 from router.control.catalog import FunctionCatalog
 from router.control.codewatch import CodeWatcher
+from router.control.mappings.port import MappedSource
+from router.control.mappings.registry import MappingRegistry
 from router.control.plane import ControlPlane
 from router.core.backends import Backends, InvocationRecord
 from router.core.clock import Clock, SystemClock
@@ -56,7 +64,8 @@ from router.core.retry import Backoff
 from router.core.writes import WriteJournal
 from router.dispatch.dispatcher import Dispatcher
 from router.dispatch.registry import journal_folder
-from router.dispatch.routing import bind_routes
+from router.dispatch.routing import Calls, bind_routes
+from router.mapped_sources import MappedSources, ResultNotes
 from router.metrics import Metrics
 from router.sources import kind_module
 
@@ -120,6 +129,15 @@ class Daemon:
         self.start_error: StartError | None = None  # a source's port could not be bound at start
         self._code_watch: asyncio.Task[None] | None = None
         self.writes = WriteJournal(journal_folder(self.state_dir))  # loop protection (docs/loops.md)
+        self.mappings: MappingRegistry | None = None
+        self.mapped = MappedSources(
+            start=self._start_mapped,
+            stop=self._stop_source,
+            handle=self.sources.get,
+            lock=self._reload_lock,
+            sources_dir=self.state_dir / "sources",
+        )
+        self._mapped_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -155,6 +173,7 @@ class Daemon:
         await self.catalog.start()
         self._watch_code()
         await self.dispatcher.start()
+        self.mappings = MappingRegistry(self.config, self.state_dir, self.catalog, self.mapped)
         plane = ControlPlane(
             config=self.config,
             dispatcher=self.dispatcher,
@@ -162,6 +181,7 @@ class Daemon:
             is_ready=self.is_ready,
             catalog=self.catalog,
             extras=self._inspection(),
+            mappings=self.mappings,
         )
         self._runner = web.AppRunner(create_app(plane), access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -174,6 +194,9 @@ class Daemon:
         self.control_port = _bound_port(site)
         for name in self.config.sources:
             self._start_source(name, at_start=True)
+        assert self._tg is not None
+        self._mapped_task = self._tg.create_task(self.mapped.run(), name="event-source-mappings")
+        await self.mappings.start()
         log.info(
             "router started",
             extra={
@@ -216,7 +239,9 @@ class Daemon:
         return {INSPECTION: inspection}
 
     def is_ready(self) -> bool:
-        return not self._draining and all(h.ready.is_set() for h in self.sources.values())
+        return not self._draining and all(
+            h.ready.is_set() for n, h in self.sources.items() if not self.mapped.owns(n)
+        )
 
     def request_stop(self) -> None:
         self._stops += 1
@@ -238,6 +263,8 @@ class Daemon:
         if self._code_watch is not None:
             self._code_watch.cancel()
         log.info("stopping: sources")
+        if self._mapped_task is not None:
+            self._mapped_task.cancel()
         await asyncio.gather(*(self._stop_source(n) for n in list(self.sources)))
         if self.dispatcher is not None:
             grace = 0.0 if self._stops > 1 else self.config.limits.drain_grace_s
@@ -270,15 +297,35 @@ class Daemon:
         return [r for r in config.routes if r.source == name]
 
     def _start_source(self, name: str, *, at_start: bool = False) -> None:
-        assert self._tg is not None
         settings = self.config.sources[name]
-        handle = SourceHandle(name=name, settings=settings, routes=self._routes_for(self.config, name))
-        self.sources[name] = handle
         # Routes are bound now, from the config this source starts with: a reload may replace self.config
         # before the task first runs.
+        routes = bind_routes(self.config, name, self._calls(settings))
+        self._launch(
+            SourceHandle(name=name, settings=settings, routes=self._routes_for(self.config, name)),
+            routes,
+            at_start,
+        )
+
+    def _start_mapped(self, name: str, mapped: MappedSource) -> None:
+        """Start the source of an event source mapping: its settings and its one route."""
+        config = msgspec.structs.replace(self.config, sources={name: mapped.settings}, routes=[mapped.route])
+        routes = bind_routes(config, name, self._calls(mapped.settings))
+        self._launch(SourceHandle(name=name, settings=mapped.settings, routes=[mapped.route]), routes)
+
+    def _launch(self, handle: SourceHandle, routes: Sequence[RoutePort], at_start: bool = False) -> None:
+        assert self._tg is not None
+        self.sources[handle.name] = handle
+        task = self._supervise(handle, routes, at_start)
+        handle.task = self._tg.create_task(task, name=f"source:{handle.name}")
+
+    def _calls(self, settings: Any) -> Calls:
+        """The dispatcher, noting each call's outcome for sources that are event source mappings on Lambda."""
         assert self.dispatcher is not None
-        routes = bind_routes(self.config, name, self.dispatcher)
-        handle.task = self._tg.create_task(self._supervise(handle, routes, at_start), name=f"source:{name}")
+        traits = settings.traits
+        if traits.waits_for_result and (traits.stream or traits.batched):
+            return ResultNotes(self.dispatcher, self.mapped.notes)
+        return self.dispatcher
 
     async def _stop_source(self, name: str) -> None:
         handle = self.sources.pop(name, None)
@@ -376,16 +423,17 @@ class Daemon:
                     log.warning(f"reload: '{key}' changed; it takes effect at the next restart")
             new = _keep(new, old, (*RESTART_KEYS, "base_dir"))
             self.config = new
-            assert self.catalog is not None
+            assert self.catalog is not None and self.mappings is not None
             await self.catalog.reload(new)  # config functions replaced, API-deployed ones kept
             self._watch_code()  # the folders to watch may have changed
+            await self.mappings.reload(new)  # the `aws:` section may have moved; mappings are kept
             # Routes bind a function by name; only its event format is baked into the bound route.
             reformatted = {
                 n
                 for n in new.functions
                 if n in old.functions and old.functions[n].event_format != new.functions[n].event_format
             }
-            for name in list(self.sources):
+            for name in [n for n in self.sources if not self.mapped.owns(n)]:
                 if name not in new.sources:
                     log.info("reload: source removed", extra={"fields": {"source": name}})
                     await self._stop_source(name)
@@ -426,8 +474,6 @@ class Daemon:
 
 
 def _keep(new: Config, old: Config, keys: tuple[str, ...]) -> Config:
-    import msgspec
-
     return msgspec.structs.replace(new, **{k: getattr(old, k) for k in keys})
 
 

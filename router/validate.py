@@ -240,16 +240,16 @@ def _check_route_for_kind(settings: SourceSettings, r: RouteConfig, where: str, 
         )
     if traits.request_routed and r.http is None:
         problems.append(f"{where}.http: routes from an {kind} source need http: {{method, path}}")
-    streams = ", ".join(k for k in KINDS if kind_traits(k).stream)
-    if r.batch is not None and not traits.stream:
-        problems.append(f"{where}.batch: batching applies to stream sources ({streams}), not {kind!r}")
+    batched = ", ".join(k for k in KINDS if kind_traits(k).stream or kind_traits(k).batched)
+    if r.batch is not None and not (traits.stream or traits.batched):
+        problems.append(f"{where}.batch: batching applies to {batched} sources, not {kind!r}")
     windowed = ", ".join(k for k in KINDS if kind_traits(k).tumbling_windows)
-    if r.batch is not None and r.batch.tumbling_window_s and traits.stream and not traits.tumbling_windows:
+    if r.batch is not None and r.batch.tumbling_window_s and not traits.tumbling_windows:
         problems.append(
             f"{where}.batch.tumbling_window_s: tumbling windows apply to {windowed}, not {kind!r}"
         )
-    if r.on_error is not None and not traits.stream:
+    if r.on_error is not None and not (traits.stream or traits.batched):
         problems.append(
-            f"{where}.on_error: applies to stream sources; {kind!r} invokes asynchronously, "
+            f"{where}.on_error: applies to {batched} sources; {kind!r} invokes asynchronously, "
             "so set the function's async: {max_retries, on_failure}"
         )

@@ -43,7 +43,8 @@ class BillingConfig(Strict):
 
 
 class AwsConfig(Strict):
-    """The AWS endpoint the router itself calls: SQS/SNS/EventBridge destinations, code and layers from S3."""
+    """The AWS endpoint the router itself calls: SQS/SNS/EventBridge destinations, code and layers from S3,
+    and the services named by the ARNs of event source mappings created through the Lambda API."""
 
     endpoint_url: str | None = None  # e.g. http://127.0.0.1:4566 (LocalStack, moto); None: AWS
     region: str | None = None  # None: account.region
@@ -104,7 +105,7 @@ class FunctionConfig(Strict):
 
 
 class BatchConfig(Strict):
-    size: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 100
+    size: Annotated[int, msgspec.Meta(ge=1, le=10000)] | None = None  # None: the source kind's default
     window_s: Annotated[float, msgspec.Meta(ge=0, le=300)] | None = None  # None: the source kind's default
     max_bytes: Annotated[int, msgspec.Meta(ge=1, le=6 * 1024 * 1024)] = 6 * 1024 * 1024
     parallelization_factor: Annotated[int, msgspec.Meta(ge=1, le=10)] = 1

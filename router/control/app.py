@@ -9,6 +9,7 @@
   aliases, event invoke configs, layers, tags and function URLs (one module each);
 * the function URLs themselves under `/lambda-url/` (router/control/url_gateway.py; open to all when their
   AuthType is NONE);
+* event source mappings (router/control/mappings/api.py);
 * the event inspection API under `/inspect/` (router/control/inspect.py), when `extras["inspect"]` is set.
 
 Middlewares, outermost first: `error_middleware` gives each request an `x-amzn-RequestId` and answers every
@@ -89,6 +90,7 @@ def create_app(plane: ControlPlane) -> web.Application:
         versions,
     )
     from router.control.auth import auth_middleware
+    from router.control.mappings import api as mappings
 
     max_body = plane.config.server.max_body_mb * 1024 * 1024
     middlewares: list[Any] = [error_middleware]
@@ -111,5 +113,6 @@ def create_app(plane: ControlPlane) -> web.Application:
     tags.add_routes(app)
     urls.add_routes(app)
     url_gateway.add_routes(app)
+    mappings.add_routes(app)
     inspect.add_routes(app)
     return app

@@ -15,15 +15,15 @@ With none of records/record/event, the kind's sample event is injected.
 
 What happens depends on how the source's kind delivers:
 
-* asynchronous kinds (s3, email, schedule): the envelopes go through the source's own `submit`: each route's
-  filter, rendering per function (aws or cloudevents) and the durable async queue, exactly as a native event.
-  Answer: `{"mode": "queued", "queued", "filtered", "request_ids"}`.
-* synchronous kinds (http, and the stream kinds kafka, kinesis, dynamodb): nothing can be put into the
+* asynchronous kinds (s3, sns, email, schedule): the envelopes go through the source's own `submit`: each
+  route's filter, rendering per function (aws or cloudevents) and the durable async queue, exactly as a
+  native event. Answer: `{"mode": "queued", "queued", "filtered", "request_ids"}`.
+* synchronous kinds (http, and the batched kinds kafka, kinesis, dynamodb, sqs): nothing can be put into the
   client's connection or the broker's partition, so the routed functions are invoked directly with the
   rendered event: for http each request goes to the first route (most specific first) whose method, path
-  and filter take it; for streams the records that pass a route's filter go to its function as one batch.
-  Nothing is committed or checkpointed. Answer: `{"mode": "invoked", "filtered", "invocations": [{function,
-  request_id, outcome, error_type, result} or {function, error, message}]}`.
+  and filter take it; for batched kinds the records that pass a route's filter go to its function as one
+  batch. Nothing is committed, checkpointed or deleted. Answer: `{"mode": "invoked", "filtered",
+  "invocations": [{function, request_id, outcome, error_type, result} or {function, error, message}]}`.
 """
 
 from __future__ import annotations
@@ -45,7 +45,14 @@ if TYPE_CHECKING:
     from router.core.ports import RoutePort, SourceContext
     from router.core.results import InvocationResult
 
-RECORDS_KEY = {"s3": "Records", "ses": "Records", "dynamodb": "Records", "kinesis": "Records"}  # by shape
+RECORDS_KEY = {  # by shape
+    "s3": "Records",
+    "ses": "Records",
+    "dynamodb": "Records",
+    "kinesis": "Records",
+    "sqs": "Records",
+    "sns": "Records",
+}
 
 
 class InjectRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -19,6 +19,7 @@ from router.core.errors import RESOURCE_NOT_FOUND
 if TYPE_CHECKING:
     from router.config import Config
     from router.control.catalog import FunctionCatalog
+    from router.control.mappings.registry import MappingRegistry
     from router.core.backends import InvocationRecord
     from router.core.ports import SourceContext
     from router.dispatch.dispatcher import Dispatcher
@@ -38,6 +39,7 @@ class ControlPlane:
     is_ready: Callable[[], bool]
     catalog: FunctionCatalog | None = None  # function management; None: the management API answers 500
     reload: Callable[[], Any] | None = None
+    mappings: MappingRegistry | None = None  # event source mappings; None: those operations answer 500
     extras: dict[str, Any] = field(default_factory=dict)  # e.g. the inspection store
 
 

@@ -6,8 +6,12 @@ attribute. What reads them:
 * `shape`: the event shape the kind renders (a key of router.shapes.SHAPES): `email` renders `ses`;
 * `stream`: a partitioned stream read through the stream engine (batches, checkpoints, `on_error`); routes of
   other kinds may not set `batch` or `on_error`;
-* `default_window_s`: a stream route's batching window when the route gives none (Lambda's defaults differ:
-  Kafka 0.5 s, Kinesis and DynamoDB Streams 0);
+* `batched`: routes take `batch:` (size, window) and `on_error.report_batch_item_failures` without being a
+  stream (SQS: a queue polled in batches, with no partitions, checkpoints or failure destinations); every
+  stream kind is batched as well;
+* `default_window_s`: a batched route's batching window when the route gives none (Lambda's defaults differ:
+  Kafka 0.5 s, Kinesis, DynamoDB Streams and SQS 0);
+* `default_batch_size`: a batched route's batch size when the route gives none (Lambda: SQS 10, others 100);
 * `tumbling_windows`: a stream whose routes may set `batch.tumbling_window_s` (Kinesis, DynamoDB Streams);
 * `waits_for_result`: the source invokes synchronously and needs the result (HTTP, streams); otherwise it
   queues events for asynchronous invocation (S3, email, schedules);
@@ -28,8 +32,10 @@ from dataclasses import dataclass
 class KindTraits:
     shape: str
     stream: bool = False
+    batched: bool = False
     default_window_s: float = 0.0
     tumbling_windows: bool = False
+    default_batch_size: int = 100
     waits_for_result: bool = False
     request_routed: bool = False
     default_events: tuple[str, ...] = ("*",)

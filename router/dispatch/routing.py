@@ -122,7 +122,8 @@ def bind_routes(config: Config, source: str, calls: Calls) -> list[BoundRoute]:
         predicate = compile_filter(route.filter, traits) if route.filter is not None else None
         for target in route.functions:
             fn, qualifier = split_qualifier(target)
-            fmt = route.event_format or config.functions[fn].event_format
+            known = config.functions.get(fn)  # None: deployed through the API (event format aws)
+            fmt = route.event_format or (known.event_format if known is not None else "aws")
             arn = lambda_arn(fn, config.account.region, config.account.account_id)
             bound.append(BoundRoute(source, fn, kind, traits, route, fmt, calls, arn, predicate, qualifier))
     return bound

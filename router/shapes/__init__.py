@@ -1,10 +1,11 @@
 """Event shapes: the exact AWS events functions receive, built from native events, and CloudEvents.
 
-One module per shape (`s3`, `dynamodb`, `kinesis`, `kafka`, `ses`, `schedule`, `apigateway`), each with:
+One module per shape (`s3`, `dynamodb`, `kinesis`, `kafka`, `sqs`, `sns`, `ses`, `schedule`, `apigateway`),
+each with:
 
 * builders that make ONE native record (or, for schedule and API Gateway, the whole event) in the exact AWS
   shape with every field AWS sends: `s3.record`, `dynamodb.record`, `kinesis.record`, `kafka.record`,
-  `ses.record`, `schedule.event`, `apigateway.v1_event` / `apigateway.v2_event`;
+  `sqs.record`, `sns.record`, `ses.record`, `schedule.event`, `apigateway.v1_event` / `apigateway.v2_event`;
 * `envelope(record, source_name=..., ...)`: the record wrapped into `router.envelope.Envelope` with
   CloudEvents attributes (id, source, type such as `com.amazonaws.s3.ObjectCreated:Put`, subject, time);
 * `wrap(envelopes)`: the AWS event a function receives for those envelopes; `sample()`: an example envelope.
@@ -12,8 +13,8 @@ One module per shape (`s3`, `dynamodb`, `kinesis`, `kafka`, `ses`, `schedule`, `
 `render(kind, envelopes, fmt)` is the one entry point the dispatcher uses. `kind` is the shape or the source
 kind that produces it (`email` -> ses, `http` -> API Gateway). fmt "aws" returns the AWS event; "cloudevents"
 returns structured CloudEvents whose `data` is the AWS event of that one envelope: a single dict for
-single-event shapes (s3, ses, schedule, http) given one envelope, a list (a CloudEvents batch) for the
-stream shapes (kafka, kinesis, dynamodb) and whenever there are several envelopes.
+single-event shapes (s3, sns, ses, schedule, http) given one envelope, a list (a CloudEvents batch) for the
+batched shapes (kafka, kinesis, dynamodb, sqs) and whenever there are several envelopes.
 
 May import: router.core only: shapes are pure builders (no dispatch, no invoker, no I/O).
 """
@@ -36,9 +37,11 @@ SHAPES: dict[str, str] = {
     "ses": "router.shapes.ses",
     "schedule": "router.shapes.schedule",
     "http": "router.shapes.apigateway",
+    "sqs": "router.shapes.sqs",
+    "sns": "router.shapes.sns",
 }
 ALIASES = {"email": "ses", "apigateway": "http"}
-STREAM_KINDS = frozenset({"kafka", "kinesis", "dynamodb"})
+STREAM_KINDS = frozenset({"kafka", "kinesis", "dynamodb", "sqs"})  # shapes that batch records
 FORMATS = ("aws", "cloudevents")
 
 

@@ -1,7 +1,7 @@
 """Source kinds: one package per kind, and the registry that finds a kind's package by name.
 
-Each kind is a package `router/sources/<kind>/` (s3, dynamodb, kafka, kinesis, email, schedule, http) that
-exports:
+Each kind is a package `router/sources/<kind>/` (s3, dynamodb, kafka, kinesis, sqs, sns, email, schedule,
+http) that exports:
 
 * `create(ctx: SourceContext) -> Source`: the factory the daemon calls (the contract is in
   router/core/ports.py);

@@ -31,6 +31,8 @@ def test_shipped_config_validates(path: Path) -> None:
         ("dynamodb", lambda e: e["Records"][0]["eventSource"] == "aws:dynamodb"),
         ("kinesis", lambda e: e["Records"][0]["eventSource"] == "aws:kinesis"),
         ("kafka", lambda e: e["eventSource"] in ("aws:kafka", "SelfManagedKafka") and e["records"]),
+        ("sqs", lambda e: e["Records"][0]["eventSource"] == "aws:sqs"),
+        ("sns", lambda e: e["Records"][0]["EventSource"] == "aws:sns"),
         ("ses", lambda e: e["Records"][0]["eventSource"] == "aws:ses"),
         ("schedule", lambda e: e["detail-type"] == "Scheduled Event" and e["source"] == "aws.events"),
         ("http", lambda e: e["version"] == "2.0" and "requestContext" in e),

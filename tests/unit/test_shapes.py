@@ -273,8 +273,8 @@ def test_sample_is_rendered_json(kind: str) -> None:
 
 def test_render_errors() -> None:
     env = sample_envelope("s3")
-    with pytest.raises(ValueError, match="unknown event kind 'sqs'"):
-        render("sqs", [env])
+    with pytest.raises(ValueError, match="unknown event kind 'mq'"):
+        render("mq", [env])
     with pytest.raises(ValueError, match="unknown event format 'xml'"):
         render("s3", [env], "xml")
     with pytest.raises(ValueError, match="at least one envelope"):

@@ -17,14 +17,34 @@ from router.config.sources.kafka import Config as KafkaConfig
 from router.config.sources.kinesis import Config as KinesisConfig
 from router.config.sources.s3 import Config as S3Config
 from router.config.sources.schedule import Config as ScheduleConfig
+from router.config.sources.sns import Config as SnsConfig
+from router.config.sources.sqs import Config as SqsConfig
 from router.core.kinds import KindTraits
 
 SourceConfig = (
-    S3Config | DynamoDBConfig | KafkaConfig | KinesisConfig | EmailConfig | ScheduleConfig | HttpConfig
+    S3Config
+    | DynamoDBConfig
+    | KafkaConfig
+    | KinesisConfig
+    | EmailConfig
+    | ScheduleConfig
+    | HttpConfig
+    | SqsConfig
+    | SnsConfig
 )
 SETTINGS: dict[str, type[SourceSettings]] = {
     str(t.__struct_config__.tag): t
-    for t in (S3Config, DynamoDBConfig, KafkaConfig, KinesisConfig, EmailConfig, ScheduleConfig, HttpConfig)
+    for t in (
+        S3Config,
+        DynamoDBConfig,
+        KafkaConfig,
+        KinesisConfig,
+        EmailConfig,
+        ScheduleConfig,
+        HttpConfig,
+        SqsConfig,
+        SnsConfig,
+    )
 }
 KINDS = tuple(sorted(SETTINGS))
 
@@ -50,7 +70,9 @@ __all__ = [
     "KinesisConfig",
     "S3Config",
     "ScheduleConfig",
+    "SnsConfig",
     "SourceConfig",
+    "SqsConfig",
     "kind_traits",
     "traits_of",
 ]

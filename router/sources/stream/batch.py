@@ -226,27 +226,36 @@ def _first_failure(
         return 0
     if not mapping.settings.report_batch_item_failures:
         return None
+    identifiers = reported_failures(result.payload)
+    if identifiers is None:
+        return None
+    index = {r.position: i for i, r in enumerate(live)}
+    lowest: int | None = None
+    for identifier in identifiers:
+        position = None if identifier is None else mapping.kind.failed_position(identifier, partition.name)
+        if position is None or position not in index:
+            return 0
+        lowest = position if lowest is None else min(lowest, position)
+    assert lowest is not None
+    return index[lowest]
+
+
+def reported_failures(payload: bytes) -> list[Any] | None:
+    """The `itemIdentifier`s of a partial batch response (`{"batchItemFailures": [...]}`), as Lambda reads
+    them for streams and SQS alike: None when the batch succeeded whole (no response, not JSON, no or an
+    empty list); else the identifiers, with None for each one that is not valid (empty, null, under a wrong
+    key, or a list that is not a list): any None fails the whole batch."""
     try:
-        response = _decode(result.payload) if result.payload else None
+        response = _decode(payload) if payload else None
     except msgspec.DecodeError:
         return None
     failures = response.get("batchItemFailures") if isinstance(response, dict) else None
     if not failures:
         return None
     if not isinstance(failures, list):
-        return 0
-    index = {r.position: i for i, r in enumerate(live)}
-    lowest: int | None = None
-    for failure in failures:
-        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
-        position = (
-            None if identifier in (None, "") else mapping.kind.failed_position(identifier, partition.name)
-        )
-        if position is None or position not in index:
-            return 0
-        lowest = position if lowest is None else min(lowest, position)
-    assert lowest is not None
-    return index[lowest]
+        return [None]
+    identifiers = [f.get("itemIdentifier") if isinstance(f, dict) else None for f in failures]
+    return [None if i == "" else i for i in identifiers]
 
 
 async def give_up(

@@ -96,7 +96,7 @@ class MappingSettings:
         batch = route.settings.batch or BatchConfig()
         on_error = route.settings.on_error or OnErrorConfig()
         return cls(
-            batch_size=batch.size,
+            batch_size=route.traits.default_batch_size if batch.size is None else batch.size,
             window_s=default_window_s if batch.window_s is None else batch.window_s,
             max_bytes=min(batch.max_bytes, PAYLOAD_CAP),
             parallelization_factor=batch.parallelization_factor,

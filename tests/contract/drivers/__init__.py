@@ -11,6 +11,7 @@ from tests.contract.drivers.kafka import KafkaDriver
 from tests.contract.drivers.kinesis import KinesisDriver
 from tests.contract.drivers.s3 import S3FolderDriver, S3QueueDriver
 from tests.contract.drivers.schedule import ScheduleDriver
+from tests.contract.drivers.sqs import SnsDriver, SqsDriver
 
 DRIVERS: dict[str, type[KindDriver]] = {
     d.name: d
@@ -23,6 +24,8 @@ DRIVERS: dict[str, type[KindDriver]] = {
         EmailDriver,
         ScheduleDriver,
         HttpDriver,
+        SqsDriver,
+        SnsDriver,
     )
 }
 
