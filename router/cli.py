@@ -1,4 +1,5 @@
-"""The `router` command line: serve, validate, invoke, tail, events.
+"""The `router` command line: serve, validate, invoke, tail, events; request, replay, redrive, faults
+(router/commands.py).
 
 Exit codes: 0 success; 1 a function error (invoke) or a runtime failure; 2 a bad config or bad arguments.
 """
@@ -60,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_invoke)
 
     add_tail_parser(sub)
+    from router.commands import add_parsers
+
+    add_parsers(sub)
 
     e = sub.add_parser("events", help="print a sample event of an AWS shape")
     e.add_argument("--kind", required=True, choices=EVENT_KINDS)

@@ -49,7 +49,7 @@ from router.sources import kind_module
 log = logging.getLogger("router.daemon")
 
 # Sections a reload cannot change: the running ones are kept until the next restart.
-RESTART_KEYS = ("server", "state_dir", "account", "billing", "limits", "inspect")
+RESTART_KEYS = ("server", "state_dir", "account", "billing", "limits", "inspect", "record")
 
 
 @dataclass
@@ -71,7 +71,10 @@ class Daemon:
         self.state_dir = config.state_path
         inspect = config.inspect
         self.backends = backends or local_backends.local(
-            self.state_dir, ring_size=inspect.ring_size, max_payload_bytes=inspect.max_payload_kb * 1024
+            self.state_dir,
+            record=config.record,
+            ring_size=inspect.ring_size,
+            max_payload_bytes=inspect.max_payload_kb * 1024,
         )
         self.dispatcher: Dispatcher | None = None
         self.catalog: FunctionCatalog | None = None
@@ -125,7 +128,7 @@ class Daemon:
             metrics=self.metrics,
             is_ready=self.is_ready,
             catalog=self.catalog,
-            extras=self._inspection(),
+            extras=await self._inspection(),
         )
         self._runner = web.AppRunner(create_app(plane), access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -145,7 +148,7 @@ class Daemon:
             },
         )
 
-    def _inspection(self) -> dict[str, Any]:
+    async def _inspection(self) -> dict[str, Any]:
         """The inspection record, fed by the dispatcher, for the control plane (none when inspect is off)."""
         from router.control.plane import INSPECTION, Inspection
 
@@ -153,6 +156,7 @@ class Daemon:
         if not settings.enabled or self.dispatcher is None:
             return {}
         store = self.backends.record
+        await store.open()
         store.attach(self.dispatcher)
         self.inspect = store
         inspection = Inspection(store=store, sources=lambda: self.contexts, config=lambda: self.config)
@@ -187,6 +191,8 @@ class Daemon:
             await self._runner.cleanup()
         if self.dispatcher is not None:
             await self.dispatcher.aclose()
+        if self.inspect is not None:
+            await self.inspect.aclose()  # what the last calls recorded is written
         log.info("stopped")
 
     async def _drain(self, grace: float) -> None:
@@ -288,6 +294,8 @@ class Daemon:
             self.config = new
             assert self.catalog is not None
             await self.catalog.reload(new)  # config functions replaced, API-deployed ones kept
+            assert self.dispatcher is not None
+            self.dispatcher.configure_faults(new)  # faults set at run time end with a reload
             # Routes bind a function by name; only its event format is baked into the bound route.
             reformatted = {
                 n

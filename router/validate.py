@@ -17,10 +17,18 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from router.config import Config, Destination, FunctionConfig, RouteConfig, SourceSettings, read_config
+from router.config import (
+    Config,
+    Destination,
+    FunctionConfig,
+    RouteConfig,
+    SourceSettings,
+    read_config,
+)
 from router.config.loader import Loaded, decode_config
 from router.config.sources import KINDS, kind_traits
 from router.core.errors import ConfigError
+from router.dispatch.faults import fault_rates_problem
 from router.dispatch.filter_syntax import pattern_problems
 from router.sources import kind_module
 
@@ -114,6 +122,10 @@ def check_function(config: Config, name: str, f: FunctionConfig, problems: list[
             f"{where}.provisioned_concurrency: {f.provisioned_concurrency} is more than "
             f"reserved_concurrency {f.reserved_concurrency}"
         )
+    if f.faults is not None:
+        problem = fault_rates_problem(f.faults)
+        if problem:
+            problems.append(f"{where}.faults: {problem}")
     code = config.path(f.code)
     if not code.exists():
         problems.append(f"{where}.code: {f.code!r} does not exist")

@@ -56,6 +56,7 @@ class InvocationResult(msgspec.Struct, kw_only=True):
     cost_usd: float = 0.0
     cold: bool = False
     log: bytes = b""  # this call's log lines (stdout/stderr of the instance, tagged), for X-Amz-Log-Result
+    fault: str | None = None  # an injected fault's kind (router/dispatch/faults.py); None for real outcomes
 
     @property
     def ok(self) -> bool:
