@@ -28,7 +28,11 @@ log = logging.getLogger("router.cli")
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if getattr(args, "command", None) != "faults":
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.settings = [*args.settings, *extra]  # KEY=VALUE after --function F (argparse cannot mix them)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2

@@ -349,7 +349,9 @@ class Dispatcher:
             self.faults.injected(dataclasses.replace(fault, kind="latency"))
             await self.clock.sleep(draw.latency_ms / 1000)
         if draw.kind is None:
-            return await pool.invoke(call)
+            result = await pool.invoke(call)
+            result.fault = "latency"  # it ran; the record says it was held back first
+            return result
         self.faults.injected(fault)
         if draw.kind == "throttle":
             error = self.faults.throttle(call.function)
