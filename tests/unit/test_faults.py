@@ -206,3 +206,12 @@ async def test_source_faults_duplicate_drop_acks_and_reorder_at_the_route(tmp_pa
     items: Sequence[int] = list(range(10))
     assert sorted(faults.shuffled("s", list(items))) == list(items)
     assert faults.shuffled("s", list(items)) != list(items)
+
+
+def test_the_default_config_injects_no_fault() -> None:
+    from router.validate import load_config
+
+    config = load_config(Path(__file__).resolve().parents[2] / "config" / "router.yaml", env={})
+    assert all(f.faults is None for f in config.functions.values())
+    assert all(s.faults is None for s in config.sources.values())
+    assert config.record.enabled  # the durable record is on by default
