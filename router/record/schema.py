@@ -3,15 +3,21 @@ own thread, with its one connection (router/record/sqlite.py).
 
 Tables:
 
-* `invocations`: one row per invocation (seq is the cursor), indexed by function, source, time, request id,
-  and outcome for those that did not succeed (a partial index: most calls succeed, and each index costs
-  every write). Its event is in `payloads` (by request id) unless the invocation has none (loop-stopped).
+* `invocations`: one row per invocation (seq is the cursor) with its event and result whole (for replay),
+  indexed by function, source, time, and outcome for those that did not succeed (a partial index: most
+  calls succeed).
+* `requests`: request id -> seq, the index of invocations by request id, filled by merges: new pairs are
+  appended to `requests_recent` (no index) and moved into `requests` (a WITHOUT ROWID B-tree) in request
+  id order once `MERGE_ROWS` of them wait (`merge_requests`). A lookup reads both.
 * `events`: one row per event a route accepted (request id, source, function, time, mode, trace, position,
-  injected fault), indexed by request id, source and time, function and time.
-* `payloads`: each request's event once, by request id (every attempt of an asynchronous event, and the
-  route's accepted event, share it), kept whole for replay.
+  injected fault, the event), indexed by request id, source and time, function and time.
 * `replays`: request id -> the request id it replayed. `meta`: the latest seq (the cursor survives the
   retention of every row).
+
+Every index costs every write, and an index on random keys (request ids, uuids) the most: each insert
+dirties a page anywhere in it, and every batch writes those pages to the log again. Hence the merges (a
+sorted insert of many keys dirties each page once), one index per table on time-ordered keys otherwise, and
+a page cache large enough for the hot pages (`CACHE_KIB`) over a memory-mapped file.
 
 Retention (`prune`): rows older than the retention go; then, while the file holds more than `max_bytes`, the
 oldest tenth of the invocations and whatever is older than the oldest left. Freed pages are returned to
@@ -27,7 +33,12 @@ from typing import Any
 import msgspec
 
 from router.core.backends import AcceptedEvent, Invocation, RecordQuery
+from router.core.results import InvocationResult
+from router.dispatch.stats import Call
 from router.shapes.positions import position
+
+# What waits to be written: a recorded Invocation, or (seq, function, call, result) of a finished call.
+Pending = Invocation | tuple[int, str, Call, InvocationResult]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS invocations (
@@ -48,7 +59,7 @@ CREATE TABLE IF NOT EXISTS invocations (
     cold INTEGER NOT NULL,
     trace TEXT,
     fault TEXT,
-    event BLOB,
+    event BLOB NOT NULL,
     event_size INTEGER NOT NULL,
     result BLOB NOT NULL,
     result_size INTEGER NOT NULL,
@@ -58,7 +69,10 @@ CREATE INDEX IF NOT EXISTS invocations_function ON invocations (function, seq);
 CREATE INDEX IF NOT EXISTS invocations_source ON invocations (source, seq);
 CREATE INDEX IF NOT EXISTS invocations_time ON invocations (time);
 CREATE INDEX IF NOT EXISTS invocations_failed ON invocations (outcome, seq) WHERE outcome != 'success';
-CREATE INDEX IF NOT EXISTS invocations_request ON invocations (request_id);
+CREATE TABLE IF NOT EXISTS requests_recent (request_id TEXT NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (
+    request_id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (request_id, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     request_id TEXT NOT NULL,
@@ -68,14 +82,13 @@ CREATE TABLE IF NOT EXISTS events (
     mode TEXT NOT NULL,
     trace TEXT,
     position TEXT,
-    fault TEXT
+    fault TEXT,
+    event BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_request ON events (request_id);
 CREATE INDEX IF NOT EXISTS events_source ON events (source, time);
 CREATE INDEX IF NOT EXISTS events_function ON events (function, time);
 CREATE INDEX IF NOT EXISTS events_time ON events (time);
-CREATE TABLE IF NOT EXISTS payloads (request_id TEXT PRIMARY KEY, time REAL NOT NULL, data BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS payloads_time ON payloads (time);
 CREATE TABLE IF NOT EXISTS replays (request_id TEXT PRIMARY KEY, original TEXT NOT NULL, time REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS replays_time ON replays (time);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -88,23 +101,27 @@ _COLUMNS = (
 )
 _FIELDS = [c.split(".", 1)[1] for c in _COLUMNS.split(", ")]
 _FIELDS[-1] = "replay_of"
-_JOINS = (
-    "FROM invocations i LEFT JOIN payloads p ON i.event IS NULL AND p.request_id = i.request_id "
-    "LEFT JOIN replays r ON r.request_id = i.request_id"
-)
+_JOINS = "FROM invocations i LEFT JOIN replays r ON r.request_id = i.request_id"
+CACHE_KIB = 65536
+MERGE_ROWS = 50_000
+MMAP_BYTES = 256 * 1024 * 1024
 _INSERT_INVOCATION = f"INSERT INTO invocations VALUES ({', '.join('?' * 22)})"
 _decode = msgspec.json.Decoder().decode
 
 
 def open_db(path: str) -> tuple[sqlite3.Connection, int]:
-    """Open (or create) the record; returns the connection and the latest seq."""
+    """Open (or create) the record; returns the connection and the latest seq. Request ids left unmerged
+    by the last run are merged."""
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # only takes effect on a new file, before the tables
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")  # a power cut may lose the last batches, never corrupt
+    db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+    db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     db.executescript(SCHEMA)
     row = db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
     latest = db.execute("SELECT MAX(seq) FROM invocations").fetchone()[0] or 0
+    merge_requests(db)
     return db, max(latest, row[0] if row else 0)
 
 
@@ -113,38 +130,78 @@ def open_db(path: str) -> tuple[sqlite3.Connection, int]:
 
 def write(
     db: sqlite3.Connection,
-    invocations: Sequence[Invocation],
+    invocations: Sequence[Pending],
     accepted: Sequence[AcceptedEvent],
     links: Sequence[tuple[str, str, float]],
+    *,
+    log_bytes: int = 4096,
 ) -> None:
     """One transaction for a batch of what was recorded."""
+    rows = [
+        _invocation_row(i) if isinstance(i, Invocation) else _result_row(*i, log_bytes) for i in invocations
+    ]
     db.execute("BEGIN")
     try:
-        db.executemany(_INSERT_INVOCATION, [_invocation_row(i) for i in invocations])
+        db.executemany(_INSERT_INVOCATION, rows)
+        db.executemany("INSERT INTO requests_recent VALUES (?, ?)", [(r[2], r[0]) for r in rows if r[2]])
         db.executemany(
-            "INSERT OR IGNORE INTO payloads VALUES (?, ?, ?)",
-            [(i.request_id, i.time, i.event) for i in invocations if i.request_id]
-            + [(e.request_id, e.time, e.payload) for e in accepted],
-        )
-        db.executemany(
-            "INSERT INTO events (request_id, source, function, time, mode, trace, position, fault) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (request_id, source, function, time, mode, trace, position, fault, event) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [_event_row(e) for e in accepted],
         )
         db.executemany("INSERT OR REPLACE INTO replays VALUES (?, ?, ?)", links)
-        if invocations:
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (invocations[-1].seq,))
+        if rows:
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (rows[-1][0],))
     except BaseException:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
 
 
+def merge_requests(db: sqlite3.Connection) -> None:
+    """Move the request ids waiting in `requests_recent` into the `requests` index, in key order."""
+    db.execute("BEGIN")
+    try:
+        db.execute(
+            "INSERT OR IGNORE INTO requests "
+            "SELECT request_id, seq FROM requests_recent ORDER BY request_id, seq"
+        )
+        db.execute("DELETE FROM requests_recent")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def seqs_of(db: sqlite3.Connection, request_id: str) -> list[int]:
+    rows = db.execute(
+        "SELECT seq FROM requests WHERE request_id = ? "
+        "UNION SELECT seq FROM requests_recent WHERE request_id = ?",
+        (request_id, request_id),
+    )
+    return sorted(r[0] for r in rows)
+
+
+def _result_row(
+    seq: int, function: str, call: Call, result: InvocationResult, log_bytes: int
+) -> tuple[Any, ...]:
+    """The row of a finished call, built here rather than on the hot path (router/record/sqlite.py)."""
+    r, c = result, call
+    failed = r.function_error is not None
+    outcome, error_type = ("error", r.error_type or r.function_error) if failed else ("success", None)
+    log = r.log[-log_bytes:] if log_bytes else b""
+    return (
+        seq, function, r.request_id, c.source, c.invocation_type, c.attempt, c.started_at, r.duration_ms,
+        r.billed_ms, r.init_ms, r.memory_mb, r.max_memory_mb, outcome, error_type, int(r.cold), c.trace_id,
+        r.fault, c.payload, len(c.payload), r.payload, len(r.payload), log,
+    )  # fmt: skip
+
+
 def _invocation_row(i: Invocation) -> tuple[Any, ...]:
     return (
         i.seq, i.function, i.request_id, i.source, i.invocation_type, i.attempt, i.time, i.duration_ms,
         i.billed_ms, i.init_ms, i.memory_mb, i.max_memory_mb, i.outcome, i.error_type, int(i.cold), i.trace,
-        i.fault, None if i.request_id else i.event, i.event_size, i.result, i.result_size, i.log,
+        i.fault, i.event, i.event_size, i.result, i.result_size, i.log,
     )  # fmt: skip
 
 
@@ -153,7 +210,7 @@ def _event_row(e: AcceptedEvent) -> tuple[Any, ...]:
         where = position(_decode(e.payload)) if e.position is None else e.position
     except (msgspec.DecodeError, KeyError, TypeError, IndexError):
         where = None
-    return (e.request_id, e.source, e.function, e.time, e.mode, e.trace, where, e.fault)
+    return (e.request_id, e.source, e.function, e.time, e.mode, e.trace, where, e.fault, e.payload)
 
 
 # -- reading -------------------------------------------------------------------------------------------------
@@ -171,8 +228,7 @@ def invocations(
     logs: bool = True,
 ) -> list[Invocation]:
     """Invocations matching `where` (conditions on `i`), in `order`; the newest `limit` when `newest`."""
-    event = "COALESCE(i.event, p.data)"
-    result = "i.result"
+    event, result = "i.event", "i.result"
     if payload_limit is not None:
         event, result = (
             f"substr({event}, 1, {int(payload_limit)})",
@@ -209,9 +265,8 @@ def accepted_events(db: sqlite3.Connection, request_ids: Sequence[str]) -> list[
 def _accepted_events(db: sqlite3.Connection, request_ids: Sequence[str]) -> list[AcceptedEvent]:
     marks = ", ".join("?" * len(request_ids))
     rows = db.execute(
-        "SELECT e.request_id, e.source, e.function, e.time, e.mode, e.trace, e.position, e.fault, p.data "
-        f"FROM events e LEFT JOIN payloads p ON p.request_id = e.request_id WHERE e.request_id IN ({marks}) "
-        "ORDER BY e.id",
+        "SELECT request_id, source, function, time, mode, trace, position, fault, event "
+        f"FROM events WHERE request_id IN ({marks}) ORDER BY id",
         list(request_ids),
     ).fetchall()
     names = ("request_id", "source", "function", "time", "mode", "trace", "position", "fault")
@@ -281,14 +336,13 @@ def _delete_before(db: sqlite3.Connection, cutoff: float, inclusive: bool = Fals
     db.execute("BEGIN")
     try:
         deleted = db.execute(f"DELETE FROM invocations WHERE time {op} ?", (cutoff,)).rowcount
+        if deleted:
+            oldest = db.execute("SELECT MIN(seq) FROM invocations").fetchone()[0]
+            below = oldest if oldest is not None else 2**62
+            db.execute("DELETE FROM requests WHERE seq < ?", (below,))
+            db.execute("DELETE FROM requests_recent WHERE seq < ?", (below,))
         deleted += db.execute(f"DELETE FROM events WHERE time {op} ?", (cutoff,)).rowcount
         db.execute(f"DELETE FROM replays WHERE time {op} ?", (cutoff,))
-        db.execute(
-            f"DELETE FROM payloads WHERE time {op} ? AND NOT EXISTS "
-            "(SELECT 1 FROM invocations WHERE invocations.request_id = payloads.request_id) AND NOT EXISTS "
-            "(SELECT 1 FROM events WHERE events.request_id = payloads.request_id)",
-            (cutoff,),
-        )
     except BaseException:
         db.execute("ROLLBACK")
         raise

@@ -30,11 +30,15 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from router.core.backends import AcceptedEvent, Invocation, Recorded, RecordQuery
 from router.record import schema
 from router.record.base import PAGE, RecordBase
+
+if TYPE_CHECKING:
+    from router.core.results import InvocationResult
+    from router.dispatch.stats import Call
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +66,14 @@ class SqliteRecord(RecordBase):
         self.batch_rows = batch_rows
         self.max_payload_bytes = max_payload_bytes
         self.prune_every_s = prune_every_s
-        self._invocations: list[Invocation] = []
+        self._invocations: list[schema.Pending] = []
         self._accepted: list[AcceptedEvent] = []
         self._links: list[tuple[str, str, float]] = []
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
         self._writer: asyncio.Task[None] | None = None
         self._full = asyncio.Event()
+        self._unmerged = 0  # request ids written since the last merge (router/record/schema.py)
         self.write_errors = 0
 
     # -- lifecycle ----------------------------------------------------------------------------------------
@@ -102,6 +107,14 @@ class SqliteRecord(RecordBase):
         self._executor = None
 
     # -- recording (hot path) -----------------------------------------------------------------------------
+
+    def record_result(self, function: str, call: Call, result: InvocationResult) -> None:
+        """As RecordBase's, but the row is built on the record's thread: the hot path only appends."""
+        self._seq += 1
+        self._invocations.append((self._seq, function, call, result))
+        if len(self._invocations) >= self.batch_rows:
+            self._full.set()
+        self._wake()
 
     def _add(self, invocation: Invocation) -> None:
         self._invocations.append(invocation)
@@ -140,8 +153,18 @@ class SqliteRecord(RecordBase):
             return
         batch = (self._invocations, self._accepted, self._links)
         self._invocations, self._accepted, self._links = [], [], []
+        self._unmerged += len(batch[0])
+        merge = self._unmerged >= schema.MERGE_ROWS
+        if merge:
+            self._unmerged = 0
         db = self._connection()
-        await self._run(lambda: schema.write(db, *batch))
+
+        def write() -> None:
+            schema.write(db, *batch, log_bytes=self.log_bytes)
+            if merge:
+                schema.merge_requests(db)
+
+        await self._run(write)
 
     async def prune(self) -> int:
         db = self._connection()
@@ -197,9 +220,13 @@ class SqliteRecord(RecordBase):
 
     async def request(self, request_id: str) -> tuple[list[AcceptedEvent], list[Invocation]]:
         def read(db: sqlite3.Connection) -> tuple[list[AcceptedEvent], list[Invocation]]:
+            seqs = schema.seqs_of(db, request_id)
             found = schema.invocations(
-                db, where=["i.request_id = ?"], params=[request_id], payload_limit=self.max_payload_bytes
-            )
+                db,
+                where=[f"i.seq IN ({', '.join('?' * len(seqs))})"],
+                params=seqs,
+                payload_limit=self.max_payload_bytes,
+            ) if seqs else []  # fmt: skip
             return schema.accepted_events(db, [request_id]), found
 
         return await self._read(read)
