@@ -144,3 +144,31 @@ async def test_writes_are_batched_off_the_hot_path_and_waits_see_them(tmp_path: 
     store.close()
     assert await store.since("f", 99, 10) == []  # closed: long polls end at once
     await store.aclose()
+
+
+async def test_request_ids_are_found_before_and_after_their_merge(tmp_path: Path, monkeypatch: Any) -> None:
+    from router.record import schema
+
+    monkeypatch.setattr(schema, "MERGE_ROWS", 4)
+    store = await opened(tmp_path / "record.db", retention_s=3600)
+    now = time.time()
+    for n in range(6):
+        record(store, "f", {"n": n}, rid=f"r{n % 3}", at=now - 7200 if n < 2 else now - n, attempt=n)
+        await store.flush()  # six batches: a merge after the fourth
+    db = store._connection()
+    counts = await store._run(lambda: [db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                                       for t in ("requests", "requests_recent")])  # fmt: skip
+    assert counts == [4, 2]
+    for rid, attempts in (("r0", [0, 3]), ("r1", [1, 4]), ("r2", [2, 5])):
+        _, found = await store.request(rid)
+        assert [i.attempt for i in found] == attempts, rid
+    await store.prune()  # the two oldest calls go, and their request ids with them
+    assert [[i.attempt for i in (await store.request(r))[1]] for r in ("r0", "r1")] == [[3], [4]]
+    await store.aclose()
+    again = await opened(tmp_path / "record.db")  # what was left unmerged is merged at open
+    left = await again._run(
+        lambda: again._connection().execute("SELECT COUNT(*) FROM requests_recent").fetchone()
+    )
+    assert left == (0,)
+    assert [i.attempt for i in (await again.request("r2"))[1]] == [2, 5]
+    await again.aclose()
