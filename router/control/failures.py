@@ -17,6 +17,7 @@ destination that cannot be read now (a broker down) is listed with `error`.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from router.dispatch.registry import FunctionDefinition
 
 DEFAULT_LIMIT = 20
+READ_TIMEOUT_S = 20.0  # a destination that cannot be read within this is listed with its error
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ async def describe(found: FailureDestination, config: Config, limit: int) -> dic
         return entry
     entry.update(kind=store.kind, target=store.target)
     try:
-        count, listed = await store.count(), await store.newest(limit)
+        async with asyncio.timeout(READ_TIMEOUT_S):
+            count, listed = await store.count(), await store.newest(limit)
     except Exception as e:  # an unreachable broker: listed with the error, the others still answer
         entry.update(count=None, records=None, error=f"cannot read it back: {e!r}")
         return entry

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from router.control.errors import ApiError, invalid_parameter
 from router.control.plane import PLANE_KEY, inspection
-from router.core.errors import INVALID_REQUEST_CONTENT, RESOURCE_NOT_FOUND
+from router.core.errors import INVALID_REQUEST_CONTENT, RESOURCE_NOT_FOUND, FunctionNotFound
 from router.record.replay import PlanError, ReplayPlan, query_of
 from router.record.replay import replay as run_replay
 
@@ -42,7 +42,7 @@ async def replay(request: web.Request) -> web.StreamResponse:
     if plan.to is not None and not plan.dry_run:
         try:
             dispatcher.check(plan.to)
-        except Exception:
+        except FunctionNotFound:
             raise ApiError(404, RESOURCE_NOT_FOUND, f"to: no function named {plan.to!r}") from None
     if NDJSON not in request.headers.get("Accept", ""):
         return web.json_response(await run_replay(ins.store, dispatcher, plan))

@@ -132,6 +132,7 @@ class KafkaStore:
         self.group = GROUP_PREFIX + topic
         self.client = client or {}
         self._consumer: Any = None
+        self._producer: Any = None  # made by the first keep of a redrive
         self._handled: dict[Any, set[int]] = {}  # partition -> offsets handled in this redrive
         self._start: dict[Any, int] = {}
 
@@ -208,19 +209,21 @@ class KafkaStore:
         self._handled[tp].add(record.offset)
 
     async def keep(self, entry: FailureEntry) -> None:
-        from aiokafka import AIOKafkaProducer
-
         tp, record = entry.handle
-        producer = AIOKafkaProducer(bootstrap_servers=self.brokers, acks="all", **self.client)
-        await producer.start()
-        try:
-            headers = [*(record.headers or ()), (REDRIVE_HEADER, b"kept")]
-            await producer.send_and_wait(self.topic, record.value, key=record.key, headers=headers)
-        finally:
-            await producer.stop()
+        if self._producer is None:
+            from aiokafka import AIOKafkaProducer
+
+            producer = AIOKafkaProducer(bootstrap_servers=self.brokers, acks="all", **self.client)
+            await producer.start()
+            self._producer = producer
+        headers = [*(record.headers or ()), (REDRIVE_HEADER, b"kept")]
+        await self._producer.send_and_wait(self.topic, record.value, key=record.key, headers=headers)
         self._handled[tp].add(record.offset)
 
     async def aclose(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
         consumer, self._consumer = self._consumer, None
         if consumer is None:
             return
