@@ -1,4 +1,5 @@
-"""The `router` command line: serve, validate, invoke, tail, events.
+"""The `router` command line: serve, validate, invoke, tail, events; request, replay, redrive, faults
+(router/commands.py).
 
 Exit codes: 0 success; 1 a function error (invoke) or a runtime failure; 2 a bad config or bad arguments.
 """
@@ -34,7 +35,11 @@ log = logging.getLogger("router.cli")
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if getattr(args, "command", None) != "faults":
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.settings = [*args.settings, *extra]  # KEY=VALUE after --function F (argparse cannot mix them)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
@@ -70,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_invoke)
 
     add_tail_parser(sub)
+    from router.commands import add_parsers
+
+    add_parsers(sub)
 
     e = sub.add_parser("events", help="print a sample event of an AWS shape")
     e.add_argument(

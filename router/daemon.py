@@ -72,7 +72,7 @@ from router.sources import kind_module
 log = logging.getLogger("router.daemon")
 
 # Sections a reload cannot change: the running ones are kept until the next restart.
-RESTART_KEYS = ("server", "state_dir", "account", "billing", "limits", "inspect", "aws")
+RESTART_KEYS = ("server", "state_dir", "account", "billing", "limits", "inspect", "aws", "record")
 BIND_ERRNOS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 
 
@@ -111,7 +111,10 @@ class Daemon:
         self.state_dir = config.state_path
         inspect = config.inspect
         self.backends = backends or local_backends.local(
-            self.state_dir, ring_size=inspect.ring_size, max_payload_bytes=inspect.max_payload_kb * 1024
+            self.state_dir,
+            record=config.record,
+            ring_size=inspect.ring_size,
+            max_payload_bytes=inspect.max_payload_kb * 1024,
         )
         self.dispatcher: Dispatcher | None = None
         self.catalog: FunctionCatalog | None = None
@@ -180,7 +183,7 @@ class Daemon:
             metrics=self.metrics,
             is_ready=self.is_ready,
             catalog=self.catalog,
-            extras=self._inspection(),
+            extras=await self._inspection(),
             mappings=self.mappings,
         )
         self._runner = web.AppRunner(create_app(plane), access_log=None, handle_signals=False)
@@ -225,7 +228,7 @@ class Daemon:
         except Exception:  # hot reload is a convenience: the daemon runs on without it
             log.exception("hot reload: the code watcher failed; code changes now need a reload")
 
-    def _inspection(self) -> dict[str, Any]:
+    async def _inspection(self) -> dict[str, Any]:
         """The inspection record, fed by the dispatcher, for the control plane (none when inspect is off)."""
         from router.control.plane import INSPECTION, Inspection
 
@@ -233,6 +236,7 @@ class Daemon:
         if not settings.enabled or self.dispatcher is None:
             return {}
         store = self.backends.record
+        await store.open()
         store.attach(self.dispatcher)
         self.inspect = store
         inspection = Inspection(store=store, sources=lambda: self.contexts, config=lambda: self.config)
@@ -276,6 +280,8 @@ class Daemon:
             await self._runner.cleanup()
         if self.dispatcher is not None:
             await self.dispatcher.aclose()
+        if self.inspect is not None:
+            await self.inspect.aclose()  # what the last calls recorded is written
         log.info("stopped")
 
     async def _drain(self, grace: float) -> None:
@@ -427,6 +433,8 @@ class Daemon:
             await self.catalog.reload(new)  # config functions replaced, API-deployed ones kept
             self._watch_code()  # the folders to watch may have changed
             await self.mappings.reload(new)  # the `aws:` section may have moved; mappings are kept
+            assert self.dispatcher is not None
+            self.dispatcher.configure_faults(new)  # faults set at run time end with a reload
             # Routes bind a function by name; only its event format is baked into the bound route.
             reformatted = {
                 n

@@ -88,8 +88,11 @@ class ResultNotes:
         trace: str | None = None,
         source: str | None = None,
         qualifier: str | None = None,
+        delay_s: float = 0.0,
     ) -> Awaitable[str]:
-        return self.calls.enqueue(function, payload, trace=trace, source=source, qualifier=qualifier)
+        return self.calls.enqueue(
+            function, payload, trace=trace, source=source, qualifier=qualifier, delay_s=delay_s
+        )
 
 
 class MappedSources:

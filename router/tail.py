@@ -32,12 +32,27 @@ class InspectClient:
         self.token = token
 
     def get(self, path: str, timeout: float = POLL_S + 10) -> Any:
-        request = urllib.request.Request(f"{self.endpoint}{path}")
+        return self.call("GET", path, timeout=timeout)
+
+    def call(self, method: str, path: str, body: Any = None, *, timeout: float = POLL_S + 10) -> Any:
+        """One request to the API, its JSON answer; TailError on an error answer or no answer."""
+        with self.open(method, path, body, timeout=timeout) as response:
+            return json.loads(response.read())
+
+    def open(
+        self, method: str, path: str, body: Any = None, *, timeout: float = POLL_S + 10, accept: str = ""
+    ) -> Any:
+        """The response of one request (a file-like object to read or iterate by line)."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.endpoint}{path}", data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        if accept:
+            request.add_header("Accept", accept)
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return json.loads(response.read())
+            return urllib.request.urlopen(request, timeout=timeout)
         except urllib.error.HTTPError as e:
             raise TailError(f"{e.code}: {e.read().decode(errors='replace')}") from None
         except (urllib.error.URLError, TimeoutError, OSError) as e:

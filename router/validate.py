@@ -30,6 +30,7 @@ from router.config.loader import Loaded, decode_config
 from router.config.sources import KINDS, kind_traits
 from router.core.arn import parse_layer_version_arn
 from router.core.errors import ConfigError
+from router.dispatch.faults import fault_rates_problem
 from router.dispatch.filter_syntax import pattern_problems
 from router.sources import kind_module
 
@@ -149,6 +150,10 @@ def check_function(config: Config, name: str, f: FunctionConfig, problems: list[
             f"reserved_concurrency {f.reserved_concurrency}"
         )
     _check_layers(config, f, where, problems)
+    if f.faults is not None:
+        problem = fault_rates_problem(f.faults)
+        if problem:
+            problems.append(f"{where}.faults: {problem}")
     code = config.path(f.code)
     if not code.exists():
         problems.append(f"{where}.code: {f.code!r} does not exist")

@@ -10,7 +10,18 @@ May import: router.core only. Never router.sources, router.dispatch or router.in
 
 from __future__ import annotations
 
-from router.config.base import MemoryMB, NonNegInt, Port, PositiveInt, SourceSettings, Strict, TimeoutS
+from router.config.base import (
+    FunctionFaults,
+    LatencyFault,
+    MemoryMB,
+    NonNegInt,
+    Port,
+    PositiveInt,
+    SourceFaults,
+    SourceSettings,
+    Strict,
+    TimeoutS,
+)
 from router.config.loader import Loaded, decode_config, read_config
 from router.config.model import (
     AccountConfig,
@@ -27,6 +38,7 @@ from router.config.model import (
     KafkaDestination,
     LimitsConfig,
     OnErrorConfig,
+    RecordConfig,
     RouteConfig,
     ServerConfig,
     split_qualifier,
@@ -41,10 +53,12 @@ __all__ = [
     "Config",
     "Destination",
     "FunctionConfig",
+    "FunctionFaults",
     "HttpRouteConfig",
     "InspectConfig",
     "InvokerConfig",
     "KafkaDestination",
+    "LatencyFault",
     "LimitsConfig",
     "Loaded",
     "MemoryMB",
@@ -52,8 +66,10 @@ __all__ = [
     "OnErrorConfig",
     "Port",
     "PositiveInt",
+    "RecordConfig",
     "RouteConfig",
     "ServerConfig",
+    "SourceFaults",
     "SourceSettings",
     "Strict",
     "TimeoutS",

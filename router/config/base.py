@@ -16,19 +16,51 @@ TimeoutS = Annotated[int, msgspec.Meta(ge=1, le=900)]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+Rate = Annotated[float, msgspec.Meta(ge=0, le=1)]  # a probability
 
 
 class Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Base of every config Struct: immutable, keyword-only, unknown keys rejected."""
 
 
-class SourceSettings(Strict, tag_field="kind"):
+class LatencyFault(Strict):
+    """Added latency: with probability `p`, `add` milliseconds before the call."""
+
+    p: Rate = 1.0
+    add: Annotated[int, msgspec.Meta(ge=0, le=900_000)] = 0
+
+
+class FunctionFaults(Strict):
+    """Faults injected into a function's calls (docs/record.md); off unless configured. At most one of
+    error, timeout, crash and throttle per call (their rates add up to at most 1); latency is drawn apart."""
+
+    error_rate: Rate = 0.0
+    timeout_rate: Rate = 0.0
+    crash_rate: Rate = 0.0
+    throttle_rate: Rate = 0.0
+    latency_ms: LatencyFault | None = None
+    seed: int | None = None  # None: a random seed, shown by `router faults show`
+
+
+class SourceFaults(Strict):
+    """Faults injected where a source delivers to its routes (docs/record.md); off unless configured."""
+
+    drop_ack: Rate = 0.0  # delivered, then reported to the source as failed: it delivers again
+    duplicate: Rate = 0.0  # delivered twice
+    reorder: bool = False  # queued events delayed by up to reorder_window_ms; batch records shuffled
+    reorder_window_ms: Annotated[int, msgspec.Meta(ge=1, le=600_000)] = 1000
+    seed: int | None = None
+
+
+class SourceSettings(Strict, tag_field="kind", kw_only=True):
     """Base of each source kind's settings: a member of the tagged union on `kind` (router.config.sources).
 
-    Each kind declares its `traits` (router/core/kinds.py) next to its fields.
+    Each kind declares its `traits` (router/core/kinds.py) next to its fields. `faults` (every kind) are
+    the injected source faults, off by default.
     """
 
     traits: ClassVar[KindTraits]
+    faults: SourceFaults | None = None
 
     def kind_name(self) -> str:
         return str(type(self).__struct_config__.tag)

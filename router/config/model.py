@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from router.config.base import MemoryMB, NonNegInt, Port, Strict, TimeoutS
+from router.config.base import FunctionFaults, MemoryMB, NonNegInt, Port, Strict, TimeoutS
 from router.config.sources import SourceConfig
 
 __all__ = ["Port", "Strict"]
@@ -102,6 +102,7 @@ class FunctionConfig(Strict):
     description: str = ""
     python_zygote: bool | None = None  # None: invoker.python_zygote (docs/invoker.md)
     layers: list[str] = []  # folders or ZIPs (relative to the config), or layer version ARNs; /opt in order
+    faults: FunctionFaults | None = None  # injected faults (docs/record.md); never in a default config
 
 
 class BatchConfig(Strict):
@@ -154,6 +155,20 @@ class InspectConfig(Strict):
     max_payload_kb: Annotated[int, msgspec.Meta(ge=1, le=6144)] = 256  # longer events/results: truncated
 
 
+# "90s", "30m", "24h", "7d" (also "500ms"): a span of time, for settings that read better than seconds.
+Duration = Annotated[str, msgspec.Meta(pattern=r"^\d+(\.\d+)?(ms|s|m|h|d)$")]
+
+
+class RecordConfig(Strict):
+    """The durable event record under state_dir (docs/record.md)."""
+
+    enabled: bool = True  # false: the inspection API keeps inspect.ring_size invocations in memory
+    retention: Duration = "24h"  # older invocations and events are deleted
+    max_mb: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 512  # the oldest go first past this size
+    flush_ms: Annotated[int, msgspec.Meta(ge=1, le=60_000)] = 200  # writes are batched this long at most
+    log_kb: Annotated[int, msgspec.Meta(ge=0, le=64)] = 4  # the tail of each call's log kept
+
+
 class InvokerConfig(Strict):
     python_zygote: bool = True  # fork Python instances from a pre-started interpreter (docs/invoker.md)
     hot_reload: bool = True  # a config function's code folder edited: new instances on its next call
@@ -171,6 +186,7 @@ class Config(Strict):
     billing: BillingConfig = msgspec.field(default_factory=BillingConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     inspect: InspectConfig = msgspec.field(default_factory=InspectConfig)
+    record: RecordConfig = msgspec.field(default_factory=RecordConfig)
     invoker: InvokerConfig = msgspec.field(default_factory=InvokerConfig)
     aws: AwsConfig = msgspec.field(default_factory=AwsConfig)
     functions: dict[str, FunctionConfig] = {}

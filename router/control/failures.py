@@ -8,31 +8,33 @@ RetriesExhausted, EventAgeExceeded, RecursiveLoopDetected) and each stream route
                        "source": null, "kind": "directory", "target": "/abs/.router/dlq/resize",
                        "count": 3, "records": [{"file": "...json", "record": {...}}, ...]}, ...]}
 
-Records are read only from directory destinations (newest `limit`, default 20, oldest first; `count` is how
-many files the folder holds). Function and Kafka destinations are listed with `count` and `records` null:
-their records went to a function's queue or a topic, where the router cannot read them back.
+Records are read back through the destination's failure store (router/record/failstores.py): the newest
+`limit` (default 20), oldest first, each `{"id", "record"}` (`file` too for directories); `count` is how many
+it holds (files in the folder; records past the redrive group's offset in a Kafka topic). Function
+destinations are listed with `count` and `records` null: their records went into a function's queue. A
+destination that cannot be read now (a broker down) is listed with `error`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 from aiohttp import web
 
 from router.control.errors import ApiError, invalid_parameter
 from router.control.plane import PLANE_KEY, inspection
 from router.core.errors import RESOURCE_NOT_FOUND
+from router.dispatch import destinations
+from router.record.failstores import open_store
 
 if TYPE_CHECKING:
     from router.config import Config, Destination
     from router.dispatch.registry import FunctionDefinition
 
 DEFAULT_LIMIT = 20
-_decode = msgspec.json.Decoder().decode
+READ_TIMEOUT_S = 20.0  # a destination that cannot be read within this is listed with its error
 
 
 @dataclass(frozen=True)
@@ -62,33 +64,29 @@ def failure_destinations(config: Config, defs: dict[str, FunctionDefinition]) ->
     return found
 
 
-def read_directory(folder: Path, limit: int) -> tuple[int, list[dict[str, Any]]]:
-    """(how many records the folder holds, the newest `limit` of them oldest first). Blocking."""
-    try:
-        files = [p for p in folder.iterdir() if p.suffix == ".json" and not p.name.startswith(".")]
-    except FileNotFoundError:
-        return 0, []
-    files.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
-    records = []
-    for path in files[max(0, len(files) - limit) :]:
-        try:
-            records.append({"file": path.name, "record": _decode(path.read_bytes())})
-        except (OSError, msgspec.DecodeError) as e:
-            records.append({"file": path.name, "error": str(e)})
-    return len(files), records
-
-
 async def describe(found: FailureDestination, config: Config, limit: int) -> dict[str, Any]:
     d = found.destination
     entry: dict[str, Any] = {"owner": found.owner, "functions": found.functions, "source": found.source}
-    if d.directory is not None:
-        folder = config.path(d.directory).resolve()
-        count, records = await asyncio.to_thread(read_directory, folder, limit)
-        entry.update(kind="directory", target=str(folder), count=count, records=records)
-    elif d.function is not None:
-        entry.update(kind="function", target=d.function, count=None, records=None)
-    elif d.kafka is not None:
-        entry.update(kind="kafka", target=d.kafka.topic, count=None, records=None)
+    store = open_store(d, config.path)
+    if store is None:
+        kind = destinations.kind(d)
+        entry.update(kind=kind, target=getattr(d, kind, None), count=None, records=None)
+        return entry
+    entry.update(kind=store.kind, target=store.target)
+    try:
+        async with asyncio.timeout(READ_TIMEOUT_S):
+            count, listed = await store.count(), await store.newest(limit)
+    except Exception as e:  # an unreachable broker: listed with the error, the others still answer
+        entry.update(count=None, records=None, error=f"cannot read it back: {e!r}")
+        return entry
+    records = [
+        {"id": e.id, "file": e.id, "record": e.record} if e.error is None else {"id": e.id, "error": e.error}
+        for e in listed
+    ]
+    if store.kind != "directory":
+        for r in records:
+            r.pop("file", None)
+    entry.update(count=count, records=records)
     return entry
 
 

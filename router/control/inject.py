@@ -38,7 +38,7 @@ from aiohttp import web
 from router.control.errors import ApiError, from_dispatch_error, invalid_parameter
 from router.control.plane import inspection
 from router.core.errors import INVALID_REQUEST_CONTENT, RESOURCE_NOT_FOUND, DispatchError
-from router.record.memory import payload_view
+from router.record.views import payload_view
 
 if TYPE_CHECKING:
     from router.core.envelope import Envelope

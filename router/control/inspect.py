@@ -13,10 +13,14 @@ Routes (all JSON; off with `inspect: {enabled: false}`, then every one answers 4
   or list of them>, "after": N, "timeout_s": 10}`: the first invocation after the cursor (default: the
   cursor when the request arrives) whose view (`{"event", "result", "outcome", "source", ...}`) matches
   the pattern -> 200 `{"cursor", "invocation"}`, or 408 RequestTimeoutException after timeout_s (max 900).
-* `POST /inspect/sources/{name}/inject` (router/control/inject.py) and `GET /inspect/failures`,
-  `GET /inspect/functions/{name}/failures` (router/control/failures.py).
+* `GET /inspect/requests/{id}` -> `{"request_id", "events": [accepted event, ...], "invocations": [view with
+  its "log", ...]}`: what a request id (from a REPORT line) was; 404 when the record holds nothing of it.
+* `POST /inspect/sources/{name}/inject` (router/control/inject.py), `GET /inspect/failures`,
+  `GET /inspect/functions/{name}/failures` (router/control/failures.py), `POST /inspect/redrive`
+  (router/control/redrive.py), `POST /inspect/replay` (router/control/replay.py), `GET`/`PUT
+  /inspect/faults` (router/control/faults.py).
 
-The views are `router.inspect.view` documents. Errors use the control plane's error shape.
+The views are `router.record.views.view` documents. Errors use the control plane's error shape.
 """
 
 from __future__ import annotations
@@ -30,15 +34,17 @@ from router.control.errors import ApiError, invalid_parameter
 from router.control.plane import PLANE_KEY, Inspection, inspection
 from router.core.backends import Invocation, InvocationRecord
 from router.core.errors import INVALID_REQUEST_CONTENT, REQUEST_TIMEOUT, RESOURCE_NOT_FOUND, ConfigError
-from router.record.memory import view
+from router.record.views import accepted_view, view
 
 MAX_WAIT_S = 900.0
 MAX_POLL_S = 300.0
 
 
-def _known_function(request: web.Request, ins: Inspection) -> str:
+async def _known_function(request: web.Request, ins: Inspection) -> str:
     name = request.match_info["name"]
-    if name not in request.app[PLANE_KEY].dispatcher.functions() and name not in ins.store.functions():
+    if name in request.app[PLANE_KEY].dispatcher.functions():
+        return name
+    if name not in await ins.store.functions():
         raise ApiError(404, RESOURCE_NOT_FOUND, f"Function not found: {name}")
     return name
 
@@ -67,12 +73,12 @@ async def cursor(request: web.Request) -> web.Response:
 
 async def functions(request: web.Request) -> web.Response:
     store = inspection(request).store
-    return web.json_response({"cursor": store.cursor, "functions": store.functions()})
+    return web.json_response({"cursor": store.cursor, "functions": await store.functions()})
 
 
 async def invocations(request: web.Request) -> web.Response:
     ins = inspection(request)
-    function = _known_function(request, ins) if "name" in request.match_info else None
+    function = await _known_function(request, ins) if "name" in request.match_info else None
     after = int(_number(request, "after", 0, 0, float(2**62)))
     limit = int(_number(request, "limit", -1, 0, 100000))  # -1 (absent): everything the ring holds
     wait_s = _number(request, "wait_s", 0, 0, MAX_POLL_S)
@@ -80,7 +86,7 @@ async def invocations(request: web.Request) -> web.Response:
     if wait_s:
         found = await ins.store.since(function, after, wait_s, source)
     else:
-        found = ins.store.recent(function, after=after, source=source)
+        found = await ins.store.recent(function, after=after, source=source)
     if limit >= 0:
         found = found[max(0, len(found) - limit) :]
     return web.json_response(_page(found, ins.store))
@@ -94,7 +100,7 @@ class WaitRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 async def wait(request: web.Request) -> web.Response:
     ins = inspection(request)
-    function = _known_function(request, ins) if "name" in request.match_info else None
+    function = await _known_function(request, ins) if "name" in request.match_info else None
     body = await request.read()
     try:
         ask = msgspec.json.decode(body or b"{}", type=WaitRequest)
@@ -124,8 +130,25 @@ async def wait(request: web.Request) -> web.Response:
     return web.json_response({"cursor": found.seq, "invocation": view(found)})
 
 
+async def request_lookup(request: web.Request) -> web.Response:
+    """A request id (from a REPORT line, an Invoke response, a destination record) -> the event a route
+    accepted for it and every invocation (attempt) it had, with their logs."""
+    ins = inspection(request)
+    request_id = request.match_info["id"]
+    accepted, invocations = await ins.store.request(request_id)
+    if not accepted and not invocations:
+        raise ApiError(404, RESOURCE_NOT_FOUND, f"No recorded request {request_id!r}")
+    return web.json_response(
+        {
+            "request_id": request_id,
+            "events": [accepted_view(e) for e in accepted],
+            "invocations": [view(i, logs=True) for i in invocations],
+        }
+    )
+
+
 def add_routes(app: web.Application) -> None:
-    from router.control import failures, inject
+    from router.control import failures, faults, inject, redrive, replay
 
     app.router.add_get("/inspect/cursor", cursor)
     app.router.add_get("/inspect/functions", functions)
@@ -136,3 +159,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/inspect/sources/{name}/inject", inject.inject)
     app.router.add_get("/inspect/failures", failures.failures)
     app.router.add_get("/inspect/functions/{name}/failures", failures.failures)
+    app.router.add_get("/inspect/requests/{id}", request_lookup)
+    app.router.add_post("/inspect/replay", replay.replay)
+    app.router.add_post("/inspect/redrive", redrive.redrive)
+    app.router.add_get("/inspect/faults", faults.show)
+    app.router.add_put("/inspect/faults", faults.put)

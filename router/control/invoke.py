@@ -146,12 +146,14 @@ async def _invoke(request: web.Request) -> web.Response:
         if kind == DRY_RUN:
             dispatcher.check(ref.name, qualifier)
             return web.Response(status=204)
-        pinned = {"qualifier": qualifier} if qualifier else {}
+        pinned = qualifier or None
         if kind == EVENT:
-            request_id = await dispatcher.enqueue(ref.name, payload, trace=trace, source="invoke", **pinned)
+            request_id = await dispatcher.enqueue(
+                ref.name, payload, trace=trace, source="invoke", qualifier=pinned
+            )
             return web.Response(status=202, headers={REQUEST_ID: request_id})
         result = await dispatcher.invoke(
-            ref.name, payload, client_context=client_context, trace=trace, source="invoke", **pinned
+            ref.name, payload, client_context=client_context, trace=trace, source="invoke", qualifier=pinned
         )
     except DispatchError as e:
         raise from_dispatch_error(e, arn=arn) from None

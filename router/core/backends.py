@@ -12,15 +12,16 @@ seam: its contract, today's implementation, and what a shared implementation mus
   router/sources/stream/ownership.py).
 * `TickClaims`: which ticks of a schedule have fired (today the schedule's state file,
   router/sources/schedule/state.py).
-* `InvocationRecord`: the recent invocations the inspection API serves (today rings in memory,
+* `InvocationRecord`: the invocations and accepted events the inspection API, `router tail` and replay
+  read (today SQLite under state_dir, router/record/sqlite.py; rings in memory without `record.enabled`,
   router/record/memory.py).
 
 `Backends` bundles the chosen implementations. The daemon builds it (`router.backends.local` builds
 today's) and gives the queue to the dispatcher, the record to the inspection API, and `SourceBackends` to
 every source (`SourceContext.backends`; a source given none uses today's implementations).
 
-The records the seams store (`QueuedEvent`, `ShardState`, `ScheduleState`, `Invocation`) are defined here,
-with the protocols that carry them.
+The records the seams store (`QueuedEvent`, `ShardState`, `ScheduleState`, `Invocation`, `AcceptedEvent`) are
+defined here, with the protocols that carry them.
 """
 
 from __future__ import annotations
@@ -198,11 +199,12 @@ class TickClaims(Protocol):
     async def save(self, state: ScheduleState) -> None: ...
 
 
-# -- the inspection record -----------------------------------------------------------------------------------
+# -- the invocation record -----------------------------------------------------------------------------------
 
 
 class Invocation(msgspec.Struct, kw_only=True):
-    """One recorded invocation; payloads cut to the record's limit (the sizes are the full ones)."""
+    """One recorded invocation. `event` and `result` may be cut (memory record: to its limit); the sizes
+    are the full ones."""
 
     seq: int
     function: str
@@ -213,7 +215,7 @@ class Invocation(msgspec.Struct, kw_only=True):
     time: float
     duration_ms: float
     billed_ms: int
-    outcome: str  # "success" | "error" | "loop-stopped"
+    outcome: str  # "success" | "error" | "loop-stopped" | "throttled" (an injected throttle)
     error_type: str | None
     cold: bool
     trace: str | None
@@ -221,37 +223,87 @@ class Invocation(msgspec.Struct, kw_only=True):
     event_size: int
     result: bytes
     result_size: int
+    init_ms: float | None = None  # the REPORT line's figures
+    memory_mb: int = 0
+    max_memory_mb: int = 0
+    log: bytes = b""  # the tail of the call's log (START ... REPORT)
+    fault: str | None = None  # the kind of an injected fault (router/dispatch/faults.py), None when real
+    replay_of: str | None = None  # the request id this invocation replayed
 
 
-Predicate = Callable[[dict[str, Any]], bool]  # over an invocation's view (router.record.memory.view)
+class AcceptedEvent(msgspec.Struct, kw_only=True):
+    """An event a route accepted: queued for (`mode` "queued") or invoked on (`mode` "invoked") a function.
+
+    `request_id` is the invocation's (every attempt of a queued event shares it). `position` says where the
+    event came from in its source (an object key, a partition and offsets, a shard and sequence numbers),
+    read from the event when it is recorded."""
+
+    request_id: str
+    source: str
+    function: str
+    time: float
+    mode: str
+    trace: str | None = None
+    position: str | None = None
+    fault: str | None = None  # an injected source fault: "duplicate", "drop_ack", "reorder"
+    payload: bytes = b""
+
+
+class RecordQuery(msgspec.Struct, kw_only=True, frozen=True):
+    """Which recorded requests to replay: each request once (its latest attempt), oldest first."""
+
+    source: str | None = None
+    function: str | None = None
+    since: float | None = None  # epoch seconds, inclusive
+    until: float | None = None  # exclusive
+    outcome: str | None = None  # of the latest attempt: "success", "error", ...
+    limit: int = 10_000
+
+
+class Recorded(msgspec.Struct, kw_only=True):
+    """A recorded request, as replay needs it: its latest invocation (with the full event) and, when a
+    route accepted it, the accepted event."""
+
+    invocation: Invocation
+    accepted: AcceptedEvent | None = None
+
+
+Predicate = Callable[[dict[str, Any]], bool]  # over an invocation's view (router.record.views.view)
 
 
 @runtime_checkable
 class InvocationRecord(Protocol):
-    """Every function's recent invocations, for the inspection API and `router tail`.
+    """What reached each function and what came of it, for the inspection API, `router tail` and replay.
 
-    * `attach(dispatcher)` subscribes the record to a `router.dispatch.Dispatcher` (its `on_result` hooks
-      and its loop guard's `on_stop`): every finished or stopped invocation is recorded, once.
-    * Each recorded invocation gets a `seq`, increasing across all functions; `cursor` is the latest (0
-      before the first). A reader keeps the highest seq it saw and asks for what came `after` it, so
-      nothing recorded between two reads is missed while the record still holds it. What it holds is
-      bounded: the oldest invocations of a function fall out first.
-    * `recent(function, after=, limit=, source=)`: what it holds after the cursor, oldest first (the newest
-      `limit`). `functions()`: function -> how many invocations it holds.
+    * `await open()` before use (the durable record reads where it left off); `await aclose()` writes what
+      is pending and closes; `close()` ends every wait at once (shutdown). Both idempotent.
+    * `attach(dispatcher)` subscribes the record to a `router.dispatch.Dispatcher`: its `on_result` hooks
+      (every finished invocation), `on_accepted` (every event a route accepted), its loop guard's `on_stop`
+      and its fault injector's `on_inject`. Recording never waits: it runs on the dispatcher's hot path.
+    * Each recorded invocation gets a `seq`, increasing across all functions and (durable record) across
+      restarts; `cursor` is the latest (0 before the first). A reader keeps the highest seq it saw and asks
+      for what came `after` it, so nothing recorded between two reads is missed while the record holds it.
+      What it holds is bounded (memory: per function; durable: by age and size).
+    * `await recent(function, after=, limit=, source=)`: what it holds after the cursor, oldest first (the
+      newest `limit`). `await functions()`: function -> how many invocations it holds.
     * `await since(function, after, wait_s, source)`: `recent`, waiting up to wait_s for at least one.
       `await wait(function, predicate, after, timeout_s)`: the first invocation after the cursor whose view
       the predicate accepts, waiting up to timeout_s for one; None on timeout.
-    * `close()` ends every wait at once (shutdown). Nothing is durable: a restart starts empty.
+    * `await request(request_id)`: (the accepted events, every invocation) of one request id, oldest first.
+    * `await select(query)`: the requests a replay would send again (a `RecordQuery`), each once with its
+      latest invocation; `link(request_id, original)` records that a request replays another.
     """
 
     @property
     def cursor(self) -> int: ...
 
+    async def open(self) -> None: ...
+
     def attach(self, dispatcher: Any) -> None: ...
 
-    def functions(self) -> dict[str, int]: ...
+    async def functions(self) -> dict[str, int]: ...
 
-    def recent(
+    async def recent(
         self,
         function: str | None = None,
         *,
@@ -268,7 +320,15 @@ class InvocationRecord(Protocol):
         self, function: str | None, predicate: Predicate | None, after: int, timeout_s: float
     ) -> Invocation | None: ...
 
+    async def request(self, request_id: str) -> tuple[list[AcceptedEvent], list[Invocation]]: ...
+
+    async def select(self, query: RecordQuery) -> list[Recorded]: ...
+
+    def link(self, request_id: str, original: str) -> None: ...
+
     def close(self) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 # -- the bundle ----------------------------------------------------------------------------------------------
@@ -313,6 +373,7 @@ class Backends:
 
 
 __all__ = [
+    "AcceptedEvent",
     "AsyncQueue",
     "Backends",
     "CheckpointStore",
@@ -323,6 +384,8 @@ __all__ = [
     "OpenTickClaims",
     "Predicate",
     "QueuedEvent",
+    "RecordQuery",
+    "Recorded",
     "ScheduleState",
     "ShardOwnership",
     "ShardState",

@@ -57,6 +57,7 @@ class InvocationResult(msgspec.Struct, kw_only=True):
     cold: bool = False
     log: bytes = b""  # this call's log lines (stdout/stderr of the instance, tagged), for X-Amz-Log-Result
     executed_version: str = "$LATEST"  # the published version that ran (X-Amz-Executed-Version)
+    fault: str | None = None  # an injected fault's kind (router/dispatch/faults.py); None for real outcomes
 
     @property
     def ok(self) -> bool:

@@ -8,6 +8,7 @@
   English whatever the locale.
 * `email_date(t)`: `Tue, 10 Mar 2020 05:16:23 +0000`, an RFC 5322 `Date` header.
 * `day_path(t)`: `2020/03/10`, the day that begins Lambda's log stream names.
+* `duration_s(text)`: the seconds of a span written `90s`, `30m`, `24h`, `7d`, `500ms` (config durations).
 
 Milliseconds are truncated after `t` is rounded to microseconds (as `datetime` does), so a millisecond-precise
 time such as 1700000000.123, which no float holds exactly, renders `.123`, never `.122`.
@@ -56,3 +57,20 @@ def email_date(t: float) -> str:
 
 def day_path(t: float) -> str:
     return utc(t).strftime("%Y/%m/%d")
+
+
+_UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration_s(text: str) -> float:
+    """Seconds in a span written `90s`, `30m`, `24h`, `7d` or `500ms` (the config's Duration); ValueError
+    on anything else."""
+    value = text.strip()
+    for unit in ("ms", "s", "m", "h", "d"):
+        number = value.removesuffix(unit)
+        if number != value:
+            try:
+                return float(number) * _UNITS_S[unit]
+            except ValueError:
+                break
+    raise ValueError(f"not a duration (like 90s, 30m, 24h, 7d): {text!r}")

@@ -41,7 +41,11 @@ Contract (what sources, the control plane and the daemon rely on):
   invocations, errors, queue depth, oldest queued event age. The same numbers feed router/metrics.py.
 * `on_result`: a list of callbacks `(function, call, result)` run after every invocation (sync calls and
   every async attempt); `call` is a `Call`, an InvokeRequest with the function, invocation type, source and
-  attempt. A failing callback is logged, never propagated.
+  attempt. A failing callback is logged, never propagated. `on_accepted`: callbacks `(AcceptedEvent)` the
+  routes bound to this dispatcher call for every event they deliver (`route_hooks()`).
+* `faults` (router/dispatch/faults.py): injected faults, drawn for every call in `_run` (function faults)
+  and by the routes (source faults); configured from the config (`configure_faults`) and at run time.
+* `enqueue(..., delay_s=)`: the event waits that long before its first attempt (reordering faults).
 
 The instance factory (`instance_factory=`) defaults to the invoker's `Instance.start`; unit tests inject
 fakes. `retry_delays_s`, `system_backoff_s` and `reap_interval_s` default to Lambda's values and exist so
@@ -51,6 +55,7 @@ tests can shrink them; with a FakeClock they are stepped instead of slept.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import uuid
@@ -62,11 +67,12 @@ import msgspec
 
 from router.config import AccountConfig, Config
 from router.core.arn import lambda_arn
-from router.core.backends import AsyncQueue, QueuedEvent
+from router.core.backends import AcceptedEvent, AsyncQueue, QueuedEvent
 from router.core.clock import Clock, SystemClock
 from router.core.errors import FunctionNotFound, LoopDetected, QueueUnavailable, ShuttingDown, Throttled
 from router.core.results import InvocationResult
 from router.dispatch.concurrency import Accounting
+from router.dispatch.faults import Draw, FaultRun, Faults, Injected
 from router.dispatch.loops import LoopGuard
 from router.dispatch.pool import InstanceFactory, InstancePool
 from router.dispatch.queue import DurableQueue
@@ -78,6 +84,7 @@ from router.dispatch.registry import (
     pool_key,
     resolve,
 )
+from router.dispatch.routing import RouteHooks
 from router.dispatch.scheduler import LAMBDA_RETRY_DELAYS_S, LAMBDA_SYSTEM_BACKOFF_S, AsyncScheduler
 from router.dispatch.stats import (
     Call,
@@ -121,6 +128,9 @@ class Dispatcher:
         self.accounting = Accounting(config.account.concurrency)
         self.queue: AsyncQueue = queue if queue is not None else DurableQueue(self.state_dir / "queue.db")
         self.on_result: list[ResultHook] = []
+        self.on_accepted: list[Callable[[AcceptedEvent], None]] = []
+        self.faults = Faults(metrics=self.metrics, clock=self.clock)
+        self.configure_faults(config)
         self.loops = LoopGuard(config.limits.max_loop_depth, metrics=self.metrics, clock=self.clock)
         self._defs: dict[str, FunctionDefinition] = {}
         self._pools: dict[str, InstancePool] = {}  # "name" ($LATEST) and "name:version"
@@ -273,6 +283,17 @@ class Dispatcher:
         self.accounting.set_account_concurrency(account.concurrency)
         self._scheduler.wake()
 
+    def configure_faults(self, config: Config) -> None:
+        """The faults of a (reloaded) config's functions and sources; run-time settings are replaced."""
+        self.faults.configure(
+            {n: f.faults for n, f in config.functions.items()},
+            {n: s.faults for n, s in config.sources.items()},
+        )
+
+    def route_hooks(self) -> RouteHooks:
+        """What routes bound to this dispatcher report to and draw from (router/dispatch/routing.py)."""
+        return RouteHooks(faults=self.faults, on_accepted=self.on_accepted, clock=self.clock)
+
     def check(self, function: str, qualifier: str | None = None) -> FunctionDefinition:
         """The definition a call runs (for an alias: one draw of its weights); FunctionNotFound if none."""
         defn = self._defs.get(function)
@@ -346,10 +367,33 @@ class Dispatcher:
         pool = self._pools.get(pool_key(call.function, call.version))
         if pool is None:
             raise FunctionNotFound(f"Function not found: {self._arn(call.function, call.qualifier)}")
-        result = await pool.invoke(call)
+        draw = self.faults.draw(call.function)
+        result = await (pool.invoke(call) if draw is None else self._run_faulted(pool, call, draw))
         result.executed_version = call.version
         self._record(call, result)
         return result
+
+    async def _run_faulted(self, pool: InstancePool, call: Call, draw: Draw) -> InvocationResult:
+        """A call that drew an injected fault: added latency first, then the fault as the real one shows."""
+        fault = Injected(
+            draw.kind or "latency", call.function, call.source, self.clock.time(), call.request_id,
+            call.payload, call.trace_id, call.invocation_type, call.attempt,
+        )  # fmt: skip
+        if draw.latency_ms:
+            self.faults.injected(dataclasses.replace(fault, kind="latency"))
+            await self.clock.sleep(draw.latency_ms / 1000)
+        if draw.kind is None:
+            result = await pool.invoke(call)
+            result.fault = "latency"  # it ran; the record says it was held back first
+            return result
+        self.faults.injected(fault)
+        if draw.kind == "throttle":
+            error = self.faults.throttle(call.function)
+            self._counter(call.function).throttles += 1
+            self.metrics.throttles.labels(call.function, error.reason or "").inc()
+            raise error
+        run = FaultRun(draw.kind, pool.definition.spec, self.config.billing, self.clock)
+        return await pool.invoke(call, fault=run)
 
     def _record(self, call: Call, result: InvocationResult) -> None:
         counters = self._counter(call.function)
@@ -377,10 +421,11 @@ class Dispatcher:
         trace: str | None = None,
         source: str | None = None,
         qualifier: str | None = None,
+        delay_s: float = 0.0,
     ) -> str:
         self._admit(function, qualifier)
         return await self._enqueue_internal(
-            function, payload, trace=trace, source=source, qualifier=qualifier
+            function, payload, trace=trace, source=source, qualifier=qualifier, delay_s=delay_s
         )
 
     async def _enqueue_internal(
@@ -391,6 +436,7 @@ class Dispatcher:
         trace: str | None = None,
         source: str | None = None,
         qualifier: str | None = None,
+        delay_s: float = 0.0,
     ) -> str:
         """enqueue without the drain check: destinations of calls that finish during the drain still land."""
         self.check(function, qualifier)
@@ -416,7 +462,7 @@ class Dispatcher:
             id=str(uuid.uuid4()),
             function=function,
             enqueued_at=now,
-            not_before=now,
+            not_before=now + delay_s,
             trace=trace,
             source=source,
             qualifier=qualifier,

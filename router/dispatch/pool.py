@@ -28,7 +28,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from router.core.clock import Clock
 from router.core.errors import DispatchError
@@ -37,6 +37,9 @@ from router.core.retry import Backoff
 from router.dispatch.registry import FunctionDefinition
 from router.dispatch.tasks import TaskSet
 from router.invoker.types import FunctionSpec, InitFailed, InvokeRequest
+
+if TYPE_CHECKING:
+    from router.dispatch.faults import FaultRun
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +117,9 @@ class InstancePool:
 
     # -- calls ----------------------------------------------------------------------------------------------
 
-    async def invoke(self, request: InvokeRequest) -> InvocationResult:
+    async def invoke(self, request: InvokeRequest, fault: FaultRun | None = None) -> InvocationResult:
+        """`fault`: an injected fault (router/dispatch/faults.py) answers on the instance instead of the
+        function; the instance is stopped after it when the fault kills (crash, timeout)."""
         member = self._take_idle()
         cold = member is None
         if member is None:
@@ -125,7 +130,7 @@ class InstancePool:
                 return e.result
         self._busy.add(member)
         try:
-            result = await member.instance.invoke(request)
+            result = await (member.instance.invoke(request) if fault is None else fault.run(request))
         except BaseException as e:
             # Cancelled or broken mid-call: the instance's state is unknown, so it is never reused.
             self._busy.discard(member)
@@ -134,7 +139,10 @@ class InstancePool:
                 raise DispatchError(f"{self.definition.name}: instance failed: {e!r}") from e
             raise
         self._busy.discard(member)
-        self._return(member)
+        if fault is not None and fault.kills:
+            self._discard(member)
+        else:
+            self._return(member)
         result.cold = cold
         if not cold:
             result.init_ms = None  # only the call that paid for the init reports it

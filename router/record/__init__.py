@@ -1,8 +1,12 @@
-"""The inspection record: what reached each function and what came of it, for the inspection API and `tail`.
+"""The event record: what reached each function and what came of it, and the tools built on it.
 
-Modules: `memory` (today's backend: a ring of recent invocations in memory, fed by the dispatcher's
-result hooks). The seam other backends implement is `router.core.backends.InvocationRecord`.
+Modules: `sqlite` (the durable record, `<state_dir>/record.db`, the default) with `schema` (its tables,
+writes, reads and retention), `memory` (rings in memory, `record.enabled: false`), `base` (what both share:
+the dispatcher hooks, the cursor, waiting), `views` (the JSON documents the inspection API serves),
+`replay` (recorded events delivered again), `failstores` and `redrive` (failure destinations read back and
+sent back through their functions). The seam other backends implement is
+`router.core.backends.InvocationRecord`; docs/record.md describes it all.
 
-May import: router.core, router.config, router.dispatch (the hooks it attaches to). Never router.sources or
-router.control.
+May import: router.core, router.config, router.shapes, router.dispatch (the hooks it attaches to and the
+calls replay and redrive make). Never router.sources or router.control.
 """

@@ -126,12 +126,20 @@ class FakeFunction:
         client_context: str | None = None,
         trace: str | None = None,
         source: str | None = None,
+        qualifier: str | None = None,
     ) -> InvocationResult:
         call = await self._take("invoke", payload)
         return InvocationResult(request_id=call.request_id, payload=ANSWER)
 
     async def enqueue(
-        self, function: str, payload: bytes, *, trace: str | None = None, source: str | None = None
+        self,
+        function: str,
+        payload: bytes,
+        *,
+        trace: str | None = None,
+        source: str | None = None,
+        qualifier: str | None = None,
+        delay_s: float = 0.0,
     ) -> str:
         return (await self._take("enqueue", payload)).request_id
 

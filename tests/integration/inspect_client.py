@@ -63,6 +63,32 @@ class Inspector:
         path = f"/inspect/functions/{function}/failures" if function else "/inspect/failures"
         return list((await self._call("GET", path))["destinations"])
 
+    async def wait_count(
+        self, function: str | None, count: int, pattern: Any = None, *, after: int, timeout_s: float = 30
+    ) -> list[dict[str, Any]]:
+        """The first `count` invocations after the cursor matching the pattern."""
+        found = []
+        for _ in range(count):
+            hit = await self.wait(function, pattern, after=after, timeout_s=timeout_s)
+            found.append(hit)
+            after = hit["seq"]
+        return found
+
+    async def request(self, request_id: str) -> dict[str, Any]:
+        return dict(await self._call("GET", f"/inspect/requests/{request_id}"))
+
+    async def replay(self, **plan: Any) -> dict[str, Any]:
+        return dict(await self._call("POST", "/inspect/replay", plan, within_s=600))
+
+    async def redrive(self, **body: Any) -> dict[str, Any]:
+        return dict(await self._call("POST", "/inspect/redrive", body, within_s=600))
+
+    async def faults(self, **body: Any) -> dict[str, Any]:
+        """GET the faults in force; with a body, PUT it first."""
+        if body:
+            return dict(await self._call("PUT", "/inspect/faults", body))
+        return dict(await self._call("GET", "/inspect/faults"))
+
     async def metric(self, name: str, **labels: str) -> float:
         """The value of one Prometheus sample (0 when absent)."""
         async with aiohttp.ClientSession() as session, session.get(f"{self.url}/metrics") as response:
@@ -74,18 +100,38 @@ class Inspector:
         return 0.0
 
 
-def invoke(url: str, function: str, payload: Any, *, kind: str = "RequestResponse", trace: str = "") -> Any:
-    """Lambda Invoke through the router (blocking; call with asyncio.to_thread)."""
+def invoke(
+    url: str,
+    function: str,
+    payload: Any,
+    *,
+    kind: str = "RequestResponse",
+    trace: str = "",
+    log: bool = False,
+) -> Any:
+    """Lambda Invoke through the router (blocking; call with asyncio.to_thread). With `log`, the answer is
+    `{"body", "log" (base64, X-Amz-Log-Result), "request_id", "function_error"}`."""
     headers = {"X-Amz-Invocation-Type": kind, "Content-Type": "application/json"}
     if trace:
         headers["X-Amzn-Trace-Id"] = trace
+    if log:
+        headers["X-Amz-Log-Type"] = "Tail"
     request = urllib.request.Request(
         f"{url}/2015-03-31/functions/{function}/invocations", json.dumps(payload).encode(), headers
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             body = response.read()
-            return json.loads(body) if body else None
+            decoded = json.loads(body) if body else None
+            if not log:
+                return decoded
+            h = response.headers
+            return {
+                "body": decoded,
+                "log": h.get("X-Amz-Log-Result", ""),
+                "request_id": h.get("x-amzn-RequestId"),
+                "function_error": h.get("X-Amz-Function-Error"),
+            }
     except urllib.error.HTTPError as e:
         with e:  # an HTTPError holds the open response: close it, don't leave the socket to the GC
             raise InspectError(e.code, f"{e.headers.get('x-amzn-ErrorType')}: {e.read().decode()}") from None

@@ -36,13 +36,16 @@ routes:
   - {source: uploads, function: echo, filter: {s3: {object: {key: [{suffix: ".jpg"}]}}}}
 """
 
+# The ring bound (inspect.ring_size) applies to the record in memory (record.enabled false).
+MEMORY_CONFIG = CONFIG.replace("inspect: {ring_size: 4}", "inspect: {ring_size: 4}\nrecord: {enabled: false}")
+
 
 async def call(url: str, payload: Any, **kw: Any) -> Any:
     return await asyncio.to_thread(invoke, url, "echo", payload, **kw)
 
 
 async def test_invocations_are_listed_waited_for_and_bounded(make_router) -> None:
-    router = await make_router(CONFIG)
+    router = await make_router(MEMORY_CONFIG)
     inspector = Inspector(router.url)
     start = await inspector.cursor()
     await call(router.url, {"n": 1})

@@ -17,6 +17,7 @@ import msgspec
 import pytest
 
 from router import backends as local_backends
+from router.config import RecordConfig
 from router.core.backends import (
     AsyncQueue,
     CheckpointStore,
@@ -34,6 +35,7 @@ from router.daemon import Daemon
 from router.dispatch.dispatcher import Dispatcher
 from router.dispatch.queue import DurableQueue
 from router.record.memory import InspectStore
+from router.record.sqlite import SqliteRecord
 from router.sources import schedule
 from router.sources.schedule.state import ScheduleFile, open_schedule_file
 from router.sources.stream.checkpoints import CheckpointFile, FileCheckpoints, open_checkpoint_file
@@ -53,6 +55,7 @@ LOCAL: list[tuple[type, Any]] = [
     (ShardOwnership, lambda tmp: SoleOwner()),
     (TickClaims, lambda tmp: open_schedule_file(source="s", folder=tmp)),
     (InvocationRecord, lambda tmp: InspectStore()),
+    (InvocationRecord, lambda tmp: SqliteRecord(tmp / "record.db")),
 ]
 
 
@@ -61,7 +64,9 @@ def members(protocol: type) -> list[str]:
     return sorted({*names, *getattr(protocol, "__annotations__", {})})
 
 
-@pytest.mark.parametrize(("protocol", "build"), LOCAL, ids=[p.__name__ for p, _ in LOCAL])
+@pytest.mark.parametrize(
+    ("protocol", "build"), LOCAL, ids=[f"{p.__name__}{i}" for i, (p, _) in enumerate(LOCAL)]
+)
 def test_local_implementation_satisfies_its_protocol(protocol: type, build: Any, tmp_path: Path) -> None:
     impl = build(tmp_path)
     assert isinstance(impl, protocol)
@@ -80,6 +85,9 @@ def test_local_bundles_todays_implementations(tmp_path: Path) -> None:
     bundle = local_backends.local(tmp_path, ring_size=7)
     assert isinstance(bundle.queue, DurableQueue) and bundle.queue.path == tmp_path / "queue.db"
     assert isinstance(bundle.record, InspectStore) and bundle.record.ring_size == 7
+    durable = local_backends.local(tmp_path, record=RecordConfig(retention="2h", max_mb=3)).record
+    assert isinstance(durable, SqliteRecord) and durable.path == tmp_path / "record.db"
+    assert (durable.retention_s, durable.max_bytes) == (7200, 3 * 1024 * 1024)
     checkpoints = bundle.sources.checkpoints(source="s", folder=tmp_path, mapping="fn", stream="arn")
     assert isinstance(checkpoints, FileCheckpoints) and checkpoints.path == tmp_path / "fn.json"
     assert isinstance(bundle.sources.ownership(source="s", mapping="fn"), SoleOwner)
@@ -245,8 +253,8 @@ async def test_record_round_trip_through_the_dispatcher(tmp_path: Path) -> None:
             await d.invoke("f", json.dumps({"n": n}).encode(), source="test")
         found = await wanted
         assert found is not None and (found.seq, found.function, found.source) == (2, "f", "test")
-        assert record.cursor == 3 and record.functions() == {"f": 2}  # the ring holds the newest two
-        assert [i.seq for i in record.recent("f")] == [2, 3] and record.recent(after=3) == []
+        assert record.cursor == 3 and await record.functions() == {"f": 2}  # the ring holds the newest two
+        assert [i.seq for i in await record.recent("f")] == [2, 3] and await record.recent(after=3) == []
         request_id = await d.enqueue("f", b'{"n": 9}')
         (queued,) = await record.since("f", 3, 10)
         assert (queued.request_id, queued.invocation_type, queued.event) == (request_id, "Event", b'{"n": 9}')
@@ -402,4 +410,5 @@ async def test_the_daemon_hands_every_seam_to_its_user(tmp_path: Path) -> None:
     async with Daemon(cfg) as default:  # without backends: today's, from the config
         assert isinstance(default.backends.queue, DurableQueue)
         assert default.backends.queue.path == tmp_path / "state" / "queue.db"
-        assert isinstance(default.inspect, InspectStore) and default.inspect.ring_size == 5
+        assert isinstance(default.inspect, SqliteRecord)  # record.enabled by default: durable
+        assert default.inspect.path == tmp_path / "state" / "record.db"

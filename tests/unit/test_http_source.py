@@ -49,6 +49,7 @@ class FakeDispatcher:
         trace: str | None = None,
         client_context: str | None = None,
         source: str | None = None,
+        qualifier: str | None = None,
     ) -> InvocationResult:
         event = json.loads(payload)
         self.calls.append((function, event, trace))

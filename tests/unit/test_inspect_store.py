@@ -1,4 +1,4 @@
-"""router/inspect.py: the bounded rings, the cursor, the views, waiting and long polls."""
+"""router/record/memory.py: the bounded rings, the cursor, the views, waiting and long polls."""
 
 from __future__ import annotations
 
@@ -29,24 +29,26 @@ def record(store: InspectStore, function: str, event: Any, *, fail: bool = False
     store.record_result(function, c, result)
 
 
-def test_views_rings_and_cursor() -> None:
+async def test_views_rings_and_cursor() -> None:
     store = InspectStore(ring_size=3)
-    assert store.cursor == 0 and store.recent() == []
+    assert store.cursor == 0 and await store.recent() == []
     for n in range(5):
         record(store, "f", {"n": n}, source="uploads", invocation_type="Event", attempt=2)
     record(store, "g", {"n": 9}, fail=True)
-    assert store.cursor == 6 and store.functions() == {"f": 3, "g": 1}
-    assert [i.seq for i in store.recent("f")] == [3, 4, 5]  # the two oldest fell out
-    assert [i.seq for i in store.recent()] == [3, 4, 5, 6]  # every function, in order
-    assert [i.seq for i in store.recent(after=4)] == [5, 6] and [i.seq for i in store.recent(limit=1)] == [6]
-    assert [i.seq for i in store.recent(source="uploads")] == [3, 4, 5]
-    assert view(store.recent("f")[0]) == {
+    assert store.cursor == 6 and await store.functions() == {"f": 3, "g": 1}
+    assert [i.seq for i in await store.recent("f")] == [3, 4, 5]  # the two oldest fell out
+    assert [i.seq for i in await store.recent()] == [3, 4, 5, 6]  # every function, in order
+    assert [i.seq for i in await store.recent(after=4)] == [5, 6]
+    assert [i.seq for i in await store.recent(limit=1)] == [6]
+    assert [i.seq for i in await store.recent(source="uploads")] == [3, 4, 5]
+    assert view((await store.recent("f"))[0]) == {
         "seq": 3, "function": "f", "request_id": "r3", "source": "uploads", "invocation_type": "Event",
         "attempt": 2, "time": "2023-11-14T22:13:20.500Z", "duration_ms": 1.25, "billed_ms": 2,
-        "outcome": "success", "error_type": None, "cold": True, "trace": "Root=1-a-b;Lineage=0:2", "depth": 3,
+        "init_ms": None, "memory_mb": 128, "max_memory_mb": 0, "outcome": "success", "error_type": None,
+        "cold": True, "trace": "Root=1-a-b;Lineage=0:2", "depth": 3, "fault": None, "replay_of": None,
         "event": {"n": 2}, "result": {"ok": True},
     }  # fmt: skip
-    failed = view(store.recent("g")[0])
+    failed = view((await store.recent("g"))[0])
     assert (failed["outcome"], failed["error_type"], failed["result"]["errorMessage"]) == (
         "error",
         "E",
@@ -54,15 +56,15 @@ def test_views_rings_and_cursor() -> None:
     )
 
 
-def test_long_payloads_are_kept_truncated_and_text_stays_text() -> None:
+async def test_long_payloads_are_kept_truncated_and_text_stays_text() -> None:
     store = InspectStore(max_payload_bytes=16)
     record(store, "f", {"long": "x" * 100})
-    v = view(store.recent()[0])
+    v = view((await store.recent())[0])
     assert v["event"] == {"truncated": True, "size": 112, "head": '{"long": "xxxxxx'} and v["result"] == {
         "ok": True
     }
     store.record_stopped(StoppedCall("f", "Event", "invoke", "Root=1-a;Lineage=0:16", 17, b"not json", 5.0))
-    stopped = view(store.recent()[-1])
+    stopped = view((await store.recent())[-1])
     assert (stopped["outcome"], stopped["depth"], stopped["event"], stopped["result"]) == (
         "loop-stopped", 17, "not json", None,
     )  # fmt: skip

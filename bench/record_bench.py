@@ -1,0 +1,177 @@
+"""The cost of the durable record on the Invoke hot path: `router serve` with recording on against off.
+
+    python bench/record_bench.py [--rounds 5] [--duration 3] [--conc 16] [--seq 300]
+
+Starts real routers (subprocesses, a Python echo function of 1769 MB as in the peer benchmark) that differ
+only in their record: `durable` (the default, `record: {enabled: true}`: SQLite under state_dir, written
+off the hot path), `memory` (`record: {enabled: false}`: the in-memory ring) and `off` (`inspect: {enabled:
+false}`: nothing recorded). Then, in rounds that take the routers in turn (so all see the same machine
+load), measures warm sequential latency (p50 of `--seq` calls at concurrency 1) and throughput (`--conc`
+keep-alive connections calling back to back for `--duration` seconds) through the Lambda Invoke API.
+
+Printed: per router the medians over the rounds, and the ratios of `durable` to `off` and to `memory`
+(throughput ratio 1.0 = no cost; latency ratio 1.0 = no cost), and the CPU time the router process (all its
+threads: the record's writer thread included; not the function instances) spent per call in the throughput
+phase, the measure least moved by other load on a shared machine. Every call must answer 200 with its own
+payload; the record's rows are counted at the end to show that the durable record wrote every call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+
+RECORDS = {
+    "durable": "record: {enabled: true}",
+    "memory": "record: {enabled: false}",
+    "off": "inspect: {enabled: false}",
+}
+CONFIG = """server: {{host: 127.0.0.1, port: {port}}}
+state_dir: state
+{record}
+functions:
+  echo: {{runtime: python3.11, handler: app.handler, code: echo, memory_mb: 1769, timeout_s: 10}}
+"""
+PAYLOAD = b'{"bench":"invoke","seq":"%010d","n":42,"ok":true,"tags":["a","b"],"nested":{"k":"v","x":1.5}}'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(base: Path, name: str) -> tuple[subprocess.Popen[bytes], str]:
+    folder = base / name
+    (folder / "echo").mkdir(parents=True)
+    (folder / "echo" / "app.py").write_text("def handler(event, context):\n    return event\n")
+    port = free_port()
+    (folder / "router.yaml").write_text(CONFIG.format(port=port, record=RECORDS[name]))
+    log = open(folder / "router.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "router", "serve", "-c", "router.yaml", "--log-level", "warning"],
+        cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=1):
+                return proc, f"{url}/2015-03-31/functions/echo/invocations"
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{name}: not ready; see {folder / 'router.log'}")
+
+
+async def call(session: aiohttp.ClientSession, url: str, n: int) -> None:
+    body = PAYLOAD % n
+    async with session.post(url, data=body) as response:
+        answer = await response.read()
+    if response.status != 200 or json.loads(answer) != json.loads(body):
+        raise RuntimeError(f"bad answer {response.status}: {answer[:200]!r}")
+
+
+async def sequential(url: str, n: int) -> float:
+    """p50 latency in ms of n calls at concurrency 1."""
+    times = []
+    async with aiohttp.ClientSession() as session:
+        for i in range(n):
+            t0 = time.perf_counter()
+            await call(session, url, i)
+            times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system) of a process, all its threads, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def throughput(url: str, conc: int, duration: float, pid: int) -> tuple[float, float]:
+    """(calls per second, router CPU microseconds per call)."""
+    count = 0
+    stop = time.perf_counter() + duration
+
+    async def worker(session: aiohttp.ClientSession, k: int) -> None:
+        nonlocal count
+        while time.perf_counter() < stop:
+            await call(session, url, k * 1_000_000 + count)
+            count += 1
+
+    connector = aiohttp.TCPConnector(limit=conc)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        start_at, cpu_at = time.perf_counter(), cpu_s(pid)
+        await asyncio.gather(*(worker(session, k) for k in range(conc)))
+        elapsed = time.perf_counter() - start_at
+        await asyncio.sleep(0.3)  # the record's writer flushes what the phase left (counted in its CPU)
+        return count / elapsed, (cpu_s(pid) - cpu_at) / count * 1e6
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--duration", type=float, default=3.0)
+    ap.add_argument("--conc", type=int, default=16)
+    ap.add_argument("--seq", type=int, default=300)
+    args = ap.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="record-bench-"))
+    routers = {name: start(base, name) for name in RECORDS}
+    try:
+        for _, url in routers.values():
+            await sequential(url, 100)  # warm: instances started, connections and caches hot
+        lat: dict[str, list[float]] = {n: [] for n in routers}
+        rate: dict[str, list[float]] = {n: [] for n in routers}
+        cpu: dict[str, list[float]] = {n: [] for n in routers}
+        names = list(routers)
+        for r in range(args.rounds):
+            order = names[r % len(names) :] + names[: r % len(names)]
+            for name in order:
+                proc, url = routers[name]
+                lat[name].append(await sequential(url, args.seq))
+                calls_s, us = await throughput(url, args.conc, args.duration, proc.pid)
+                rate[name].append(calls_s)
+                cpu[name].append(us)
+            shown = (f"{n} {rate[n][-1]:.0f}/s p50 {lat[n][-1]:.2f}ms cpu {cpu[n][-1]:.0f}us" for n in names)
+            print(f"round {r + 1}: " + "  ".join(shown))
+        print()
+        med = {
+            n: (statistics.median(rate[n]), statistics.median(lat[n]), statistics.median(cpu[n]))
+            for n in names
+        }
+        for n in names:
+            print(
+                f"{n:8} throughput {med[n][0]:8.0f} calls/s   sequential p50 {med[n][1]:.3f} ms   "
+                f"router cpu {med[n][2]:.0f} us/call"
+            )
+        for other in ("off", "memory"):
+            d, o = med["durable"], med[other]
+            print(
+                f"durable/{other}: throughput {d[0] / o[0]:.3f}, p50 latency {d[1] / o[1]:.3f}, "
+                f"router cpu per call {d[2] / o[2]:.3f}"
+            )
+    finally:
+        for proc, _ in routers.values():
+            os.killpg(proc.pid, 15)
+        for proc, _ in routers.values():
+            proc.wait(30)
+    rows = sqlite3.connect(base / "durable" / "state" / "record.db").execute(
+        "SELECT COUNT(*) FROM invocations"
+    )
+    print(f"durable record: {rows.fetchone()[0]} invocations written")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

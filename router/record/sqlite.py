@@ -1,0 +1,243 @@
+"""The durable invocation record: SQLite under state_dir, written off the hot path.
+
+The `router.core.backends.InvocationRecord` the daemon uses by default (`record: {enabled: true}`):
+`<state_dir>/record.db`, read by the inspection API, `router tail`, request lookups and replay, surviving
+restarts. Tables, indexes and retention are in router/record/schema.py.
+
+Contract (beyond the seam's, router/record/base.py):
+
+* Recording (the dispatcher's hooks) appends to a list in memory and returns: no I/O, no encoding. A
+  writer task hands what accumulated to the record's own thread every `flush_ms`, or as soon as
+  `batch_rows` are waiting, as one transaction (WAL, synchronous=NORMAL: a crash of the router loses
+  nothing committed; a power cut may lose the last batches, never corrupt the file).
+* Readers see everything recorded before they asked: a read first writes what is pending (on the same
+  thread, in order), then queries. `recent` without `limit` returns at most `PAGE` invocations after the
+  cursor (the oldest first); ask again after the returned cursor for the next page.
+* `seq` continues across restarts (kept in the file even when every row has been pruned).
+* Retention runs on the record's thread at open and every `prune_every_s`: rows older than `retention_s`
+  go, then the oldest until the file holds at most `max_bytes`.
+* Views cut events and results at `max_payload_bytes` (read with `substr`, so a large event is never read
+  whole to list it); `select` (replay) reads them whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from router.core.backends import AcceptedEvent, Invocation, Recorded, RecordQuery
+from router.record import schema
+from router.record.base import PAGE, RecordBase
+
+if TYPE_CHECKING:
+    from router.core.results import InvocationResult
+    from router.dispatch.stats import Call
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class SqliteRecord(RecordBase):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        retention_s: float = 86400.0,
+        max_bytes: int = 512 * 1024 * 1024,
+        flush_ms: int = 200,
+        batch_rows: int = 512,
+        max_payload_bytes: int = 256 * 1024,
+        log_bytes: int = 4096,
+        prune_every_s: float = 60.0,
+    ) -> None:
+        super().__init__(log_bytes=log_bytes)
+        self.path = Path(path)
+        self.retention_s = retention_s
+        self.max_bytes = max_bytes
+        self.flush_s = flush_ms / 1000
+        self.batch_rows = batch_rows
+        self.max_payload_bytes = max_payload_bytes
+        self.prune_every_s = prune_every_s
+        self._invocations: list[schema.Pending] = []
+        self._accepted: list[AcceptedEvent] = []
+        self._links: list[tuple[str, str, float]] = []
+        self._executor: ThreadPoolExecutor | None = None
+        self._db: sqlite3.Connection | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._full = asyncio.Event()
+        self._unmerged = 0  # request ids written since the last merge (router/record/schema.py)
+        self.write_errors = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-record")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db, seq = await self._run(lambda: schema.open_db(str(self.path)))
+        self._seq = max(self._seq, seq)
+        await self.prune()
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name="router-record-writer")
+
+    async def aclose(self) -> None:
+        """Write what is pending and close. Idempotent."""
+        self.close()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        if self._executor is None:
+            return
+        with contextlib.suppress(Exception):
+            await self.flush()
+        db, self._db = self._db, None
+        if db is not None:
+            await self._run(db.close)
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    # -- recording (hot path) -----------------------------------------------------------------------------
+
+    def record_result(self, function: str, call: Call, result: InvocationResult) -> None:
+        """As RecordBase's, but the row is built on the record's thread: the hot path only appends."""
+        self._seq += 1
+        self._invocations.append((self._seq, function, call, result))
+        if len(self._invocations) >= self.batch_rows:
+            self._full.set()
+        self._wake()
+
+    def _add(self, invocation: Invocation) -> None:
+        self._invocations.append(invocation)
+        if len(self._invocations) >= self.batch_rows:
+            self._full.set()
+
+    def _accept(self, event: AcceptedEvent) -> None:
+        self._accepted.append(event)
+        if len(self._accepted) >= self.batch_rows:
+            self._full.set()
+
+    def link(self, request_id: str, original: str) -> None:
+        self._links.append((request_id, original, time.time()))
+
+    # -- writing ------------------------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        last_prune = time.monotonic()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.flush_s):
+                    await self._full.wait()
+            self._full.clear()
+            try:
+                await self.flush()
+                if time.monotonic() - last_prune >= self.prune_every_s:
+                    last_prune = time.monotonic()
+                    await self.prune()
+            except (sqlite3.Error, OSError) as e:
+                self.write_errors += 1
+                log.error("record: write failed, batch lost: %s", e)
+
+    async def flush(self) -> None:
+        """Write everything recorded so far (one transaction)."""
+        if not (self._invocations or self._accepted or self._links):
+            return
+        batch = (self._invocations, self._accepted, self._links)
+        self._invocations, self._accepted, self._links = [], [], []
+        self._unmerged += len(batch[0])
+        merge = self._unmerged >= schema.MERGE_ROWS
+        if merge:
+            self._unmerged = 0
+        db = self._connection()
+
+        def write() -> None:
+            schema.write(db, *batch, log_bytes=self.log_bytes)
+            if merge:
+                schema.merge_requests(db)
+
+        await self._run(write)
+
+    async def prune(self) -> int:
+        db = self._connection()
+        cutoff = time.time() - self.retention_s
+        return await self._run(lambda: schema.prune(db, cutoff=cutoff, max_bytes=self.max_bytes))
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the record is not open")
+        return self._db
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        if self._executor is None:
+            raise RuntimeError("the record is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._db is None:  # closed: nothing more to read (shutdown)
+            raise RuntimeError("the record is closed")
+        await self.flush()
+        db = self._connection()
+        return await self._run(lambda: fn(db))
+
+    # -- reading ------------------------------------------------------------------------------------------
+
+    async def functions(self) -> dict[str, int]:
+        return await self._read(schema.functions)
+
+    async def recent(
+        self,
+        function: str | None = None,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        source: str | None = None,
+    ) -> list[Invocation]:
+        where: list[str] = ["i.seq > ?"]
+        params: list[Any] = [after]
+        for column, value in (("function", function), ("source", source)):
+            if value is not None:
+                where.append(f"i.{column} = ?")
+                params.append(value)
+        newest = limit is not None and limit >= 0
+        count = limit if newest else PAGE
+
+        def read(db: sqlite3.Connection) -> list[Invocation]:
+            return schema.invocations(
+                db, where=where, params=params, payload_limit=self.max_payload_bytes,
+                limit=count, newest=newest, logs=False,
+            )  # fmt: skip
+
+        return await self._read(read)
+
+    async def request(self, request_id: str) -> tuple[list[AcceptedEvent], list[Invocation]]:
+        def read(db: sqlite3.Connection) -> tuple[list[AcceptedEvent], list[Invocation]]:
+            seqs = schema.seqs_of(db, request_id)
+            found = schema.invocations(
+                db,
+                where=[f"i.seq IN ({', '.join('?' * len(seqs))})"],
+                params=seqs,
+                payload_limit=self.max_payload_bytes,
+            ) if seqs else []  # fmt: skip
+            return schema.accepted_events(db, [request_id]), found
+
+        return await self._read(read)
+
+    async def select(self, query: RecordQuery) -> list[Recorded]:
+        def read(db: sqlite3.Connection) -> list[Recorded]:
+            chosen = schema.select(db, query)
+            accepted = {e.request_id: e for e in schema.accepted_events(db, [i.request_id for i in chosen])}
+            return [Recorded(invocation=i, accepted=accepted.get(i.request_id)) for i in chosen]
+
+        return await self._read(read)
+
+    def stats(self) -> dict[str, Any]:
+        return {"path": str(self.path), "pending": len(self._invocations), "write_errors": self.write_errors}
