@@ -33,7 +33,7 @@ from aiohttp import web
 
 from router import backends as local_backends
 from router.config import Config, RouteConfig
-from router.control.app import create_app
+from router.control.app import create_runner
 from router.control.catalog import FunctionCatalog
 from router.control.plane import ControlPlane
 from router.core.backends import Backends, InvocationRecord
@@ -127,7 +127,7 @@ class Daemon:
             catalog=self.catalog,
             extras=self._inspection(),
         )
-        self._runner = web.AppRunner(create_app(plane), access_log=None, handle_signals=False)
+        self._runner = create_runner(plane)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port, reuse_address=True)
         await site.start()

@@ -44,6 +44,7 @@ from router.control.requests import (
     check_settings,
     check_zip_source,
     decode,
+    read_body,
 )
 from router.control.store import FunctionRecord
 from router.control.uploads import UnsafeZip, check_zip
@@ -73,7 +74,7 @@ def _configuration(request: web.Request, defn: FunctionDefinition) -> dict[str, 
 
 async def _body(request: web.Request) -> bytes:
     check_content_type(request)
-    return await request.read()
+    return await read_body(request)
 
 
 async def _checked_zip(data: bytes) -> bytes:
