@@ -211,7 +211,7 @@ CONFIGS = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(CONFIGS)
 def test_generated_configs_give_problems_never_a_crash(config: dict[str, Any]) -> None:
     text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)

@@ -35,7 +35,7 @@ def http_exchange(port: int, raw: bytes, *, check_closed: bool = False) -> HttpR
             pass  # answered and closed before the whole request was sent: read what came back
         reader = s.makefile("rb")
         try:
-            reply = _read_reply(reader)
+            reply = _read_reply(reader, head=raw.startswith(b"HEAD "))
         except (OSError, ValueError):
             return None
         if reply is None:
@@ -49,7 +49,8 @@ def http_exchange(port: int, raw: bytes, *, check_closed: bool = False) -> HttpR
         return reply
 
 
-def _read_reply(reader: Any) -> HttpReply | None:
+def _read_reply(reader: Any, *, head: bool) -> HttpReply | None:
+    """One reply; the answer to a HEAD request has no body, whatever its Content-Length says."""
     status_line = reader.readline(65536)
     if not status_line:
         return None
@@ -63,7 +64,7 @@ def _read_reply(reader: Any) -> HttpReply | None:
             break
         name, _, value = line.decode("latin-1").partition(":")
         headers[name.strip().lower()] = value.strip()
-    body = reader.read(int(headers.get("content-length", "0")))
+    body = b"" if head else reader.read(int(headers.get("content-length", "0")))
     return HttpReply(int(parts[1]), headers, body, closed_after=False)
 
 
