@@ -145,27 +145,38 @@ class GuardedHandler(web.RequestHandler):
         super().log_exception(*args, **kw)
 
 
-def _http1_only(handler: Any, guard: Guard) -> Any:
+def _guarded(handler: Any, guard: Guard) -> Any:
     """`handler`, for HTTP/1.0 and 1.1 requests; 505 for the rest, which aiohttp's parser lets through (a
-    request line without a version, taken as HTTP/0.9, or "HTTP/2.0" in a text request line)."""
+    request line without a version, taken as HTTP/0.9, or "HTTP/2.0" in a text request line). An HTTP
+    error raised outside the handler's own error handling (a web.Application answers an unknown `Expect`
+    with 417 before any middleware runs) is answered in the listener's form too."""
 
     async def checked(request: web.BaseRequest) -> web.StreamResponse:
-        if request.version in HTTP1:
+        if request.version not in HTTP1:
+            version = f"HTTP/{request.version[0]}.{request.version[1]}"
+            return _refuse(guard, request, 505, f"{version} is not served (HTTP/1.0 and 1.1 are)")
+        try:
             return await handler(request)
-        version = f"HTTP/{request.version[0]}.{request.version[1]}"
-        guard.rejects.refused(request.remote, 505, f"{version} is not served (HTTP/1.0 and 1.1 are)")
-        response = guard.render(505, "unsupported HTTP version")
-        response.force_close()
-        return response
+        except web.HTTPException as e:
+            if e.status < 400:
+                raise
+            return _refuse(guard, request, e.status, e.text or e.reason)
 
     return checked
+
+
+def _refuse(guard: Guard, request: web.BaseRequest, status: int, reason: str) -> web.Response:
+    guard.rejects.refused(request.remote, status, reason)
+    response = guard.render(status, reason)
+    response.force_close()
+    return response
 
 
 class GuardedServer(web.Server):
     """A `web.Server` whose connections are GuardedHandlers, serving HTTP/1.0 and 1.1 only."""
 
     def __init__(self, handler: Any, *, guard: Guard, **kwargs: Any) -> None:
-        super().__init__(_http1_only(handler, guard), **kwargs)
+        super().__init__(_guarded(handler, guard), **kwargs)
         self.guard = guard
 
     def __call__(self) -> web.RequestHandler:

@@ -99,6 +99,7 @@ def http_cases() -> list[HttpCase]:
         HttpCase("bad-chunk-size", f"{POST}\r\nTransfer-Encoding: chunked", b"zz\r\n{}\r\n0\r\n\r\n"),
         HttpCase("tls-on-plain-port", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"),
         HttpCase("header-without-colon", GET + "\r\nno colon here"),
+        HttpCase("unknown-expect", f"{POST}\r\nExpect: 0", b"{}", control=(417, BAD_CONTENT), gateway=417),
     ]
 
 

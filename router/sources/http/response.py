@@ -46,6 +46,7 @@ MESSAGES = {
     413: "Request Entity Too Large",
     414: "Request-URI Too Long",
     415: "Unsupported Media Type",
+    417: "Expectation Failed",
     431: "Request Header Fields Too Large",
     429: "Too Many Requests",
     500: "Internal Server Error",

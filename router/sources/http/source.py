@@ -7,7 +7,8 @@ aiohttp's low-level server, one handler for every request. Per request:
    or `request_id_header`);
 2. with `cors`, a preflight (OPTIONS + Origin + Access-Control-Request-Method) is answered at once;
 3. a method the gateway never serves (CONNECT, TRACE, WebDAV's, anything but GET, POST, PUT, PATCH, DELETE,
-   HEAD, OPTIONS) is 501 with Allow, before any route is looked at, and the connection is closed;
+   HEAD, OPTIONS) is 501 with Allow, before any route is looked at, and the connection is closed; an
+   `Expect` other than 100-continue is 417;
    a Content-Length over `max_body_mb` is 413 before anything is read, a longer streamed body too;
 4. the route table (router/sources/http_routes.py) picks the routes matching method and path, most specific
    first; none gives 404, a path that exists under other methods 405 with Allow;
@@ -216,6 +217,10 @@ class HttpSource:
         if request.method not in SERVED_METHODS:
             self.rejects.refused(request.remote, 501, f"method {request.method} is not served")
             return error_reply(501, headers=[("Allow", ALLOW)])
+        expect = request.headers.get("Expect")
+        if expect is not None and expect.lower() != "100-continue":
+            self.rejects.refused(request.remote, 417, f"unknown Expect {expect[:50]!r}")
+            return error_reply(417)  # RFC 9110 10.1.1, as the control plane (aiohttp's web.Application)
         length = request.content_length
         if length is not None and length > self.max_bytes:
             return error_reply(413)
