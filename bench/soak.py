@@ -52,12 +52,14 @@ class Tally:
     statuses: Counter[str] = field(default_factory=Counter)
     wrong: list[str] = field(default_factory=list)
     slowest_s: float = 0.0
+    slowest: str = ""  # what the slowest answer was to
     late: int = 0
 
     def record(self, got: str, want: str, took: float, deadline_s: float, what: str) -> None:
         self.sent += 1
         self.statuses[got] += 1
-        self.slowest_s = max(self.slowest_s, took)
+        if took > self.slowest_s:
+            self.slowest_s, self.slowest = took, what
         if took > deadline_s:
             self.late += 1
         if got != want and len(self.wrong) < 5:
@@ -73,7 +75,8 @@ class Tally:
         counts = ", ".join(f"{k}: {v}" for k, v in sorted(self.statuses.items()))
         verdict = "ok" if self.ok else "FAILED " + "; ".join(self.wrong)
         return (
-            f"{self.listener:13s} sent {self.sent:6d}  slowest {self.slowest_s * 1000:7.1f} ms  "
+            f"{self.listener:13s} sent {self.sent:6d}  slowest {self.slowest_s * 1000:7.1f} ms"
+            f"{' (' + self.slowest + ')' if self.slowest else ''}  "
             f"over deadline {self.late}  [{counts}]  {verdict}"
         )
 
