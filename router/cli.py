@@ -124,6 +124,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
+    except Exception as e:  # a bug in a check; the fuzz tier (tests/fuzz) is there to find them first
+        print(f"{args.config}: could not be checked: internal error {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
     print(
         f"{args.config}: ok ({len(config.functions)} functions, {len(config.sources)} sources, "
         f"{len(config.routes)} routes)"
@@ -142,7 +145,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for problem in e.problems:
             log.error(f"config: {problem}")
         return 2
-    if config.server.host not in ("127.0.0.1", "localhost", "::1") and not config.server.auth_token:
+    if config.server.host not in ("127.0.0.1", "localhost", "::1") and not config.server.auth_token.strip():
         log.error(f"server.host: {config.server.host!r} is not loopback; set server.auth_token to expose it")
         return 2
     from router.daemon import StartError

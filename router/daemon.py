@@ -50,7 +50,7 @@ from aiohttp import web
 
 from router import backends as local_backends
 from router.config import Config, RouteConfig, split_qualifier
-from router.control.app import create_app
+from router.control.app import create_runner
 from router.control.catalog import FunctionCatalog
 from router.control.codewatch import CodeWatcher
 from router.control.mappings.port import MappedSource
@@ -186,7 +186,7 @@ class Daemon:
             extras=await self._inspection(),
             mappings=self.mappings,
         )
-        self._runner = web.AppRunner(create_app(plane), access_log=None, handle_signals=False)
+        self._runner = create_runner(plane)
         await self._runner.setup()
         server = self.config.server
         site = web.TCPSite(self._runner, server.host, server.port, reuse_address=True)

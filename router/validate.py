@@ -65,12 +65,16 @@ def check(config: Config, problems: list[str], declared: set[str] = frozenset())
     """
     for name, f in config.functions.items():
         check_function(config, name, f, problems)
+    _check_token(config.server.auth_token, problems)
     _check_concurrency(config, problems)
     _check_ports(config, problems)
     for name, s in config.sources.items():
         source_check = getattr(kind_module(s.kind_name()), "check", None)
         if source_check is not None:
-            source_check(s, config, f"sources.{name}", problems)
+            try:
+                source_check(s, config, f"sources.{name}", problems)
+            except OSError as e:  # a path that cannot even be looked at (name too long, no permission)
+                problems.append(f"sources.{name}: {_os_problem(e)}")
     for i, r in enumerate(config.routes):
         where = f"routes[{i}]"
         if r.source not in config.sources and r.source not in declared:
@@ -155,10 +159,14 @@ def check_function(config: Config, name: str, f: FunctionConfig, problems: list[
         if problem:
             problems.append(f"{where}.faults: {problem}")
     code = config.path(f.code)
-    if not code.exists():
-        problems.append(f"{where}.code: {f.code!r} does not exist")
+    try:
+        if not code.exists():
+            problems.append(f"{where}.code: {f.code!r} does not exist")
+            return
+        problem = handler_problem(f.runtime, f.handler, code)
+    except OSError as e:
+        problems.append(f"{where}.code: {_os_problem(e)}")
         return
-    problem = handler_problem(f.runtime, f.handler, code)
     if problem:
         problems.append(f"{where}.handler: {problem}")
 
@@ -177,18 +185,36 @@ def _check_layers(config: Config, f: FunctionConfig, where: str, problems: list[
             problems.append(f"{where}.layers[{i}]: {layer!r} does not exist (a folder, a ZIP or an ARN)")
 
 
+def _os_problem(e: OSError) -> str:
+    name = str(e.filename or "")
+    return f"cannot check {name[:100]!r}{'...' if len(name) > 100 else ''}: {e.strerror or e}"
+
+
 def handler_problem(runtime: str, handler: str, code: Path) -> str | None:
-    """None when the handler's file is in the code (a folder or a .zip); else what is wrong."""
+    """None when the handler's file is in the code (a folder or a .zip); else what is wrong.
+
+    A folder is probed for the few files the handler could be in, never listed: `code: /` must not walk
+    the whole file system."""
+    names: set[str] | None = None  # a ZIP's entries; None: probe the folder
     if code.is_file():
         if not zipfile.is_zipfile(code):
             return f"code {str(code)!r} is neither a folder nor a ZIP file"
-        with zipfile.ZipFile(code) as z:
-            names = set(z.namelist())
-    else:
-        names = {str(p.relative_to(code)) for p in code.rglob("*")} if code.is_dir() else set()
+        try:
+            with zipfile.ZipFile(code) as z:
+                names = set(z.namelist())
+        except (zipfile.BadZipFile, ValueError, EOFError) as e:
+            return f"code {str(code)!r} is not a readable ZIP file ({e})"
+    elif not code.is_dir():
+        names = set()
+
+    def present(rel: str) -> bool:
+        if names is not None:
+            return rel in names
+        return not rel.startswith("/") and ".." not in rel.split("/") and (code / rel).exists()
+
     if runtime == "provided":
         return (
-            None if "bootstrap" in names else "runtime 'provided' needs an executable 'bootstrap' in the code"
+            None if present("bootstrap") else "runtime 'provided' needs an executable 'bootstrap' in the code"
         )
     module, dot, func = handler.rpartition(".")
     if not dot or not module or not func:
@@ -200,9 +226,18 @@ def handler_problem(runtime: str, handler: str, code: Path) -> str | None:
         candidates = [f"{base}{ext}" for ext in (".js", ".mjs", ".cjs")]
     else:
         return None
-    if not any(c in names for c in candidates):
+    if not any(present(c) for c in candidates):
         return f"module {module!r} not found in the code (looked for {', '.join(candidates)})"
     return None
+
+
+def _check_token(token: str, problems: list[str]) -> None:
+    """A token a client can present: not blank (it would count as set, yet nothing can match it), and
+    without surrounding whitespace (Authorization header values are trimmed)."""
+    if token and not token.strip():
+        problems.append("server.auth_token: blank (only whitespace) is not a token; leave it empty for none")
+    elif token != token.strip():
+        problems.append("server.auth_token: leading or trailing whitespace, which no client can send")
 
 
 def _check_concurrency(config: Config, problems: list[str]) -> None:

@@ -17,6 +17,11 @@ Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 Rate = Annotated[float, msgspec.Meta(ge=0, le=1)]  # a probability
+# Limits of an HTTP listener (router.edge.http.HttpLimits): request line / header line sizes, header count,
+# and the idle and body timeouts.
+LineBytes = Annotated[int, msgspec.Meta(ge=1024, le=1048576)]
+HeaderCount = Annotated[int, msgspec.Meta(ge=8, le=10000)]
+ListenerTimeoutS = Annotated[float, msgspec.Meta(gt=0, le=3600)]
 
 
 class Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -14,7 +14,17 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from router.config.base import FunctionFaults, MemoryMB, NonNegInt, Port, Strict, TimeoutS
+from router.config.base import (
+    FunctionFaults,
+    HeaderCount,
+    LineBytes,
+    ListenerTimeoutS,
+    MemoryMB,
+    NonNegInt,
+    Port,
+    Strict,
+    TimeoutS,
+)
 from router.config.sources import SourceConfig
 
 __all__ = ["Port", "Strict"]
@@ -27,6 +37,14 @@ class ServerConfig(Strict):
     max_body_mb: Annotated[int, msgspec.Meta(ge=1, le=100)] = (
         16  # request bodies (ZIP uploads) above are refused
     )
+    # What malformed or slow requests meet (docs/hardening.md): 414 past max_url_bytes, 431 past
+    # max_header_bytes or max_headers, 408 for a body not received within body_timeout_s, and a connection
+    # that sends no whole request head for idle_timeout_s is closed.
+    max_url_bytes: LineBytes = 8190
+    max_header_bytes: LineBytes = 8190
+    max_headers: HeaderCount = 128
+    idle_timeout_s: ListenerTimeoutS = 75
+    body_timeout_s: ListenerTimeoutS = 60
 
 
 class AccountConfig(Strict):

@@ -21,7 +21,7 @@ from router.control.configuration import function_configuration
 from router.control.errors import invalid_parameter, not_found
 from router.control.names import LATEST, FunctionRef, parse_function_name
 from router.control.plane import PLANE_KEY
-from router.control.requests import check_content_type
+from router.control.requests import check_content_type, read_body
 from router.control.store import FunctionRecord
 from router.core.arn import parse_layer_version_arn
 from router.dispatch.registry import FunctionDefinition
@@ -39,7 +39,7 @@ def catalog(request: web.Request) -> FunctionCatalog:
 
 async def body(request: web.Request) -> bytes:
     check_content_type(request)
-    return await request.read()
+    return await read_body(request)
 
 
 def target(request: web.Request) -> FunctionRef:

@@ -16,6 +16,10 @@ Middlewares, outermost first: `error_middleware` gives each request an `x-amzn-R
 failure in Lambda's error shape (router/control/errors.py); the request counter; then, when
 `server.auth_token` is set, the token check (router/control/auth.py). Request bodies are capped at
 `server.max_body_mb` (Invoke payloads have their own 6 MB / 1 MB limits).
+
+`create_runner(plane)` serves the app through router.edge.http's GuardedAppRunner with the server's limits
+(`max_url_bytes`, `max_header_bytes`, `max_headers`, `idle_timeout_s`; `body_timeout_s` for bodies):
+malformed HTTP gets Lambda's error shape (router.control.errors.refusal) and one rate-limited log line.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ from typing import Any
 
 from aiohttp import web
 
-from router.control.errors import MAX_BODY_KEY, Handler, error_middleware
+from router.control.errors import MAX_BODY_KEY, REJECTS_KEY, Handler, error_middleware, render_refusal
 from router.control.plane import PLANE_KEY, ControlPlane
+from router.edge.http import Guard, GuardedAppRunner, HttpLimits
+from router.edge.rejects import RejectLog
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -101,6 +107,7 @@ def create_app(plane: ControlPlane) -> web.Application:
     app = web.Application(client_max_size=max_body, middlewares=middlewares)
     app[PLANE_KEY] = plane
     app[MAX_BODY_KEY] = max_body
+    app[REJECTS_KEY] = RejectLog("control plane")
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -116,3 +123,10 @@ def create_app(plane: ControlPlane) -> web.Application:
     mappings.add_routes(app)
     inspect.add_routes(app)
     return app
+
+
+def create_runner(plane: ControlPlane) -> web.AppRunner:
+    """The runner the daemon serves the control plane with (see the module docstring)."""
+    app = create_app(plane)
+    guard = Guard(render=render_refusal, rejects=app[REJECTS_KEY], limits=HttpLimits.of(plane.config.server))
+    return GuardedAppRunner(app, guard=guard, access_log=None, handle_signals=False)

@@ -15,9 +15,13 @@ So every service error here is:
 with the message key spelled as Lambda's model spells it for that error (`Message` for
 ResourceNotFoundException and ServiceException, `message` for the others).
 
-Handlers raise `ApiError`; `error_middleware` turns it (and aiohttp's own 404/405/413, and any unexpected
-exception, as a logged ServiceException) into that shape. A `DispatchError` (the function did not run) maps
-through `from_dispatch_error`, keeping its status, error name, and throttle reason.
+Handlers raise `ApiError`; `error_middleware` turns it (and aiohttp's own 404/405/413, a body refused by
+router.edge.bodies, and any unexpected exception, as a logged ServiceException) into that shape. Requests
+refused before they reach a handler (malformed HTTP, router.edge.http) get the same shape from `refusal`:
+400 InvalidRequestContentException, 408 RequestTimeoutException, 413/414/431 RequestTooLargeException,
+415 UnsupportedMediaTypeException, 5xx ServiceException. Every refusal of malformed input is logged by
+the app's `RejectLog` (REJECTS_KEY): one rate-limited line, no traceback. A `DispatchError` (the function
+did not run) maps through `from_dispatch_error`, keeping its status, error name, and throttle reason.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from typing import Any
 from aiohttp import web
 
 from router.core import errors as E
+from router.edge.bodies import BodyRefused
+from router.edge.rejects import RejectLog
 
 log = logging.getLogger("router.control")
 
@@ -39,6 +45,7 @@ ERROR_TYPE = "x-amzn-ErrorType"
 RETRY_AFTER = "Retry-After"
 REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id", str)
 MAX_BODY_KEY: web.AppKey[int] = web.AppKey("max_body_bytes", int)
+REJECTS_KEY: web.AppKey[RejectLog] = web.AppKey("rejects", RejectLog)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -106,6 +113,26 @@ def invalid_json() -> ApiError:
     return ApiError(400, E.INVALID_REQUEST_CONTENT, "Could not parse request body into json")
 
 
+def refusal(status: int, reason: str) -> ApiError:
+    """The Lambda error for input refused at the edge: malformed HTTP, or a body that is not taken."""
+    if status in (413, 414, 431):
+        error = E.REQUEST_TOO_LARGE
+    elif status == 415:
+        error = E.UNSUPPORTED_MEDIA_TYPE
+    elif status == 408:
+        error = E.REQUEST_TIMEOUT
+    elif status >= 500:
+        error = E.SERVICE_EXCEPTION
+    else:
+        error = E.INVALID_REQUEST_CONTENT
+    return ApiError(status, error, f"The request was refused: {reason}")
+
+
+def render_refusal(status: int, reason: str) -> web.Response:
+    """`refusal` as a response, for requests refused before any handler (router.edge.http.Guard.render)."""
+    return refusal(status, reason).response(str(uuid.uuid4()))
+
+
 def from_dispatch_error(e: E.DispatchError, *, arn: str | None = None) -> ApiError:
     """The Lambda API error for a call that did not run (throttled, no such function, shutting down)."""
     if isinstance(e, E.FunctionNotFound) and arn is not None:
@@ -146,10 +173,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = await handler(request)
     except ApiError as e:
         return e.response(request_id)
+    except BodyRefused as e:
+        rejects = request.app.get(REJECTS_KEY)
+        if rejects is not None:
+            rejects.refused(request.remote, e.status, e.reason)
+        return refusal(e.status, e.reason).response(request_id)
     except web.HTTPException as e:
         if e.status < 400:
             raise
-        return _from_http_exception(e, request).response(request_id)
+        response = _from_http_exception(e, request).response(request_id)
+        if request.method == "CONNECT":
+            response.force_close()  # aiohttp would keep a CONNECT's connection open as a tunnel
+        return response
     except Exception:
         log.exception(
             "control plane: unexpected error",

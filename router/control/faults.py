@@ -20,6 +20,7 @@ from aiohttp import web
 from router.config import FunctionFaults, SourceFaults
 from router.control.errors import ApiError, invalid_parameter
 from router.control.plane import PLANE_KEY, inspection
+from router.control.requests import read_body
 from router.core.errors import INVALID_REQUEST_CONTENT, RESOURCE_NOT_FOUND
 from router.dispatch.faults import fault_rates_problem
 
@@ -38,7 +39,7 @@ async def put(request: web.Request) -> web.Response:
     ins = inspection(request)
     dispatcher = request.app[PLANE_KEY].dispatcher
     try:
-        ask = msgspec.json.decode(await request.read() or b"{}", type=FaultsRequest)
+        ask = msgspec.json.decode(await read_body(request) or b"{}", type=FaultsRequest)
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
         raise ApiError(400, INVALID_REQUEST_CONTENT, f"faults: {e}") from None
     known_functions, known_sources = dispatcher.functions(), ins.config().sources

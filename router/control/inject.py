@@ -37,6 +37,7 @@ from aiohttp import web
 
 from router.control.errors import ApiError, from_dispatch_error, invalid_parameter
 from router.control.plane import inspection
+from router.control.requests import read_body
 from router.core.errors import INVALID_REQUEST_CONTENT, RESOURCE_NOT_FOUND, DispatchError
 from router.record.views import payload_view
 
@@ -72,8 +73,8 @@ async def inject(request: web.Request) -> web.Response:
         known = ", ".join(sorted(running)) or "none running"
         raise ApiError(404, RESOURCE_NOT_FOUND, f"No source named {name!r} (sources: {known})")
     try:
-        ask = msgspec.json.decode(await request.read() or b"{}", type=InjectRequest)
-    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        ask = msgspec.json.decode(await read_body(request) or b"{}", type=InjectRequest)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as e:
         raise ApiError(400, INVALID_REQUEST_CONTENT, f"inject: {e}") from None
     kind, traits = ctx.config.kind_name(), ctx.config.traits
     envelopes = [_envelope(traits.shape, ctx, r, ask.trace) for r in _records(traits.shape, ask)]

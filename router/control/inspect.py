@@ -32,6 +32,7 @@ from aiohttp import web
 
 from router.control.errors import ApiError, invalid_parameter
 from router.control.plane import PLANE_KEY, Inspection, inspection
+from router.control.requests import read_body
 from router.core.backends import Invocation, InvocationRecord
 from router.core.errors import INVALID_REQUEST_CONTENT, REQUEST_TIMEOUT, RESOURCE_NOT_FOUND, ConfigError
 from router.record.views import accepted_view, view
@@ -101,10 +102,10 @@ class WaitRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 async def wait(request: web.Request) -> web.Response:
     ins = inspection(request)
     function = await _known_function(request, ins) if "name" in request.match_info else None
-    body = await request.read()
+    body = await read_body(request)
     try:
         ask = msgspec.json.decode(body or b"{}", type=WaitRequest)
-    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as e:
         raise ApiError(400, INVALID_REQUEST_CONTENT, f"wait: {e}") from None
     if not 0 <= ask.timeout_s <= MAX_WAIT_S:
         raise invalid_parameter(f"timeout_s: expected 0 to {MAX_WAIT_S:g}, got {ask.timeout_s:g}")

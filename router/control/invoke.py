@@ -5,7 +5,8 @@ qualifier (or `?Qualifier=`) is $LATEST, a published version or an alias, whose 
 Headers: `X-Amz-Invocation-Type` RequestResponse (default) | Event | DryRun;
 `X-Amz-Log-Type` None | Tail; `X-Amz-Client-Context` (base64 of a JSON object, at most 3583 bytes, passed to
 the function's context on synchronous calls); `X-Amzn-Trace-Id` (passed on as the call's trace id).
-The body must be JSON (an empty body is `{}`): at most 6 MB for RequestResponse, 1 MB for Event.
+The body must be JSON (an empty body is `{}`, nesting is capped at about 1,000 levels): at most 6 MB for
+RequestResponse, 1 MB for Event, also once a gzip or deflate Content-Encoding is decoded.
 
 Response:
 * RequestResponse: 200, the function's response, `X-Amz-Executed-Version` (the version that ran: `$LATEST`
@@ -17,10 +18,12 @@ Response:
 * DryRun: 204 when the function exists.
 * Service errors (the function did not run) in Lambda's shape (router.control.errors): 404
   ResourceNotFoundException, 429 TooManyRequestsException with Reason and Retry-After, 413
-  RequestTooLargeException, 400 InvalidRequestContentException (body or client context not JSON), 400
-  InvalidParameterValueException (bad header), 415 UnsupportedMediaTypeException (on the Lambda path, a
-  Content-Type that is not JSON, text, bytes or form data; the /invoke alias takes any), 500/503
-  ServiceException (503 while the router drains).
+  RequestTooLargeException, 400 InvalidRequestContentException (body or client context not JSON, or a
+  Content-Encoding body that does not decode), 400 InvalidParameterValueException (bad header), 415
+  UnsupportedMediaTypeException (on the Lambda path, a Content-Type that is not JSON, text, bytes or form
+  data, the /invoke alias takes any; on both, a Content-Encoding other than gzip or deflate), 408
+  RequestTimeoutException (a body not received within server.body_timeout_s), 500/503 ServiceException
+  (503 while the router drains).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from router.control.names import function_arn, parse_function_name
 from router.control.plane import PLANE_KEY
 from router.control.requests import check_content_type
 from router.core.errors import INVALID_REQUEST_CONTENT, DispatchError
+from router.edge.bodies import BodyRefused, read_body
 
 INVOCATION_TYPE = "X-Amz-Invocation-Type"
 LOG_TYPE = "X-Amz-Log-Type"
@@ -98,15 +102,16 @@ def check_client_context(value: str | None) -> str | None:
 
 
 async def read_payload(request: web.Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to pass `limit` (before buffering all of it)."""
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large(limit, "Invoke")
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(1 << 16):
-        body += chunk
-        if len(body) > limit:
-            raise too_large(limit, "Invoke")
-    return bytes(body) or b"{}"
+    """The body, its Content-Encoding decoded (router.edge.bodies), refused with 413 as soon as it is known
+    to pass `limit` (before buffering or decoding all of it)."""
+    timeout_s = request.app[PLANE_KEY].config.server.body_timeout_s
+    try:
+        body = await read_body(request, limit=limit, timeout_s=timeout_s)
+    except BodyRefused as e:
+        if e.status == 413:
+            raise too_large(limit, "Invoke") from None
+        raise
+    return body or b"{}"
 
 
 def check_json(payload: bytes) -> None:
@@ -117,6 +122,13 @@ def check_json(payload: bytes) -> None:
             400,
             INVALID_REQUEST_CONTENT,
             f"Could not parse request body into json: Could not parse payload into json: {e}",
+        ) from None
+    except RecursionError:
+        # JSON depth is capped at the decoder's recursion limit (about 1,000 levels), as Python's json is.
+        raise ApiError(
+            400,
+            INVALID_REQUEST_CONTENT,
+            "Could not parse request body into json: Could not parse payload into json: nested too deeply",
         ) from None
 
 

@@ -19,6 +19,7 @@ from aiohttp import web
 from router.control.errors import ApiError, invalid_parameter
 from router.control.failures import failure_destinations
 from router.control.plane import PLANE_KEY, inspection
+from router.control.requests import read_body
 from router.core.errors import INVALID_REQUEST_CONTENT, RESOURCE_NOT_FOUND
 from router.record.failstores import open_store
 from router.record.redrive import Target
@@ -36,7 +37,7 @@ async def redrive(request: web.Request) -> web.Response:
     ins = inspection(request)
     dispatcher = request.app[PLANE_KEY].dispatcher
     try:
-        ask = msgspec.json.decode(await request.read() or b"{}", type=RedriveRequest)
+        ask = msgspec.json.decode(await read_body(request) or b"{}", type=RedriveRequest)
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
         raise ApiError(400, INVALID_REQUEST_CONTENT, f"redrive: {e}") from None
     if not 0 < ask.rate <= 1000:

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from router.control.errors import ApiError, invalid_parameter
 from router.control.plane import PLANE_KEY, inspection
+from router.control.requests import read_body
 from router.core.errors import INVALID_REQUEST_CONTENT, RESOURCE_NOT_FOUND, FunctionNotFound
 from router.record.replay import PlanError, ReplayPlan, query_of
 from router.record.replay import replay as run_replay
@@ -32,7 +33,7 @@ async def replay(request: web.Request) -> web.StreamResponse:
     ins = inspection(request)
     dispatcher = request.app[PLANE_KEY].dispatcher
     try:
-        plan = msgspec.json.decode(await request.read() or b"{}", type=ReplayPlan)
+        plan = msgspec.json.decode(await read_body(request) or b"{}", type=ReplayPlan)
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
         raise ApiError(400, INVALID_REQUEST_CONTENT, f"replay: {e}") from None
     try:

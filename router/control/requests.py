@@ -5,7 +5,10 @@ the router does not implement (VpcConfig, TracingConfig, KMSKeyArn, ...) are acc
 deployment tools sending them still work. `decode(body, type)` maps a body that is not JSON to
 InvalidRequestContentException and a wrongly typed member to InvalidParameterValueException.
 `check_settings(...)` enforces Lambda's limits (memory 128-10240 MB, timeout 1-900 s, 4 KB of environment,
-supported runtimes, variable names), each problem named in the message.
+supported runtimes, variable names), each problem named in the message. `read_body(request)` is every
+control-plane body but Invoke's: at most `server.max_body_mb`, within `server.body_timeout_s`, its gzip or
+deflate Content-Encoding decoded under the same cap (router.edge.bodies; a refusal raises BodyRefused,
+which error_middleware answers).
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from typing import TypeVar
 import msgspec
 from aiohttp import web
 
-from router.control.errors import ApiError, invalid_json, invalid_parameter
+from router.control.errors import MAX_BODY_KEY, ApiError, invalid_json, invalid_parameter
+from router.control.plane import PLANE_KEY
 from router.core import lambda_env
-from router.core.errors import UNSUPPORTED_MEDIA_TYPE
+from router.core.errors import REQUEST_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE
+from router.edge import bodies
 
 T = TypeVar("T")
 
@@ -106,12 +111,25 @@ def check_content_type(request: web.Request) -> None:
         )
 
 
+async def read_body(request: web.Request) -> bytes:
+    max_body = request.app[MAX_BODY_KEY]
+    timeout_s = request.app[PLANE_KEY].config.server.body_timeout_s
+    try:
+        return await bodies.read_body(request, limit=max_body, timeout_s=timeout_s)
+    except bodies.BodyRefused as e:
+        if e.status != 413:
+            raise
+        raise ApiError(
+            413, REQUEST_TOO_LARGE, f"Request must be smaller than {max_body} bytes (server.max_body_mb)"
+        ) from None
+
+
 def decode(body: bytes, typ: type[T]) -> T:
     try:
         return msgspec.json.decode(body or b"{}", type=typ)
     except msgspec.ValidationError as e:
         raise invalid_parameter(f"Invalid request: {e}") from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         raise invalid_json() from None
 
 

@@ -31,11 +31,13 @@ from router.control.plane import PLANE_KEY
 from router.control.records import UrlConfigRecord
 from router.control.urls import PREFIX
 from router.core.errors import DispatchError
+from router.edge import bodies
 from router.sources.http.cors import apply_cors, is_preflight, preflight_reply
 from router.sources.http.events import ApiSettings, RequestFacts, gateway_event
 from router.sources.http.response import Reply, error_reply, reply_for_dispatch_error, reply_for_result
 
 PAYLOAD_LIMIT = 6 * 1024 * 1024
+BODY_TIMEOUT_S = 30.0  # a URL request's body must arrive within this, as on the HTTP gateway by default
 SOURCE = "function-url"
 _encoder = msgspec.json.Encoder()
 
@@ -88,9 +90,10 @@ async def serve(request: web.Request) -> web.StreamResponse:
 async def _call(request: web.Request, name: str, qualifier: str, url: UrlConfigRecord) -> Reply:
     if request.content_length is not None and request.content_length > PAYLOAD_LIMIT:
         return error_reply(413)
-    body = await request.read()
-    if len(body) > PAYLOAD_LIMIT:
-        return error_reply(413)
+    try:
+        body = await bodies.read_body(request, limit=PAYLOAD_LIMIT, timeout_s=BODY_TIMEOUT_S)
+    except bodies.BodyRefused as e:
+        return error_reply(e.status)
     event = url_event(request, body, url)
     pinned = {} if qualifier == LATEST else {"qualifier": qualifier}
     try:

@@ -353,7 +353,7 @@ def decode_data(b64: Any) -> Any:
         return b64
     try:
         return _json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # not JSON, or nested too deeply: filtered as text
         pass
     try:
         return raw.decode("utf-8")
@@ -364,5 +364,5 @@ def decode_data(b64: Any) -> Any:
 def _parse_text(text: str) -> Any:
     try:
         return _json.decode(text)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return text

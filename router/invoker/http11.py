@@ -14,7 +14,11 @@ Contract:
 * Bodies: Content-Length or chunked; `Expect: 100-continue` is answered. A body longer than `max_body`
   is not buffered: with a Content-Length it is read and discarded and the request is handed over with
   `too_large=True` (so the handler can answer 413 and the client can read it); a chunked one over the limit
-  gets 413 and the connection is closed.
+  gets 413 (as soon as a chunk's size line says so) and the connection is closed.
+* Malformed requests get a JSON 400 (431 for a head over 64 KB) and the connection is closed, in bounded
+  memory: a bad request line or header line, a Content-Length that is not decimal digits, both
+  Content-Length and chunked, a chunk size that is not hex or a size line over 4 KB, chunk data not ended
+  by CRLF.
 * Pipelining: requests that arrive back to back are answered in order, and the answers to requests with more
   already buffered behind them are held and sent in one write with the next answer (also one that comes
   later, from a future). The Python runtime sends its answer and the request for the next event together,
@@ -30,6 +34,7 @@ from typing import Protocol, cast
 import msgspec
 
 MAX_HEAD = 64 * 1024
+MAX_CHUNK_LINE = 4096
 REASONS = {
     100: "Continue",
     200: "OK",
@@ -188,7 +193,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def _read_head(self) -> bool:
         end = self._buf.find(b"\r\n\r\n")
-        if end < 0:
+        if end < 0 or end > MAX_HEAD:
             if len(self._buf) > MAX_HEAD:
                 raise _BadRequest(431)
             return False
@@ -222,12 +227,16 @@ class Connection(asyncio.BufferedProtocol):
     def _read_chunked(self) -> bytes | None:
         while True:
             eol = self._buf.find(b"\r\n")
-            if eol < 0:
+            if eol < 0 or eol > MAX_CHUNK_LINE:
+                if len(self._buf) > MAX_CHUNK_LINE:
+                    raise _BadRequest(400)
                 return None
-            try:
-                size = int(bytes(self._buf[:eol]).split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise _BadRequest(400) from None
+            digits = bytes(self._buf[:eol]).split(b";", 1)[0].strip()
+            if not digits or digits.strip(b"0123456789abcdefABCDEF"):
+                raise _BadRequest(400)
+            size = int(digits, 16)
+            if self._chunked_size + size > self._max_body:
+                raise _BadRequest(413)
             if size == 0:
                 # Last chunk, then optional trailers up to an empty line.
                 end = self._buf.find(b"\r\n\r\n", eol)
@@ -238,9 +247,9 @@ class Connection(asyncio.BufferedProtocol):
                 return body
             if len(self._buf) < eol + 2 + size + 2:
                 return None
+            if self._buf[eol + 2 + size : eol + 2 + size + 2] != b"\r\n":
+                raise _BadRequest(400)
             self._chunked_size += size
-            if self._chunked_size > self._max_body:
-                raise _BadRequest(413)
             self._chunks.append(bytes(self._buf[eol + 2 : eol + 2 + size]))
             del self._buf[: eol + 2 + size + 2]
 
@@ -320,13 +329,13 @@ def _parse_head(raw: str) -> _Head:
     connection = headers.get("connection", "").lower()
     keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
     if "chunked" in headers.get("transfer-encoding", "").lower():
+        if "content-length" in headers:
+            raise _BadRequest(400)  # both: which one frames the body is ambiguous (request smuggling)
         length: int | None = None
     else:
-        try:
-            length = int(headers.get("content-length", "0"))
-        except ValueError:
-            raise _BadRequest(400) from None
-        if length < 0:
+        value = headers.get("content-length", "0")
+        if not (value.isascii() and value.isdigit()):
             raise _BadRequest(400)
+        length = int(value)
     path = target.split("?", 1)[0]
     return _Head(Request(method, path, headers), keep_alive, length)

@@ -90,6 +90,8 @@ def from_http(headers: Headers, body: bytes) -> dict[str, Any] | list[dict[str, 
             decoded = json.loads(body or b"null")
         except ValueError as e:
             raise ValueError(f"invalid CloudEvent: body is not JSON ({e})") from None
+        except RecursionError:
+            raise ValueError("invalid CloudEvent: body is JSON nested too deeply") from None
         if mime == BATCH:
             if not isinstance(decoded, list):
                 raise ValueError("invalid CloudEvent batch: expected a JSON array")
@@ -114,7 +116,7 @@ def _data(body: bytes, ctype: str) -> dict[str, Any]:
     if not mime or mime == "application/json" or mime.endswith("+json"):
         try:
             return {"data": json.loads(body)}
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deeply to decode: keep it as is
             pass
     if not mime or mime.startswith("text/") or mime.endswith(("/xml", "+xml")):
         try:

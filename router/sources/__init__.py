@@ -13,8 +13,9 @@ The stream engine the stream kinds share is `router/sources/stream/`.
 A kind imports its heavy client library (aiokafka, aiobotocore, aiosmtpd, watchfiles) inside `create` or
 `run`, never at import time, so `router validate` and unit tests stay fast.
 
-May import: router.core, router.config, router.shapes, router.metrics. Never router.dispatch, router.invoker
-or router.control: a source reaches functions only through its route ports (tests/unit/test_layers.py).
+May import: router.core, router.config, router.shapes, router.metrics, router.edge. Never router.dispatch,
+router.invoker or router.control: a source reaches functions only through its route ports
+(tests/unit/test_layers.py).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ functions, and under TYPE_CHECKING).
 * invoker never imports sources, dispatch or control;
 * config never imports sources, dispatch or invoker (nor anything above it);
 * shapes are pure builders: core only;
+* edge (what listeners share to refuse bad input) imports core only; sources and control may use it;
 * no import cycles between modules of router/.
 """
 
@@ -26,11 +27,23 @@ ALLOWED: dict[str, set[str]] = {
     "shapes": {"core"},
     "metrics": {"core"},
     "logs": {"core"},
+    "edge": {"core"},
     "invoker": {"core", "config", "metrics", "logs"},
     "dispatch": {"core", "config", "shapes", "invoker", "metrics", "logs"},
-    "sources": {"core", "config", "shapes", "metrics", "logs"},
+    "sources": {"core", "config", "shapes", "metrics", "logs", "edge"},
     "record": {"core", "config", "dispatch", "shapes"},
-    "control": {"core", "config", "shapes", "invoker", "dispatch", "record", "sources", "metrics", "logs"},
+    "control": {
+        "core",
+        "config",
+        "shapes",
+        "invoker",
+        "dispatch",
+        "record",
+        "sources",
+        "metrics",
+        "logs",
+        "edge",
+    },
 }
 # the top: may import every part
 TOP = {"daemon", "mapped_sources", "backends", "validate", "cli", "tail", "commands", "testing", "__main__"}

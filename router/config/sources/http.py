@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
-from router.config.base import Port, SourceSettings, Strict
+from router.config.base import HeaderCount, LineBytes, ListenerTimeoutS, Port, SourceSettings, Strict
 from router.core.kinds import KindTraits
 
 
@@ -39,6 +39,12 @@ class Config(SourceSettings, tag="http"):
     drain_s: Annotated[float, msgspec.Meta(ge=0, le=900)] = 10
     request_id_header: str = ""  # "" = apigw-requestid (2.0) / x-amzn-RequestId (1.0)
     binary_media_types: list[str] = []
+    # Malformed or slow requests (docs/hardening.md): 414 / 431 / 408, idle connections closed.
+    max_url_bytes: LineBytes = 8190
+    max_header_bytes: LineBytes = 8190
+    max_headers: HeaderCount = 128
+    idle_timeout_s: ListenerTimeoutS = 75
+    body_timeout_s: ListenerTimeoutS = 60
 
     @property
     def request_id_header_name(self) -> str:

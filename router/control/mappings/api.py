@@ -21,7 +21,7 @@ from router.control.errors import ApiError, invalid_parameter
 from router.control.mappings.model import CreateIn, UpdateIn
 from router.control.mappings.registry import MappingNotFound, MappingRegistry
 from router.control.plane import PLANE_KEY
-from router.control.requests import check_content_type, decode
+from router.control.requests import check_content_type, decode, read_body
 from router.core.errors import RESOURCE_NOT_FOUND, SERVICE_EXCEPTION
 
 COLLECTION = "/2015-03-31/event-source-mappings"
@@ -41,7 +41,7 @@ def _missing(uuid: str) -> ApiError:
 
 async def _body(request: web.Request) -> bytes:
     check_content_type(request)
-    return await request.read()
+    return await read_body(request)
 
 
 async def create_mapping(request: web.Request) -> web.Response:

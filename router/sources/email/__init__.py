@@ -3,8 +3,8 @@
 Modules: `source` (the source), `smtp` (the server), `spool` (durable spool), `store` (raw messages),
 `parse` (MIME and headers). Its settings are router/config/sources/email.py.
 
-May import: router.core, router.config, router.shapes, router.metrics and router.sources.stream; never
-router.dispatch, router.invoker or router.control.
+May import: router.core, router.config, router.shapes, router.metrics, router.edge and router.sources.stream;
+never router.dispatch, router.invoker or router.control.
 """
 
 from __future__ import annotations

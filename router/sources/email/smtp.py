@@ -11,6 +11,13 @@ Contract (what a client sees; the source decides what happens to an accepted mes
 * Concurrent sessions: past `max_sessions` a new connection gets 421 4.7.0 and is closed at once.
 * After DATA, `receive(IncomingMail)` decides the reply (250 once safe, else 4xx); the session never answers
   250 on its own. Optional STARTTLS (tls_context) and AUTH PLAIN/LOGIN (users) are aiosmtpd's.
+* Malformed input gets a 5xx reply and the session goes on (RFC 5321 4.2.2): an address the parser cannot
+  take (`MAIL FROM:x@`, `RCPT TO:<@[`) gets 501 5.1.3 (the stdlib's parser raises IndexError and the like
+  on some of them, which aiosmtpd would answer `500 Error: (IndexError) ...` with a traceback in the log);
+  aiosmtpd answers the rest itself (500 for an unknown command or a line over 512 bytes, 501 for bad
+  parameters, 503 for a bad sequence). Refusals are logged once each at most, rate-limited
+  (router.edge.rejects), aiosmtpd's own warnings too. An error that is not the client's is logged with
+  its traceback (rate-limited) and answered 451 4.3.0, never with the exception's text.
 
 aiosmtpd is imported inside `start_server`, so importing this module stays cheap.
 """
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import re
 import ssl
 import warnings
@@ -26,12 +34,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from router.edge.rejects import Budget, RejectLog, limit_logger
+
+log = logging.getLogger("router.sources.email")
+
 BARE_LINE_ENDING = re.compile(rb"(?<!\r)\n|\r(?!\n)")
 
 REPLY_BARE_LF = "550 5.6.0 Message refused: bare LF or CR in message data (lines must end with CRLF)"
 REPLY_TOO_MANY_SESSIONS = b"421 4.7.0 Too many concurrent sessions, try again later\r\n"
 REPLY_TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 REPLY_RECIPIENT_OK = "250 2.1.5 OK"
+REPLY_BAD_ADDRESS = "501 5.1.3 Bad address syntax"
+REPLY_INTERNAL_ERROR = "451 4.3.0 Internal error, try again later"
+AIOSMTPD_LOGGER = "mail.log"
 
 
 def has_bare_line_ending(data: bytes) -> bool:
@@ -90,13 +105,33 @@ class SmtpSettings:
     users: dict[str, str] | None = None
     require_auth: bool = False
     auth_without_tls: bool = False
+    listener: str = "smtp"  # names the server in refusal log lines
+
+
+class AddressSyntax(Exception):
+    """A MAIL/RCPT/VRFY address the parser cannot take; answered 501 by MailHandler.handle_exception."""
+
+    def __init__(self, peer: str, arg: str) -> None:
+        super().__init__(f"bad address syntax: {arg[:100]!r}")
+        self.peer = peer
 
 
 class MailHandler:
-    """aiosmtpd hooks: recipient policy, recipient limit, bare-LF refusal, and handing DATA to `receive`."""
+    """aiosmtpd hooks: recipient policy, recipient limit, bare-LF refusal, handing DATA to `receive`, and
+    the answer to an exception in a session (`handle_exception`)."""
 
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
+        self.rejects = RejectLog(settings.listener)
+        self._errors = Budget()
+
+    async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, AddressSyntax):
+            self.rejects.refused(error.peer, 501, str(error))
+            return REPLY_BAD_ADDRESS
+        if self._errors.take():
+            log.error("%s: SMTP session error", self.settings.listener, exc_info=error)
+        return REPLY_INTERNAL_ERROR
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
@@ -113,7 +148,7 @@ class MailHandler:
         data: bytes = envelope.original_content or b""
         if has_bare_line_ending(data):
             return REPLY_BARE_LF
-        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
+        peer = _peer(session)
         auth = session.auth_data if session.authenticated else None
         incoming = IncomingMail(
             mail_from=envelope.mail_from or "",
@@ -126,6 +161,11 @@ class MailHandler:
             esmtp=bool(session.extended_smtp),
         )
         return await self.settings.receive(incoming)
+
+
+def _peer(session: Any) -> str:
+    peer = getattr(session, "peer", None)
+    return str(peer[0]) if isinstance(peer, tuple) else str(peer or "")
 
 
 def make_authenticator(users: dict[str, str]) -> Callable[..., Any]:
@@ -176,12 +216,22 @@ async def start_server(settings: SmtpSettings) -> SmtpServer:
     loop = asyncio.get_running_loop()
     sessions: set[Any] = set()
     handler = MailHandler(settings)
+    limit_logger(AIOSMTPD_LOGGER)  # it warns once per unrecognised command: a flood for a bad client
     authenticator = make_authenticator(settings.users) if settings.users else None
 
     class Session(SMTP):
         def connection_lost(self, error: Exception | None) -> None:
             sessions.discard(self)
             super().connection_lost(error)
+
+        def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+            try:
+                address, rest = super()._getaddr(arg)
+            except Exception:  # the stdlib's address parser raises IndexError & co. on some bad input
+                address, rest = None, None
+            if address is None:
+                raise AddressSyntax(_peer(self.session), arg)
+            return address, rest
 
     def factory() -> asyncio.BaseProtocol:
         if len(sessions) >= settings.max_sessions:

@@ -178,6 +178,7 @@ class EmailSource:
                 users=dict(cfg.auth.users) if cfg.auth else None,
                 require_auth=cfg.auth.required if cfg.auth else False,
                 auth_without_tls=cfg.auth.allow_without_tls if cfg.auth else False,
+                listener=f"email source {self._ctx.name}",
             )
         )
         log.info(

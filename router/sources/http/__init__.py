@@ -3,8 +3,8 @@
 Modules: `source` (the server), `routes` (route keys), `events` (request to event), `response` (result to
 reply), `cors`. Its settings are router/config/sources/http.py.
 
-May import: router.core, router.config, router.shapes, router.metrics and router.sources.stream; never
-router.dispatch, router.invoker or router.control.
+May import: router.core, router.config, router.shapes, router.metrics, router.edge and router.sources.stream;
+never router.dispatch, router.invoker or router.control.
 """
 
 from __future__ import annotations

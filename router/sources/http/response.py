@@ -42,13 +42,19 @@ MESSAGES = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     413: "Request Entity Too Large",
+    414: "Request-URI Too Long",
     415: "Unsupported Media Type",
+    417: "Expectation Failed",
+    431: "Request Header Fields Too Large",
     429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Internal Server Error",
     503: "Service Unavailable",
+    501: "Not Implemented",
     504: "Endpoint request timed out",
+    505: "HTTP Version Not Supported",
     508: "Loop Detected",
 }
 
@@ -106,8 +112,8 @@ def reply_for_result(result: InvocationResult, version: str) -> Reply:
 def _map(payload: bytes, version: str) -> Reply:
     try:
         value = _decoder.decode(payload)
-    except msgspec.DecodeError:
-        raise MalformedResult("not valid JSON") from None
+    except (msgspec.DecodeError, RecursionError):
+        raise MalformedResult("not valid JSON (or nested too deeply)") from None
     if isinstance(value, dict) and "statusCode" in value:
         return _proxy_reply(value, version)
     if version == "1.0":

@@ -6,7 +6,10 @@ aiohttp's low-level server, one handler for every request. Per request:
 1. a request id is made and sent back on every reply (`apigw-requestid` for 2.0, `x-amzn-RequestId` for 1.0,
    or `request_id_header`);
 2. with `cors`, a preflight (OPTIONS + Origin + Access-Control-Request-Method) is answered at once;
-3. a Content-Length over `max_body_mb` is 413 before anything is read, a longer streamed body too;
+3. a method the gateway never serves (CONNECT, TRACE, WebDAV's, anything but GET, POST, PUT, PATCH, DELETE,
+   HEAD, OPTIONS) is 501 with Allow, before any route is looked at, and the connection is closed; an
+   `Expect` other than 100-continue is 417;
+   a Content-Length over `max_body_mb` is 413 before anything is read, a longer streamed body too;
 4. the route table (router/sources/http/routes.py) picks the routes matching method and path (without the
    leading `/<stage>` of a named stage, which the URL must carry), most specific first; none gives 404, a
    path that exists under other methods 405 with Allow;
@@ -14,6 +17,12 @@ aiohttp's low-level server, one handler for every request. Per request:
    takes CloudEvents and a request that is one, that CloudEvent) and the route's filter asked; the first
    route that takes it is invoked synchronously; if every filter says no, 404;
 6. the result, or the dispatch error, becomes the reply (router/sources/http_response.py), CORS headers added.
+
+Malformed input never reaches a route (router.edge, docs/hardening.md): the server is a GuardedServer, so a
+request aiohttp cannot parse gets 400/414/431/505 as `{"message": ...}`; the body is read by
+router.edge.bodies.read_body (408 past `body_timeout_s`, 413 past `max_body_mb` before or after decoding a
+gzip/deflate Content-Encoding, 400 when it does not decode, 415 for another coding). Each refusal is one
+rate-limited log line, never a traceback.
 
 The gateway waits `timeout_s` (API Gateway's integration timeout) for a result, then answers 504 while the
 call runs on to its end, as on AWS. A dispatch error never reaches the function: 429 when throttled, 503 when
@@ -36,6 +45,9 @@ from router.core import timefmt
 from router.core.envelope import Envelope, encoder
 from router.core.errors import DispatchError
 from router.core.trace import HEADER as TRACE_HEADER
+from router.edge.bodies import BodyRefused, content_coding, read_body
+from router.edge.http import Guard, GuardedServer, HttpLimits
+from router.edge.rejects import RejectLog
 from router.shapes import apigateway
 from router.sources.http.cors import apply_cors, check_cors, is_preflight, preflight_reply
 from router.sources.http.events import (
@@ -63,6 +75,8 @@ log = logging.getLogger("router.sources.http")
 STAGE = re.compile(r"^(\$default|[A-Za-z0-9_-]{1,128})$")
 TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 CLOSE_TIMEOUT_S = 1.0
+SERVED_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+ALLOW = ", ".join(sorted(SERVED_METHODS))
 
 
 def check_routes(config: RouterConfig, source: str, problems: list[str]) -> None:
@@ -115,6 +129,7 @@ class HttpSource:
             binary_media_types=tuple(self.config.binary_media_types),
         )
         self.max_bytes = int(self.config.max_body_mb * 1024 * 1024)
+        self.rejects = RejectLog(f"http source {ctx.name}")
         self.port: int | None = None  # the bound port, once listening
         self._runner: web.BaseRunner | None = None
         self._inflight: set[asyncio.Task[InvocationResult | Exception]] = set()
@@ -129,7 +144,9 @@ class HttpSource:
     async def run(self) -> None:
         from aiohttp import web
 
-        server = web.Server(self._handle, access_log=None)
+        limits = HttpLimits.of(self.config)
+        guard = Guard(render=self._render_refusal, rejects=self.rejects, limits=limits)
+        server = GuardedServer(self._handle, guard=guard, access_log=None, **limits.handler_args())
         # By the time aclose() cleans up, every call has its answer: connections only finish writing.
         self._runner = web.ServerRunner(server, shutdown_timeout=CLOSE_TIMEOUT_S)
         await self._runner.setup()
@@ -173,6 +190,17 @@ class HttpSource:
             reply = error_reply(500)
         reply.headers.append((self.config.request_id_header_name, request_id))
         # A list of pairs: aiohttp makes its own CIMultiDict of whatever it is given.
+        response = web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+        if request.method == "CONNECT":
+            response.force_close()  # aiohttp would keep a CONNECT's connection open as a tunnel
+        return response
+
+    def _render_refusal(self, status: int, reason: str) -> web.Response:
+        """The answer to a request refused before it was parsed (router.edge.http)."""
+        from aiohttp import web
+
+        reply = error_reply(status)
+        reply.headers.append((self.config.request_id_header_name, new_request_id(self.version)))
         return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
 
     async def _reply(self, request: web.BaseRequest, request_id: str) -> Reply:
@@ -191,6 +219,13 @@ class HttpSource:
         return reply
 
     async def _routed(self, request: web.BaseRequest, request_id: str) -> Reply:
+        if request.method not in SERVED_METHODS:
+            self.rejects.refused(request.remote, 501, f"method {request.method} is not served")
+            return error_reply(501, headers=[("Allow", ALLOW)])
+        expect = request.headers.get("Expect")
+        if expect is not None and expect.lower() != "100-continue":
+            self.rejects.refused(request.remote, 417, f"unknown Expect {expect[:50]!r}")
+            return error_reply(417)  # RFC 9110 10.1.1, as the control plane (aiohttp's web.Application)
         length = request.content_length
         if length is not None and length > self.max_bytes:
             return error_reply(413)
@@ -203,9 +238,11 @@ class HttpSource:
             if resolution.allow:
                 return error_reply(405, headers=[("Allow", ", ".join(resolution.allow))])
             return error_reply(404)
-        body = await self._read_body(request)
-        if body is None:
-            return error_reply(413)
+        try:
+            body = await self._read_body(request)
+        except BodyRefused as e:
+            self.rejects.refused(request.remote, e.status, e.reason)
+            return error_reply(e.status)
         facts = self._facts(request, request_id, raw_path, raw_query, body)
         for candidate in resolution.candidates:
             try:
@@ -217,22 +254,14 @@ class HttpSource:
                 return await self._invoke(route, envelope, payload, request_id)
         return error_reply(404)
 
-    async def _read_body(self, request: web.BaseRequest) -> bytes | None:
-        """The body, or None when it grows past max_body_mb (a chunked upload has no Content-Length)."""
+    async def _read_body(self, request: web.BaseRequest) -> bytes:
+        """The body, decoded; BodyRefused past max_body_mb or body_timeout_s, or when it does not decode."""
+        content_coding(request.headers)  # an unsupported coding is refused before 100 Continue
         if request.version == (1, 1) and request.headers.get("Expect", "").lower() == "100-continue":
             # The low-level server leaves this to us; without it curl waits a second before any body > 1 KB.
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0
-        if not request.body_exists:
-            return b""  # no Content-Length and not chunked (or Content-Length: 0): nothing to read
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.content.iter_chunked(256 * 1024):
-            size += len(chunk)
-            if size > self.max_bytes:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_body(request, limit=self.max_bytes, timeout_s=self.config.body_timeout_s)
 
     def _facts(
         self, request: web.BaseRequest, request_id: str, raw_path: str, raw_query: str, body: bytes
