@@ -17,7 +17,13 @@ import msgspec
 from router.config.base import MemoryMB, NonNegInt, Port, Strict, TimeoutS
 from router.config.sources import SourceConfig
 
-__all__ = ["Port", "Strict"]
+__all__ = ["Cpu", "Port", "Strict"]
+
+# CPU of an instance: in proportion to memory as on Lambda, none, or a number of vCPUs (20 ms periods: the
+# kernel's smallest quota is 1 ms, 0.05 of a CPU).
+Cpu = Literal["lambda", "unlimited"] | Annotated[float, msgspec.Meta(ge=0.05, le=64)]
+# A mechanism's mode; YAML reads an unquoted `off` as false (and `on` as true, taken as auto).
+Mode = Literal["auto", "off", "required"] | bool
 
 
 class ServerConfig(Strict):
@@ -76,6 +82,8 @@ class FunctionConfig(Strict):
     async_: AsyncConfig = msgspec.field(default_factory=AsyncConfig, name="async")
     description: str = ""
     python_zygote: bool | None = None  # None: invoker.python_zygote (docs/invoker.md)
+    cpu: Cpu | None = None  # None: invoker.cpu
+    network: bool = True  # false: a network namespace of its own with nothing in it (needs isolation)
 
 
 class BatchConfig(Strict):
@@ -121,7 +129,26 @@ class InspectConfig(Strict):
 
 
 class InvokerConfig(Strict):
-    python_zygote: bool = True  # fork Python instances from a pre-started interpreter (docs/invoker.md)
+    """How instances are launched and contained (docs/invoker.md)."""
+
+    python_zygote: bool = True  # fork Python instances from a pre-started interpreter
+    cgroups: Mode = "auto"  # kernel limits: memory, CPU, pids, freezing
+    isolation: Mode = "auto"  # a uid and a filesystem view per function
+    cpu: Cpu = "lambda"  # each function's CPU unless it sets its own
+    freeze: bool = True  # freeze idle instances (with cgroups)
+    freeze_after_ms: Annotated[int, msgspec.Meta(ge=0, le=60000)] = 10  # 0: at once, as Lambda does
+
+    @property
+    def cgroups_mode(self) -> str:
+        return _mode(self.cgroups)
+
+    @property
+    def isolation_mode(self) -> str:
+        return _mode(self.isolation)
+
+
+def _mode(value: Mode) -> str:
+    return value if isinstance(value, str) else ("auto" if value else "off")
 
 
 class LimitsConfig(Strict):

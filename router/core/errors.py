@@ -23,6 +23,7 @@ RUNTIME_INVALID_RUNTIME = "Runtime.InvalidRuntime"
 RUNTIME_MARSHAL_ERROR = "Runtime.MarshalError"
 RUNTIME_UNKNOWN = "Runtime.Unknown"
 SANDBOX_TIMEOUT = "Sandbox.Timeout"
+SANDBOX_FAILURE = "Sandbox.Failure"  # the instance's sandbox (its cgroup) could not be made
 FUNCTION_RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 
 # The Runtime API's own error types (the emulator's spelling), for requests it refuses.

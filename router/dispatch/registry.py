@@ -105,6 +105,8 @@ def make_definition(
         account_id=account_id,
         revision=revision,
         python_zygote=config.python_zygote,
+        cpu=config.cpu,
+        network=config.network,
     )
     if last_modified is None:
         last_modified = code.stat().st_mtime

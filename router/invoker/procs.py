@@ -10,6 +10,9 @@ processes vanishing between two reads: a process that is gone simply does not co
 * `socket_owner_in(pids, local, remote)`: whether the TCP socket local->remote belongs to one of pids; the
   Runtime API uses it to refuse connections that do not come from the instance's own processes.
 * `kill_group(pgid, sig)`: os.killpg, ignoring a group that is already gone.
+* `become_subreaper()`: orphaned descendants of instances (double forks) become the router's children
+  instead of init's, so they stay findable; `orphans(known)` reaps those that exited and returns the live
+  ones (every child of ours not in `known`, the children the router started itself, in `SPAWNED`).
 * `Tree(root)`: the same readings for one instance, cheaper on the warm path: the leader's `children`,
   `status` and `clear_refs` files stay open and are re-read with pread (no path lookup, no open/close), and
   its thread list is only listed when it has more than one thread (the link count of /proc/PID/task is
@@ -18,6 +21,7 @@ processes vanishing between two reads: a process that is gone simply does not co
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import signal
@@ -25,6 +29,8 @@ import socket
 import struct
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
+SPAWNED: set[int] = set()  # processes the router started itself (subprocess reaps them, not orphans())
 
 # These run on every call of the warm path: raw os.open/os.read, no file objects.
 
@@ -159,6 +165,40 @@ class Tree:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+
+
+def become_subreaper() -> bool:
+    libc = ctypes.CDLL(None, use_errno=True)
+    return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+
+
+def is_subreaper() -> bool:
+    libc = ctypes.CDLL(None, use_errno=True)
+    flag = ctypes.c_int(0)
+    return bool(libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) == 0 and flag.value)
+
+
+def _state(pid: int) -> bytes:
+    try:
+        return _read(f"/proc/{pid}/stat", 1024).rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return b""
+
+
+def orphans(known: set[int]) -> list[int]:
+    """Reap our children that we did not start and that exited; return those still running."""
+    live = []
+    for pid in _children(os.getpid()):
+        if pid in known:
+            continue
+        if _state(pid) == b"Z":
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        elif _state(pid):
+            live.append(pid)
+    return live
 
 
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:

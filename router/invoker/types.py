@@ -51,6 +51,8 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
     version: str = "$LATEST"
     revision: str = "1"  # changes with every code/config update; instances of an old revision are retired
     python_zygote: bool | None = None  # fork Python instances from a zygote; None: the router's setting
+    cpu: str | float | None = None  # "lambda", "unlimited" or vCPUs; None: the router's setting
+    network: bool = True  # False: no network at all (with isolation)
 
     @property
     def arn(self) -> str:

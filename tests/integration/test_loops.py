@@ -33,7 +33,10 @@ AWS_ENV = "AWS_ACCESS_KEY_ID: testing, AWS_SECRET_ACCESS_KEY: testing, ROUTER_EN
 def config(code: str, env: str, *, depth: int | None = None, timeout: int = 5, extra: str = "") -> str:
     limits = f"limits: {{max_loop_depth: {depth}}}\n" if depth else ""
     function = FUNCTION.format(code=code, env=env, timeout=timeout)
-    return f'server: {{port: "${{ROUTER_PORT}}"}}\nstate_dir: state\n{limits}functions:{function}{extra}'
+    # isolation off: loop_file writes into the watched folder, which is the test's
+    invoker = 'invoker: {isolation: "off"}\n'
+    head = f'server: {{port: "${{ROUTER_PORT}}"}}\nstate_dir: state\n{limits}{invoker}'
+    return f"{head}functions:{function}{extra}"
 
 
 async def test_async_self_invocation_stops_after_16(make_router) -> None:
