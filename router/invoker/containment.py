@@ -244,7 +244,7 @@ class Containment:
         for pid in procs.orphans(procs.SPAWNED):
             if self.records.stray(pid):
                 log.info(
-                    "an instance left a process behind (pid %d): it is killed when the router stops", pid
+                    "pid %d left its instance's process tree: it goes with its cgroup or the router", pid
                 )
         for pid in self.records.strays():
             if leftovers.start_time(pid) is None:

@@ -124,13 +124,14 @@ class Records:
                 path.unlink()
 
 
-def clean(state_dir: Path, *, patience_s: float = 2.0) -> int:
-    """Kill and remove what the records of a previous life name; returns how many things were killed."""
+def clean(state_dir: Path, *, patience_s: float = 2.0, router_gone: bool = False) -> int:
+    """Kill and remove what the records of a previous life name; returns how many things were killed.
+    `router_gone`: the caller knows the recorded router is dead (the keeper), so it is not checked."""
     folder = run_dir(state_dir)
     if not folder.is_dir():
         return 0
     router = _read(folder / ROUTER) or {}
-    if router.get("pid") not in (None, os.getpid()) and _same_process(router):
+    if not router_gone and router.get("pid") not in (None, os.getpid()) and _same_process(router):
         log.error(
             "another router (pid %s) is running on %s: its instances are left alone", router["pid"], state_dir
         )
@@ -153,13 +154,23 @@ def clean(state_dir: Path, *, patience_s: float = 2.0) -> int:
 
 
 def _same_process(record: dict[str, Any]) -> bool:
+    """The recorded process is still running (a zombie, dead but not yet reaped, is not)."""
     pid, start = record.get("pid"), record.get("start")
     return (
         isinstance(pid, int)
         and record.get("boot") == boot_id()
         and start is not None
         and start_time(pid) == start
+        and not _zombie(pid)
     )
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _kill_record(name: str, record: dict[str, Any]) -> int:
@@ -199,7 +210,7 @@ def keep(state_dir: Path) -> None:
     with contextlib.suppress(OSError):
         while os.read(0, 4096):
             pass
-    killed = clean(state_dir)
+    killed = clean(state_dir, router_gone=True)
     if killed:
         print(f"router keeper: the router is gone; killed {killed} of its leftovers", file=sys.stderr)
 

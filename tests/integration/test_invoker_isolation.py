@@ -26,12 +26,12 @@ pytestmark = [
 ]
 
 CONFIG = """
-server: {port: ${ROUTER_PORT}}
-state_dir: ${TMP}/state
+server: {port: "${ROUTER_PORT}"}
+state_dir: "${TMP}/state"
 functions:
-  snoop:  {runtime: python3.11, handler: app.handler, code: ${FUNCTIONS}/snoop}
-  secret: {runtime: python3.11, handler: app.handler, code: ${TMP}/secret}
-  zipped: {runtime: python3.11, handler: app.handler, code: ${TMP}/zipped.zip}
+  snoop:  {runtime: python3.11, handler: app.handler, code: "${FUNCTIONS}/snoop"}
+  secret: {runtime: python3.11, handler: app.handler, code: "${TMP}/secret"}
+  zipped: {runtime: python3.11, handler: app.handler, code: "${TMP}/zipped.zip"}
 """
 SECRET = 'TOKEN = "s3cr3t"\n\n\ndef handler(event, context):\n    return {"ok": True}\n'
 
@@ -80,7 +80,7 @@ async def test_a_function_sees_neither_the_router_nor_other_functions(make_route
 async def test_functions_get_uids_of_their_own(make_router: MakeRouter) -> None:
     config = CONFIG.replace(
         "  secret:",
-        "  snoop2: {runtime: python3.11, handler: app.handler, code: ${FUNCTIONS}/snoop}\n  secret:",
+        "  snoop2: {runtime: python3.11, handler: app.handler, code: '${FUNCTIONS}/snoop'}\n  secret:",
     )
     router = await make_router(config, files={"secret/app.py": SECRET, "zipped.zip": zipped()})
     first = await asyncio.to_thread(invoke, router, "snoop", {})

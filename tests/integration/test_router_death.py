@@ -21,14 +21,14 @@ from tests.support import RouterProcess, wait_until
 pytestmark = pytest.mark.integration
 
 CONFIG = """
-server: {port: ${ROUTER_PORT}}
-state_dir: ${TMP}/state
+server: {port: "${ROUTER_PORT}"}
+state_dir: "${TMP}/state"
 functions:
-  forked:   {runtime: python3.11, handler: app.handler, code: ${FUNCTIONS}/spawner, timeout_s: 600}
-  fresh:    {runtime: python3.11, handler: app.handler, code: ${FUNCTIONS}/spawner, timeout_s: 600,
+  forked:   {runtime: python3.11, handler: app.handler, code: "${FUNCTIONS}/spawner", timeout_s: 600}
+  fresh:    {runtime: python3.11, handler: app.handler, code: "${FUNCTIONS}/spawner", timeout_s: 600,
              python_zygote: false}
-  looping:  {runtime: python3.11, handler: app.handler, code: ${FUNCTIONS}/spawner, timeout_s: 600}
-  node:     {runtime: nodejs20.x, handler: index.handler, code: ${FUNCTIONS}/node_sleep, timeout_s: 600}
+  looping:  {runtime: python3.11, handler: app.handler, code: "${FUNCTIONS}/spawner", timeout_s: 600}
+  node:     {runtime: nodejs20.x, handler: index.handler, code: "${FUNCTIONS}/node_sleep", timeout_s: 600}
 """
 EVENTS = [
     ("forked", {"mode": "double"}),
@@ -48,6 +48,10 @@ def running(pid: int) -> bool:
         return False
 
 
+def survivors(pids: list[int]) -> list[tuple[int, str]]:
+    return [(p, cmdline(p)) for p in pids if running(p)]
+
+
 def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -63,7 +67,7 @@ def logged_pids(router: RouterProcess) -> list[list[int]]:
     found = []
     for line in router.log_text().splitlines():
         try:
-            match = PIDS.search(json.loads(line).get("message", ""))
+            match = PIDS.search(json.loads(line).get("msg", ""))
         except ValueError:
             continue
         if match:
@@ -71,25 +75,12 @@ def logged_pids(router: RouterProcess) -> list[list[int]]:
     return found
 
 
-def parent(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[1])
-    except OSError:
-        return 0
-
-
 def helpers_of(router: RouterProcess) -> list[int]:
     """The router's own helpers: its zygote and its keeper."""
-    assert router.proc is not None
+    zygotes = [int(z) for z in re.findall(r"python zygote (\d+) started", router.log_text())]
     state = str(router.base_dir / "state")
-    found = []
-    for entry in os.listdir("/proc"):
-        pid = int(entry) if entry.isdigit() else 0
-        zygote = "--zygote" in cmdline(pid) and parent(pid) == router.proc.pid
-        if pid and pid != router.proc.pid and (zygote or state in cmdline(pid)):
-            found.append(pid)
-    return found
+    keepers = [int(e) for e in os.listdir("/proc") if e.isdigit() and "leftovers " + state in cmdline(int(e))]
+    return zygotes + keepers
 
 
 def invoke_async(router: RouterProcess, function: str, event: dict[str, object]) -> None:
@@ -131,7 +122,10 @@ async def test_kill_9_of_the_router_leaves_no_process_behind(make_router: MakeRo
     assert router.proc is not None
     router.proc.kill()
     router.proc.wait()
-    await wait_until(lambda: not any(running(p) for p in pids + helpers), "every instance and helper gone")
+    await wait_until(
+        lambda: not any(running(p) for p in pids + helpers),
+        lambda: f"every instance and helper gone; left: {survivors(pids + helpers)}",
+    )
     await wait_until(lambda: not any(g.exists() for g in groups), "every instance's cgroup removed")
 
 
