@@ -221,24 +221,39 @@ async def contained(args: argparse.Namespace) -> None:
         line("cost of freezing at once (vs never frozen, per round)", f"{(at_once - 1) * 100:+.1f}%")
         line("cost of freezing after 10 ms idle (the default)", f"{(after - 1) * 100:+.1f}%")
         line("cost of the cgroup (never frozen / uncontained)", f"{(cgroup - 1) * 100:+.1f}%")
-        print("cold start in a cgroup (Python)")
-        for isolation in ("off", "auto"):
-            containment = Containment.start(
-                InvokerConfig(isolation=isolation), Path(state) / f"cold-{isolation}"
-            )
-            zygotes = Zygotes()
-            try:
-                await cold_ms(2, spec("echo"), zygotes, containment)
-                fresh, _ = await cold_ms(args.cold, spec("echo"), None, containment)
-                forked, _ = await cold_ms(args.cold, spec("echo"), zygotes, containment)
-            finally:
-                await zygotes.aclose()
+        print("cold start (Python), containment, interleaved")
+        await cold_modes(args.cold, Path(state))
+
+
+async def cold_modes(n: int, state: Path) -> None:
+    """Instance.start p50, fresh and forked, uncontained / in a cgroup / in a cgroup and isolated."""
+    modes = {
+        "uncontained": None,
+        "in a cgroup": Containment.start(InvokerConfig(isolation="off"), state / "cold-cgroup"),
+        "in a cgroup, isolated": Containment.start(InvokerConfig(), state / "cold-isolated"),
+    }
+    zygotes = Zygotes()
+    samples: dict[tuple[str, bool], list[float]] = {(m, f): [] for m in modes for f in (False, True)}
+    try:
+        await cold_ms(2, spec("echo"), zygotes)
+        for _ in range(n):
+            for (mode, forked), values in samples.items():
+                started, _ = await cold_ms(1, spec("echo"), zygotes if forked else None, modes[mode])
+                values += started
+    finally:
+        await zygotes.aclose()
+        for containment in modes.values():
+            if containment is not None:
                 await containment.aclose()
-            label = "isolated" if containment.isolation is not None else "not isolated"
-            line(
-                f"Instance.start p50, fresh / forked, {label}",
-                f"{statistics.median(fresh):.1f} / {statistics.median(forked):.1f} ms",
-            )
+    isolated = modes["in a cgroup, isolated"]
+    for mode in modes:
+        fresh, forked = (statistics.median(samples[mode, f]) for f in (False, True))
+        note = (
+            " (isolation not available here)"
+            if mode.endswith("isolated") and isolated is not None and isolated.isolation is None
+            else ""
+        )
+        line(f"Instance.start p50 fresh / forked, {mode}{note}", f"{fresh:.1f} / {forked:.1f} ms")
 
 
 def line(label: str, value: str) -> None:
