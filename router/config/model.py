@@ -83,7 +83,7 @@ class FunctionConfig(Strict):
     description: str = ""
     python_zygote: bool | None = None  # None: invoker.python_zygote (docs/invoker.md)
     cpu: Cpu | None = None  # None: invoker.cpu
-    network: bool = True  # false: a network namespace of its own with nothing in it (needs isolation)
+    network: bool = True  # false: a network namespace with only its own loopback (needs isolation: root)
 
 
 class BatchConfig(Strict):

@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -44,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from router.config import InvokerConfig
-from router.invoker import cgroups, isolation, leftovers, procs
+from router.invoker import cgroups, isolation, leftovers, netns, procs
 from router.invoker.cgroups import Cgroups
 from router.invoker.instance_cgroup import InstanceGroup, Reading
 from router.invoker.types import FunctionSpec
@@ -85,9 +87,15 @@ class Sandbox:
         vcpus: float | None = None,
         freeze_after_s: float | None = None,
         records: leftovers.Records | None = None,
+        network: tuple[socket.socket, int] | None = None,
     ) -> None:
         self.group = group
         self.confine = confine or {}
+        # network: false: the Runtime API's listener inside the instance's own namespace, and the namespace
+        self.listener: socket.socket | None = network[0] if network is not None else None
+        self._netns: int | None = network[1] if network is not None else None
+        if self._netns is not None:
+            self.confine["netns_fd"] = self._netns
         self._vcpus = vcpus
         self._freeze_after = freeze_after_s if group is not None else None
         self._records = records
@@ -100,6 +108,7 @@ class Sandbox:
         return self.group is not None and self.group.kernel_memory
 
     def launched(self, pid: int) -> None:
+        self._close_netns()  # the instance is in it now (the listener keeps it too)
         self._pgid = pid
         if self._records is not None:
             self._records.group(pid)
@@ -149,7 +158,13 @@ class Sandbox:
         if self.group is not None:
             self.group.kill()
 
+    def _close_netns(self) -> None:
+        if self._netns is not None:
+            os.close(self._netns)
+            self._netns = None
+
     def release(self) -> None:
+        self._close_netns()
         if self._freezer is not None:
             self._freezer.cancel()
             self._freezer = None
@@ -220,8 +235,18 @@ class Containment:
         self._schedule_sweep()
 
     def sandbox(self, spec: FunctionSpec) -> Sandbox:
-        """Raises OSError when the instance's cgroup cannot be made."""
-        group = InstanceGroup.create(self.cgroups, spec.memory_mb) if self.cgroups is not None else None
+        """Raises OSError when the instance's cgroup or network namespace cannot be made, or when the
+        function asks for no network where isolation is not available."""
+        if not spec.network and self.isolation is None:
+            raise OSError(errno.EPERM, "network: false needs isolation (the router running as root)")
+        network = netns.isolated_listener() if not spec.network else None
+        try:
+            group = InstanceGroup.create(self.cgroups, spec.memory_mb) if self.cgroups is not None else None
+        except BaseException:
+            if network is not None:
+                network[0].close()
+                os.close(network[1])
+            raise
         plan: dict[str, Any] = {"cgroups": group.procs_files} if group is not None else {}
         if self.isolation is not None:
             plan |= self.isolation.plan(spec)
@@ -231,6 +256,7 @@ class Containment:
             vcpus=vcpus(spec.cpu, self.settings.cpu, spec.memory_mb),
             freeze_after_s=self.settings.freeze_after_ms / 1000 if self.settings.freeze else None,
             records=self.records,
+            network=network,
         )
 
     # orphans and the keeper ------------------------------------------------------------------------------

@@ -143,17 +143,27 @@ class Instance:
         return instance
 
     async def _init(self, request_id: str) -> None:
+        try:
+            self._box = self._sandbox()
+        except launch.LaunchError as e:
+            self._move(DEAD)
+            payload = _error(str(e), e.error_type)
+            raise InitFailed(self._init_failure(request_id, 0.0, payload, e.error_type)) from None
         self._api = RuntimeApi(
             on_ready=lambda: self._settle(End.READY),
             on_init_error=lambda body, header: self._settle(End.INIT_ERROR, body=body, error_type=header),
             on_answer=self._on_answer,
             pids=self._tree if self._verify_peer else None,
         )
-        address = self._address = await self._api.start()
+        try:
+            address = self._address = await self._api.start(sock=self._box.listener)
+        except BaseException:
+            self._box.release()
+            self._move(DEAD)
+            raise
         self._waiter = self._loop.create_future()
         t0 = time.perf_counter()
         try:
-            self._box = self._sandbox()
             plan = launch.build(
                 self.spec, runtime_api=address, init_type=self._init_type, log_stream=launch.log_stream_name()
             )
@@ -201,11 +211,13 @@ class Instance:
 
     def _sandbox(self) -> Sandbox:
         if self._containment is None:
+            if not self.spec.network:
+                raise launch.LaunchError("network: false needs the router's containment", SANDBOX_FAILURE)
             return Sandbox()
         try:
             return self._containment.sandbox(self.spec)
         except OSError as e:
-            raise launch.LaunchError(f"cannot make the instance's cgroup: {e}", SANDBOX_FAILURE) from None
+            raise launch.LaunchError(f"cannot make the instance's sandbox: {e}", SANDBOX_FAILURE) from None
 
     async def _launch(self, plan: launch.Launch) -> InstanceProcess:
         box = self._box

@@ -17,7 +17,8 @@ instance (carried out by the child itself, runtimes/confine.py):
   that others cannot traverse (e.g. a Python installed under /root, whose other contents stay hidden);
   /tmp and /dev/shm are private tmpfs (`TMP_MB`, `SHM_MB`; their pages count against the instance's
   memory); /proc shows only processes of its own uid (hidepid=2);
-* with `network: false`, a network namespace of its own with no interface up (see `network_problem`).
+* with `network: false`, a network namespace of its own with only a loopback, where its Runtime API listens
+  (router/invoker/netns.py).
 
 `Isolation.plan(spec)` is the part of the child's plan that does this: {"uid", "gid", "mounts": [...]}.
 """
@@ -145,4 +146,4 @@ class Isolation:
         hidden += [code for name, code in self._code.items() if name != spec.name]
         needed = [own, *(Path(os.path.realpath(p)) for p in runtime_paths(spec))]
         uid = self.uid(spec.name)
-        return {"uid": uid, "gid": uid, "mounts": mount_plan(needed, hidden), "network": spec.network}
+        return {"uid": uid, "gid": uid, "mounts": mount_plan(needed, hidden)}

@@ -8,7 +8,8 @@ processes vanishing between two reads: a process that is gone simply does not co
   peak when several processes peaked at different times); `reset_peaks(pids)` writes 5 to clear_refs so the
   next `peak_bytes` covers one call only.
 * `socket_owner_in(pids, local, remote)`: whether the TCP socket local->remote belongs to one of pids; the
-  Runtime API uses it to refuse connections that do not come from the instance's own processes.
+  Runtime API uses it to refuse connections that do not come from the instance's own processes. A socket
+  of another network namespace (`network: false`) is looked up in the first pid's /proc/PID/net/tcp.
 * `kill_group(pgid, sig)`: os.killpg, ignoring a group that is already gone.
 * `become_subreaper()`: orphaned descendants of instances (double forks) become the router's children
   instead of init's, so they stay findable; `orphans(known)` reaps those that exited and returns the live
@@ -257,10 +258,12 @@ def _diag_inode(local: tuple[str, int], remote: tuple[str, int]) -> int | None:
     return int(struct.unpack_from("=I", reply, _INODE_AT)[0])
 
 
-def _proc_net_tcp_inode(local: tuple[str, int], remote: tuple[str, int]) -> int | None:
+def _proc_net_tcp_inode(
+    local: tuple[str, int], remote: tuple[str, int], table: str = "/proc/net/tcp"
+) -> int | None:
     want_local, want_remote = _hex_addr(local), _hex_addr(remote)
     try:
-        with open("/proc/net/tcp", "rb") as f:
+        with open(table, "rb") as f:
             next(f)
             for line in f:
                 fields = line.split()
@@ -273,6 +276,10 @@ def _proc_net_tcp_inode(local: tuple[str, int], remote: tuple[str, int]) -> int 
 
 def socket_owner_in(pids: list[int], local: tuple[str, int], remote: tuple[str, int]) -> bool:
     inode = socket_inode(local, remote)
+    if inode is None and pids:
+        # Not in our network namespace: an instance with `network: false` has its own (the table of its
+        # leader's namespace is small: its loopback holds nothing but its Runtime API).
+        inode = _proc_net_tcp_inode(local, remote, f"/proc/{pids[0]}/net/tcp")
     if inode is None:
         return False
     target = f"socket:[{inode}]"

@@ -105,12 +105,14 @@ class Zygote:
             raise ZygoteError("the zygote is not running")
         self._next_id += 1
         request_id = self._next_id
-        spec = json.dumps({"argv": argv, "env": env, "cwd": cwd, "confine": confine or {}}).encode()
+        confine = dict(confine or {})
+        netns = confine.pop("netns_fd", None)  # a descriptor of ours: it travels as one (the third)
+        spec = json.dumps({"argv": argv, "env": env, "cwd": cwd, "confine": confine}).encode()
         spec_fd = os.memfd_create("instance", os.MFD_CLOEXEC)
         reply = self._forks[request_id] = self._loop.create_future()
         try:
             os.write(spec_fd, spec)
-            fds = array.array("i", [out_fd, spec_fd])
+            fds = array.array("i", [out_fd, spec_fd] + ([netns] if netns is not None else []))
             message = json.dumps({"op": "fork", "id": request_id}).encode()
             self._ctrl.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
             os.close(spec_fd)

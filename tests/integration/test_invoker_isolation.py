@@ -86,3 +86,35 @@ async def test_functions_get_uids_of_their_own(make_router: MakeRouter) -> None:
     first = await asyncio.to_thread(invoke, router, "snoop", {})
     second = await asyncio.to_thread(invoke, router, "snoop2", {})
     assert first["uid"] != second["uid"]
+
+
+NETWORK = """
+server: {port: "${ROUTER_PORT}"}
+state_dir: "${TMP}/state"
+functions:
+  online:  {runtime: python3.11, handler: app.handler, code: "${FUNCTIONS}/netprobe"}
+  offline: {runtime: python3.11, handler: app.handler, code: "${FUNCTIONS}/netprobe", network: false}
+  offline_fresh: {runtime: python3.11, handler: app.handler, code: "${FUNCTIONS}/netprobe", network: false,
+                  python_zygote: false}
+  offline_node: {runtime: nodejs20.x, handler: index.handler, code: "${FUNCTIONS}/node_echo", network: false}
+"""
+
+
+async def test_a_function_without_network_reaches_only_its_runtime_api(make_router: MakeRouter) -> None:
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        router = await make_router(NETWORK)
+        online = await asyncio.to_thread(invoke, router, "online", {"port": port})
+        offline = await asyncio.to_thread(invoke, router, "offline", {"port": port})
+        fresh = await asyncio.to_thread(invoke, router, "offline_fresh", {"port": port})
+        node = await asyncio.to_thread(invoke, router, "offline_node", {"port": port})
+    finally:
+        server.close()
+    assert online["reached"] == "connected"
+    for seen in (
+        offline,
+        fresh,
+    ):  # answered through its Runtime API, yet the router's loopback is out of reach
+        assert seen == {"reached": "ConnectionRefusedError", "interfaces": ["lo"]}
+    assert node["event"] == {"port": port}  # Node.js reaches its Runtime API in its namespace too

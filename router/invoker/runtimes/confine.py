@@ -6,7 +6,8 @@ in a process the router spawns (`preexec_fn` of subprocess, after setsid and bef
 
 1. `cgroups`: join each group by writing our pid into its `cgroup.procs` (so every limit applies before any
    code of the function runs, and everything we start is in the group too);
-2. `mounts`: a private mount namespace, then each operation in order (`hide` a folder under an empty
+2. `netns_fd`: join that network namespace (`network: false`: only a loopback, router/invoker/netns.py);
+   `mounts`: a private mount namespace, then each operation in order (`hide` a folder under an empty
    read-only tmpfs, or a file under /dev/null; `bind` a needed path back, read-only, inside what was hidden;
    `tmp`: a private writable tmpfs; `proc`: /proc mounted again with hidepid=2, so only our own uid's
    processes are visible), then every hiding tmpfs is made read-only (after the mount points in it);
@@ -50,9 +51,11 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
 def enter(plan: dict[str, Any]) -> None:
     for path in plan.get("cgroups", ()):
         _join(path)
+    if plan.get("netns_fd") is not None:
+        join_network(plan["netns_fd"])
     mounts = plan.get("mounts")
     if mounts is not None:
-        _namespace(mounts, plan.get("network", True))
+        _namespace(mounts)
     uid = plan.get("uid")
     if uid is not None:
         os.setgroups([])
@@ -78,8 +81,13 @@ def _join(procs_file: str) -> None:
         os.close(fd)
 
 
-def _namespace(operations: list[list[Any]], network: bool) -> None:
-    _check(_libc.unshare(CLONE_NEWNS | (0 if network else CLONE_NEWNET)), "unshare")
+def join_network(netns_fd: int) -> None:
+    """Enter the network namespace made for us (`network: false`, router/invoker/netns.py)."""
+    _check(_libc.setns(netns_fd, CLONE_NEWNET), "setns")
+
+
+def _namespace(operations: list[list[Any]]) -> None:
+    _check(_libc.unshare(CLONE_NEWNS), "unshare")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount reaches the host
     # Opened now, in our own namespace (a mount of the old one cannot be bound here), before any hiding.
     sources = {op[1]: os.open(op[1], os.O_PATH | os.O_CLOEXEC) for op in operations if op[0] == "bind"}

@@ -11,7 +11,8 @@ Protocol, on CTRL_FD (an AF_UNIX SOCK_SEQPACKET socket, one JSON object per mess
 * router -> zygote `{"op": "fork", "id": N}` with two descriptors attached (SCM_RIGHTS): the write end of
   the pipe the instance's stdout and stderr go to, and a memfd holding the instance as JSON, `{"argv":
   [...], "env": {...}, "cwd": "...", "confine": {...}}`, which only the child reads (the zygote's memory,
-  which every later fork inherits, never holds a function's environment). The zygote forks; the child
+  which every later fork inherits, never holds a function's environment), and for `network: false` a
+  third, the instance's network namespace. The zygote forks; the child
   becomes what `python -S -u python_bootstrap.py ARGV...` in `cwd` with exactly `env` would be: a new
   session and process group (setsid), stdin /dev/null, stdout and stderr on the pipe, no other descriptor
   open, confined as `confine` says (confine.py: cgroups, namespaces, uid), os.environ replaced (and
@@ -98,8 +99,8 @@ def _send(ctrl, message):
 
 
 def _fork(ctrl, poller, children, message, fds):
-    if len(fds) != 2:
-        _send(ctrl, {"id": message.get("id"), "error": f"expected 2 descriptors, got {len(fds)}"})
+    if len(fds) not in (2, 3):
+        _send(ctrl, {"id": message.get("id"), "error": f"expected 2 or 3 descriptors, got {len(fds)}"})
         return None
     ready_r, ready_w = os.pipe()
     try:
@@ -115,7 +116,7 @@ def _fork(ctrl, poller, children, message, fds):
         os.close(ready_r)
         ctrl.detach()  # closed with the rest below; the object must not close a reused number later
         try:
-            _become_instance(_read_spec(fds[1]), fds[0], ready_w)
+            _become_instance(_read_spec(fds[1]), fds[0], ready_w, fds[2] if len(fds) > 2 else None)
         except BaseException as e:  # never return into the zygote's loop
             os.write(2, f"zygote: could not set up the instance: {e!r}\n".encode())
             os._exit(127)
@@ -141,9 +142,11 @@ def _read_spec(fd):
     return json.loads(data)
 
 
-def _become_instance(message, out_fd, ready_w):
+def _become_instance(message, out_fd, ready_w, netns=None):
     os.setsid()
     os.close(ready_w)  # the zygote may answer now: our process group exists
+    if netns is not None:
+        confine.join_network(netns)  # before every descriptor but 0, 1 and 2 is closed
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(out_fd, 1)
