@@ -49,7 +49,7 @@ from router.sources import kind_module
 log = logging.getLogger("router.daemon")
 
 # Sections a reload cannot change: the running ones are kept until the next restart.
-RESTART_KEYS = ("server", "state_dir", "account", "billing", "limits", "inspect")
+RESTART_KEYS = ("server", "state_dir", "account", "billing", "limits", "inspect", "invoker")
 
 
 @dataclass

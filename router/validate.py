@@ -114,6 +114,8 @@ def check_function(config: Config, name: str, f: FunctionConfig, problems: list[
             f"{where}.provisioned_concurrency: {f.provisioned_concurrency} is more than "
             f"reserved_concurrency {f.reserved_concurrency}"
         )
+    if not f.network and config.invoker.isolation_mode == "off":
+        problems.append(f"{where}.network: false needs isolation, and invoker.isolation is off")
     code = config.path(f.code)
     if not code.exists():
         problems.append(f"{where}.code: {f.code!r} does not exist")

@@ -137,3 +137,12 @@ def test_bad_values_are_named(text: str, problem: str) -> None:
     with pytest.raises(ConfigError) as e:
         parse_config(text)
     assert problem in e.value.problems
+
+
+def test_no_network_needs_isolation() -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config(
+            "invoker: {isolation: 'off'}\n"
+            f"functions: {{f: {{runtime: python3.11, handler: app.handler, code: {ECHO}, network: false}}}}\n"
+        )
+    assert e.value.problems == ["functions.f.network: false needs isolation, and invoker.isolation is off"]
