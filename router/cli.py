@@ -180,7 +180,11 @@ async def serve(config: object, path: Path, *, watch: bool = False) -> None:
 
 async def _serve(config: object, path: Path, watch: bool) -> None:
     from router.daemon import Daemon
+    from router.invoker.procs import become_subreaper
 
+    # Descendants of instances that daemonise (double fork) become our children, not init's: the router
+    # finds, reaps and, when it stops, kills them (router/invoker/containment.py).
+    become_subreaper()
     loop = asyncio.get_running_loop()
     async with Daemon(config) as daemon:  # type: ignore[arg-type]
         loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)

@@ -72,7 +72,7 @@ from router.sources import kind_module
 log = logging.getLogger("router.daemon")
 
 # Sections a reload cannot change: the running ones are kept until the next restart.
-RESTART_KEYS = ("server", "state_dir", "account", "billing", "limits", "inspect", "aws", "record")
+RESTART_KEYS = ("server", "state_dir", "account", "billing", "limits", "inspect", "aws", "record", "invoker")
 BIND_ERRNOS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 
 

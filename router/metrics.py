@@ -60,6 +60,9 @@ class Metrics:
             "router_max_memory_used_mb", "Highest peak memory measured in one call", fn
         )
         self.cost = self.counter("router_cost_usd_total", "Cost of invocations at the configured prices", fn)
+        self.cpu = self.counter(
+            "router_cpu_seconds_total", "CPU time used by instances during calls (measured by cgroups)", fn
+        )
         # Live state, refreshed at render time by the dispatcher.
         self.concurrency = self.gauge("router_concurrent_executions", "Calls in flight", fn)
         self.account_concurrency = self.gauge(
@@ -159,3 +162,4 @@ class FunctionMetrics:
         self.init_duration = metrics.init_duration.labels(name)
         self.max_memory = metrics.max_memory.labels(name)
         self.cost = metrics.cost.labels(name)
+        self.cpu = metrics.cpu.labels(name)

@@ -158,6 +158,8 @@ def check_function(config: Config, name: str, f: FunctionConfig, problems: list[
         problem = fault_rates_problem(f.faults)
         if problem:
             problems.append(f"{where}.faults: {problem}")
+    if not f.network and config.invoker.isolation_mode == "off":
+        problems.append(f"{where}.network: false needs isolation, and invoker.isolation is off")
     code = config.path(f.code)
     try:
         if not code.exists():

@@ -199,12 +199,14 @@ class RouterProcess:
             raise
 
     async def kill(self) -> None:
-        """SIGKILL the router process only, as a crash would; its orphaned instances are then killed too."""
+        """SIGKILL the router process only, as a crash would; its orphaned instances are then killed too (by
+        its keeper, which outlives it for that, and here)."""
         if self.proc is not None and self.proc.poll() is None:
-            groups = _child_groups(self.proc.pid)
+            groups, keepers = _child_groups(self.proc.pid)
             self.proc.kill()
             await asyncio.to_thread(self.proc.wait)
             _kill_groups(groups)
+            await asyncio.to_thread(_wait_gone, keepers)
 
     async def restart(self) -> None:
         await self.stop()
@@ -212,23 +214,45 @@ class RouterProcess:
 
     def cleanup(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            groups = _child_groups(self.proc.pid)
+            groups, keepers = _child_groups(self.proc.pid)
             kill_group(self.proc)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(10)
             _kill_groups(groups)
+            _wait_gone(keepers)
 
 
-def _child_groups(pid: int) -> set[int]:
-    """Process groups of a process's children (function instances each lead their own group)."""
-    groups = set()
+KEEPER = b"router.invoker.leftovers"  # the router's keeper: it kills what the router leaves, once it is gone
+
+
+def _child_groups(pid: int) -> tuple[set[int], list[int]]:
+    """Process groups of a process's children (function instances each lead their own group), but the
+    keeper's, and the keeper's pid."""
+    groups, keepers = set(), []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, ValueError, IndexError):
             fields = stat.read_text().rsplit(")", 1)[1].split()
             if int(fields[1]) == pid:  # ppid
-                groups.add(int(fields[2]))  # pgrp
+                if KEEPER in (stat.parent / "cmdline").read_bytes():
+                    keepers.append(int(stat.parent.name))
+                else:
+                    groups.add(int(fields[2]))  # pgrp
     groups.discard(os.getpgrp())
-    return groups
+    return groups, keepers
+
+
+def _wait_gone(pids: list[int], within_s: float = 10.0) -> None:
+    """Wait until these processes (not our children) have exited."""
+
+    def running(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"
+        except (OSError, IndexError):
+            return False
+
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline and any(running(p) for p in pids):
+        time.sleep(0.02)
 
 
 def _kill_groups(groups: set[int]) -> None:

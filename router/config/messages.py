@@ -51,7 +51,9 @@ def _describe(t: msgspec.inspect.Type) -> str | None:
         parts = [
             d for d in (_describe(x) for x in t.types if not isinstance(x, msgspec.inspect.NoneType)) if d
         ]
-        return parts[0] if len(parts) == 1 else None
+        if len(parts) == 1:
+            return parts[0]
+        return "expected " + " or ".join(p.removeprefix("expected ") for p in parts) if parts else None
     return None
 
 

@@ -27,7 +27,13 @@ from router.config.base import (
 )
 from router.config.sources import SourceConfig
 
-__all__ = ["Port", "Strict"]
+__all__ = ["Cpu", "Port", "Strict"]
+
+# CPU of an instance: in proportion to memory as on Lambda, none, or a number of vCPUs (20 ms periods: the
+# kernel's smallest quota is 1 ms, 0.05 of a CPU).
+Cpu = Literal["lambda", "unlimited"] | Annotated[float, msgspec.Meta(ge=0.05, le=64)]
+# A mechanism's mode; YAML reads an unquoted `off` as false (and `on` as true, taken as auto).
+Mode = Literal["auto", "off", "required"] | bool
 
 
 class ServerConfig(Strict):
@@ -121,6 +127,8 @@ class FunctionConfig(Strict):
     python_zygote: bool | None = None  # None: invoker.python_zygote (docs/invoker.md)
     layers: list[str] = []  # folders or ZIPs (relative to the config), or layer version ARNs; /opt in order
     faults: FunctionFaults | None = None  # injected faults (docs/record.md); never in a default config
+    cpu: Cpu | None = None  # None: invoker.cpu
+    network: bool = True  # false: a network namespace with only its own loopback (needs isolation: root)
 
 
 class BatchConfig(Strict):
@@ -188,8 +196,27 @@ class RecordConfig(Strict):
 
 
 class InvokerConfig(Strict):
-    python_zygote: bool = True  # fork Python instances from a pre-started interpreter (docs/invoker.md)
+    """How instances are launched and contained (docs/invoker.md)."""
+
+    python_zygote: bool = True  # fork Python instances from a pre-started interpreter
     hot_reload: bool = True  # a config function's code folder edited: new instances on its next call
+    cgroups: Mode = "auto"  # kernel limits: memory, CPU, pids, freezing
+    isolation: Mode = "auto"  # a uid and a filesystem view per function
+    cpu: Cpu = "lambda"  # each function's CPU unless it sets its own
+    freeze: bool = True  # freeze idle instances (with cgroups)
+    freeze_after_ms: Annotated[int, msgspec.Meta(ge=0, le=60000)] = 10  # 0: at once, as Lambda does
+
+    @property
+    def cgroups_mode(self) -> str:
+        return _mode(self.cgroups)
+
+    @property
+    def isolation_mode(self) -> str:
+        return _mode(self.isolation)
+
+
+def _mode(value: Mode) -> str:
+    return value if isinstance(value, str) else ("auto" if value else "off")
 
 
 class LimitsConfig(Strict):

@@ -26,6 +26,7 @@ RUNTIME_USER_CODE_SYNTAX_ERROR = "Runtime.UserCodeSyntaxError"
 RUNTIME_MALFORMED_HANDLER_NAME = "Runtime.MalformedHandlerName"
 RUNTIME_BUILTIN_MODULE_CONFLICT = "Runtime.BuiltInModuleConflict"
 SANDBOX_TIMEOUT = "Sandbox.Timeout"
+SANDBOX_FAILURE = "Sandbox.Failure"  # the instance's sandbox (its cgroup) could not be made
 FUNCTION_RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 
 # The Runtime API's own error types (the emulator's spelling), for requests it refuses.

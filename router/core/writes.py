@@ -71,6 +71,9 @@ class WriteJournal:
     def reset(self) -> None:
         """Start empty: the files of a previous run are removed (their instances are gone)."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        # Instances of isolated functions run as uids of their own (docs/invoker.md): each appends to its own
+        # file in a shared folder, as in /tmp (sticky: none can remove another's file).
+        os.chmod(self.folder, 0o1777)
         for path in self.folder.glob("*.jsonl"):
             path.unlink(missing_ok=True)
 

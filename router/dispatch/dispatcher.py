@@ -123,7 +123,7 @@ class Dispatcher:
         self.state_dir = Path(state_dir) if state_dir is not None else config.state_path
         self.clock: Clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
-        self._factory = instance_factory or _invoker_factory(config)
+        self._factory = instance_factory or _invoker_factory(config, self.state_dir)
         self._reap_interval = reap_interval_s
         self.accounting = Accounting(config.account.concurrency)
         self.queue: AsyncQueue = queue if queue is not None else DurableQueue(self.state_dir / "queue.db")
@@ -514,8 +514,8 @@ class Dispatcher:
         publish_state(self.metrics, self.stats())
 
 
-def _invoker_factory(config: Config) -> InstanceFactory:
+def _invoker_factory(config: Config, state_dir: Path) -> InstanceFactory:
     # Imported here: the invoker (and its zygote) only when real instances are wanted, not in unit tests.
     from router.invoker.factory import InvokerFactory
 
-    return InvokerFactory(config)
+    return InvokerFactory(config, state_dir)

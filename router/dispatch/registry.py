@@ -186,6 +186,8 @@ def make_definition(
         python_zygote=config.python_zygote,
         opt_dir=opt_dir,
         version=version,
+        cpu=config.cpu,
+        network=config.network,
     )
     if last_modified is None:
         last_modified = code.stat().st_mtime

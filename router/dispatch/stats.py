@@ -160,6 +160,8 @@ def publish(metrics: Metrics, call: Call, result: InvocationResult, counters: Co
     if result.init_ms is not None:
         m.init_duration.observe(result.init_ms / 1000)
     m.max_memory.set(counters.max_memory_mb)
+    if result.cpu_ms is not None:
+        m.cpu.inc(result.cpu_ms / 1000)
     if result.cost_usd:
         m.cost.inc(result.cost_usd)
 

@@ -6,8 +6,9 @@
   entries on one path, declared unpacked total within `max_bytes`, entry count within `max_files`. The
   bytes written are counted again while unpacking (a lying header cannot get past the limit). Unix
   permission bits are kept (without setuid/setgid/sticky) so a `provided` function's `bootstrap` stays
-  executable. Any problem raises `ArchiveError`, whose message names the archive and the culprit entry;
-  nothing is left in `target` after a failure.
+  executable, and every file is made readable by all (an isolated function runs under a uid of its own).
+  Any problem raises `ArchiveError`, whose message names the archive and the culprit entry; nothing is
+  left in `target` after a failure.
 * `prepare_code(code, cache_dir)` gives the folder an instance runs in: a folder is used as is; a ZIP is
   unpacked once into `cache_dir/<sha256 of the ZIP>`, atomically (unpacked beside it, then renamed), so two
   routers or two revisions with the same ZIP share it and a crash never leaves a half-unpacked folder behind.
@@ -99,7 +100,9 @@ def _write(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, budget: int, 
             if written > budget:
                 raise ArchiveError(f"{label}: entry {info.filename!r} unpacks past the size limit")
             out.write(chunk)
-    os.chmod(dest, (mode | 0o600) & 0o777)
+    # Readable by all: an isolated function runs under a uid of its own (other functions cannot see this
+    # folder at all: router/invoker/isolation.py). Lambda refuses to run a 0600 file; we do not.
+    os.chmod(dest, (mode | 0o644) & 0o777)
     return written
 
 

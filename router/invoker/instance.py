@@ -6,11 +6,16 @@ always returns an `InvocationResult`; `await stop()` ends the whole group. One c
 
 How limits are enforced during a call (all from event-loop callbacks; nothing here blocks the router):
 * timeout: a timer at the deadline SIGKILLs the group and the call fails with Sandbox.Timeout;
-* memory: the RSS of the process tree is sampled every `memory_sample_s`; past memory_mb the group is killed
-  and the call fails with Runtime.OutOfMemory. The peak (VmHWM, reset per call through clear_refs, summed
-  over the tree) is checked once more when the answer arrives, so a short spike between samples counts too;
+* memory, in a cgroup (router/invoker/containment.py): the kernel keeps the instance within memory_mb; a
+  kill by the kernel's OOM killer during the call fails it with Runtime.OutOfMemory, and the call's peak is
+  the group's peak counter. Without one: the RSS of the process tree is sampled every `memory_sample_s`;
+  past memory_mb the group is killed and the call fails with Runtime.OutOfMemory. The peak (VmHWM, reset per
+  call through clear_refs, summed over the tree) is checked once more when the answer arrives, so a short
+  spike between samples counts too;
 * exit: the leader exiting mid-call fails the call with Runtime.ExitError (the rest of the group is killed).
-After any of these the instance is dead and the next call needs a fresh one.
+After any of these the instance is dead and the next call needs a fresh one. An instance whose processes
+hit their limit (pids) during a call returns that call's result, then is killed: it is not reused. In a
+cgroup, an instance is thawed when a call starts and frozen when it is idle again (`invoker.freeze`).
 
 Its life is the state table of router/invoker/lifecycle.py (STARTING, IDLE, BUSY, KILLED, STOPPING, DEAD):
 every change goes through `_move`, which refuses a move the table does not allow; `alive` and `busy` are
@@ -34,10 +39,12 @@ from router.core.errors import (
     RUNTIME_INIT_ERROR,
     RUNTIME_INVALID_ENTRYPOINT,
     RUNTIME_OUT_OF_MEMORY,
+    SANDBOX_FAILURE,
     SANDBOX_TIMEOUT,
 )
 from router.core.results import InvocationResult
 from router.invoker import launch, lifecycle, metering, outcomes, procs
+from router.invoker.containment import Containment, Sandbox
 from router.invoker.lifecycle import BUSY, DEAD, IDLE, KILLED, STARTING, STOPPING, State
 from router.invoker.outcomes import DEATHS, End, Ending
 from router.invoker.process import InstanceProcess
@@ -67,9 +74,13 @@ class Instance:
         memory_sample_s: float,
         verify_peer: bool,
         zygotes: Zygotes | None = None,
+        containment: Containment | None = None,
     ) -> None:
         self.spec = spec
         self._zygotes = zygotes
+        self._containment = containment
+        self._box = Sandbox()  # this instance's cgroup and confinement (none until _init)
+        self._cpu_ms: float | None = None  # CPU time of the last call, where a cgroup measures it
         self._billing = billing
         self._init_type = init_type
         self._init_timeout_s = init_timeout_s
@@ -112,9 +123,11 @@ class Instance:
         memory_sample_s: float = 0.01,
         verify_peer: bool = True,
         zygotes: Zygotes | None = None,
+        containment: Containment | None = None,
     ) -> Instance:
         """Launch and initialise an instance; raises InitFailed (process gone) if init fails. With
-        `zygotes`, a Python instance is forked from the zygote when it can be (router/invoker/zygote.py)."""
+        `zygotes`, a Python instance is forked from the zygote when it can be (router/invoker/zygote.py);
+        with `containment`, it runs in its own cgroup and isolated as the router's policy says."""
         instance = cls(
             spec,
             billing=billing,
@@ -124,18 +137,30 @@ class Instance:
             memory_sample_s=memory_sample_s,
             verify_peer=verify_peer,
             zygotes=zygotes,
+            containment=containment,
         )
         await instance._init(request_id)
         return instance
 
     async def _init(self, request_id: str) -> None:
+        try:
+            self._box = self._sandbox()
+        except launch.LaunchError as e:
+            self._move(DEAD)
+            payload = _error(str(e), e.error_type)
+            raise InitFailed(self._init_failure(request_id, 0.0, payload, e.error_type)) from None
         self._api = RuntimeApi(
             on_ready=lambda: self._settle(End.READY),
             on_init_error=lambda body, header: self._settle(End.INIT_ERROR, body=body, error_type=header),
             on_answer=self._on_answer,
             pids=self._tree if self._verify_peer else None,
         )
-        address = self._address = await self._api.start()
+        try:
+            address = self._address = await self._api.start(sock=self._box.listener)
+        except BaseException:
+            self._box.release()
+            self._move(DEAD)
+            raise
         self._waiter = self._loop.create_future()
         t0 = time.perf_counter()
         try:
@@ -143,10 +168,12 @@ class Instance:
                 self.spec, runtime_api=address, init_type=self._init_type, log_stream=launch.log_stream_name()
             )
             self._proc = await self._launch(plan)
+            self._box.launched(self._proc.pid)
             self._procs = procs.Tree(self._proc.pid)
             self._api.launched()
         except (launch.LaunchError, OSError) as e:
             self._api.close()
+            self._box.release()
             self._move(DEAD)
             error_type = getattr(e, "error_type", RUNTIME_INVALID_ENTRYPOINT)
             raise InitFailed(
@@ -154,6 +181,7 @@ class Instance:
             ) from None
         except BaseException:
             self._api.close()
+            self._box.release()
             self._move(DEAD)
             raise
         timer = self._loop.call_later(self._init_timeout_s, self._settle, End.TIMEOUT)
@@ -174,17 +202,39 @@ class Instance:
                 self._log = metering.CallLog()
             # The runtime may have exited right after asking for its first event: then it starts dead.
             self._move(IDLE if self._proc is not None and self._proc.running else DEAD)
+            if self._state is IDLE:
+                self._box.ready()  # init is over: the CPU quota applies, and it is frozen until called
             return
         await self._abort_init()
         payload, error_type = self._init_error_payload(ending, request_id)
         raise InitFailed(self._init_failure(request_id, init_ms, payload, error_type))
 
+    def _sandbox(self) -> Sandbox:
+        if self._containment is None:
+            if not self.spec.network:
+                raise launch.LaunchError("network: false needs the router's containment", SANDBOX_FAILURE)
+            return Sandbox()
+        try:
+            return self._containment.sandbox(self.spec)
+        except OSError as e:
+            raise launch.LaunchError(f"cannot make the instance's sandbox: {e}", SANDBOX_FAILURE) from None
+
     async def _launch(self, plan: launch.Launch) -> InstanceProcess:
+        box = self._box
         if self._zygotes is not None:
-            forked = await self._zygotes.spawn(self.spec, plan, on_line=self._on_line, on_exit=self._on_exit)
+            forked = await self._zygotes.spawn(
+                self.spec,
+                plan,
+                on_line=self._on_line,
+                on_exit=self._on_exit,
+                confine=box.confine,
+                on_kill=box.kill,
+            )
             if forked is not None:
                 return forked
-        return InstanceProcess.spawn(plan, on_line=self._on_line, on_exit=self._on_exit)
+        return InstanceProcess.spawn(
+            plan, on_line=self._on_line, on_exit=self._on_exit, confine=box.confine, on_kill=box.kill
+        )
 
     def _init_error_payload(self, ending: Ending, request_id: str) -> tuple[bytes, str]:
         if ending.kind is End.INIT_ERROR:
@@ -223,6 +273,7 @@ class Instance:
             self._move(KILLED)
         proc = self._proc
         if proc is not None and proc.running:
+            self._box.thaw()  # a frozen process cannot act on SIGTERM
             proc.kill(signal.SIGTERM)
             await self._wait_exit(self._stop_grace_s)
             proc.kill(signal.SIGKILL)
@@ -249,6 +300,7 @@ class Instance:
             self._api.close()
         if self._procs is not None:
             self._procs.close()
+        self._box.release()
 
     async def _wait_exit(self, limit_s: float) -> bool:
         proc = self._proc
@@ -322,6 +374,7 @@ class Instance:
         # STARTING: init sees the exit; KILLED, STOPPING: the call or the stop() in progress moves on.
         if self._state is IDLE:
             self._move(DEAD)
+            self._box.release()
         elif self._state is BUSY:
             self._move(KILLED)
         if self._api is not None:
@@ -341,9 +394,13 @@ class Instance:
         if self._waiter is None or self._waiter.done():
             return
         if self._loop.time() >= deadline:
-            self._sampled_peak = max(self._sampled_peak, self._peak(self._members))
+            if not self._box.kernel_memory:
+                self._sampled_peak = max(self._sampled_peak, self._peak(self._members))
             self._kill()
             self._settle(End.TIMEOUT)
+            return
+        if self._box.kernel_memory:  # the kernel enforces memory: only the deadline to watch
+            self._schedule_watch(deadline)
             return
         self._members = self._tree()
         rss = procs.rss_bytes(self._members)
@@ -355,7 +412,7 @@ class Instance:
         self._schedule_watch(deadline)
 
     def _schedule_watch(self, deadline: float) -> None:
-        at = min(self._loop.time() + self._memory_sample_s, deadline)
+        at = deadline if self._box.kernel_memory else min(self._loop.time() + self._memory_sample_s, deadline)
         self._sampler = self._loop.call_at(at, self._watch, deadline)
 
     def _kill(self) -> None:
@@ -380,15 +437,21 @@ class Instance:
             self._move(IDLE if self._state is BUSY else DEAD)
             self._request_id = None
             self._last_used = time.monotonic()
+            if self._state is IDLE:
+                self._box.idle()  # frozen until the next call
+            else:
+                self._box.release()
 
     async def _run(self, request: InvokeRequest) -> InvocationResult:
         assert self._api is not None and self._proc is not None
         rid = request.request_id
         self._request_id = rid
         self._log.add_text(metering.start_line(rid, self.spec.version))
-        self._members = self._tree()
-        if self._procs is not None:
-            self._procs.reset_peaks(self._members)
+        self._box.call_started()
+        if not self._box.kernel_memory:
+            self._members = self._tree()
+            if self._procs is not None:
+                self._procs.reset_peaks(self._members)
         self._sampled_peak = 0
         waiter = self._waiter = self._loop.create_future()
         timeout = self.spec.timeout_s
@@ -405,6 +468,7 @@ class Instance:
                 cognito_identity=request.cognito_identity,
             )
         )
+        self._box.thaw()  # after the event is in its socket: the runtime wakes once, with its event there
         try:
             ending = await waiter
         except BaseException:
@@ -422,11 +486,7 @@ class Instance:
         rid = request.request_id
         if ending.kind not in DEATHS:
             self._proc.drain()
-            peak = max(self._sampled_peak, self._peak(self._members))
-            if peak > self._limit_bytes:
-                self._kill()
-                ending = Ending(kind=End.OOM, at=ending.at)
-            self._sampled_peak = self._last_peak = peak
+        ending = self._meter(ending)
         if ending.kind in DEATHS:
             self._api.withdraw()
             await self._wait_exit(1.0)  # SIGKILLed already: returns in a few ms with the group gone
@@ -445,6 +505,7 @@ class Instance:
             init_ms=init_ms,
             memory_mb=self.spec.memory_mb,
             max_memory_mb=metering.memory_mb_used(self._sampled_peak or self._last_peak),
+            cpu_ms=self._cpu_ms,
             cost_usd=metering.cost_usd(billed, self.spec.memory_mb, self._billing),
             cold=cold,
         )
@@ -455,6 +516,27 @@ class Instance:
         result.log = self._log.take()
         metering.log_invocation(result, self.spec.name)
         return result
+
+    def _meter(self, ending: Ending) -> Ending:
+        """Memory and CPU of the call that just ended; an OOM kill by the kernel, or (without a cgroup) a
+        peak over memory_mb, makes it an out-of-memory ending (and kills the instance)."""
+        reading = self._box.call_ended()
+        self._cpu_ms = reading.cpu_ns / 1e6 if reading is not None and reading.cpu_ns is not None else None
+        if reading is not None and reading.pids_max_hits and self._state is BUSY:
+            self._kill()  # it hit its process limit: whatever it left behind goes with it
+        if reading is not None and self._box.kernel_memory:
+            over = reading.oom_kills > 0 and ending.kind is not End.TIMEOUT
+            peak = reading.peak_bytes or 0
+        elif ending.kind in DEATHS:
+            return ending
+        else:
+            peak = max(self._sampled_peak, self._peak(self._members))
+            over = peak > self._limit_bytes
+        self._sampled_peak = self._last_peak = peak
+        if over and ending.kind is not End.OOM:
+            self._kill()
+            return Ending(kind=End.OOM, at=ending.at)
+        return ending
 
     def _classify(self, rid: str, ending: Ending) -> tuple[bytes, str | None, metering.ReportStatus | None]:
         """(payload, errorType or None, REPORT status or None) of a finished call."""

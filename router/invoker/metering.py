@@ -2,7 +2,8 @@
 
 * `billed_ms(duration_ms, granularity_ms)`: rounded up to the granularity (Lambda: 1 ms since Dec 2020).
 * `cost_usd(billed_ms, memory_mb, billing)`: request price plus GB-seconds at the configured price.
-* `start_line`, `end_line`, `report_line`: Lambda's exact formats, REPORT fields separated by tabs.
+* `start_line`, `end_line`, `report_line`: Lambda's exact formats, REPORT fields separated by tabs (plus
+  `CPU Time: X ms` after Lambda's fields when the instance's cgroup measured it).
 * `CallLog`: the lines of one call, keeping only the last `limit` bytes (the tail is what callers read).
 * `log_invocation(result, function)`: the one structured line per invocation on logger "router.invoke".
 """
@@ -60,6 +61,8 @@ def report_line(result: InvocationResult, *, status: ReportStatus | None = None)
     ]
     if result.init_ms is not None:
         fields.append(f"Init Duration: {result.init_ms:.2f} ms")
+    if result.cpu_ms is not None:
+        fields.append(f"CPU Time: {result.cpu_ms:.2f} ms")  # ours, not Lambda's: where a cgroup measures it
     if status == "timeout":
         fields.append("Status: timeout")
     elif status == "error":
@@ -107,7 +110,7 @@ def log_invocation(result: InvocationResult, function: str) -> None:
         return
     outcome = "ok" if result.ok else (result.error_type or "error")
     invoke_log.info(
-        "%s %s duration=%.2fms billed=%dms memory=%d/%dMB%s outcome=%s",
+        "%s %s duration=%.2fms billed=%dms memory=%d/%dMB%s%s outcome=%s",
         function,
         result.request_id,
         result.duration_ms,
@@ -115,6 +118,7 @@ def log_invocation(result: InvocationResult, function: str) -> None:
         result.max_memory_mb,
         result.memory_mb,
         f" init={result.init_ms:.2f}ms" if result.init_ms is not None else "",
+        f" cpu={result.cpu_ms:.2f}ms" if result.cpu_ms is not None else "",
         outcome,
         extra={
             "request_id": result.request_id,
@@ -124,6 +128,7 @@ def log_invocation(result: InvocationResult, function: str) -> None:
             "memory": result.max_memory_mb,
             "memory_size": result.memory_mb,
             "init": result.init_ms,
+            "cpu": result.cpu_ms,
             "cold": result.cold,
             "cost_usd": result.cost_usd,
             "outcome": outcome,

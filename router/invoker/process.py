@@ -1,8 +1,11 @@
 """One instance's OS process: spawned in its own session and process group, watched without threads.
 
-* `InstanceProcess.spawn(launch, on_line=..., on_exit=...)` starts the process with stdin from /dev/null and
-  stdout+stderr on one pipe (so their lines keep their relative order), in a new session: its process group
-  id is its pid, and every child it makes is killed with it.
+* `InstanceProcess.spawn(launch, on_line=..., on_exit=..., confine=plan, on_kill=...)` starts the process with
+  stdin from /dev/null and stdout+stderr on one pipe (so their lines keep their relative order), in a new
+  session: its process group id is its pid, and every child it makes is killed with it. Before exec the
+  child carries out `confine` (runtimes/confine.py: its cgroups, namespaces, uid, and a parent-death signal
+  so it dies with the router); when that fails it prints why and exits 126 (a failed init, with the line).
+  `on_kill()` is called with every SIGKILL of the group (the instance's cgroup is killed there too).
 * Exit is watched through a pidfd on the event loop. When the leader exits, the whole group is SIGKILLed
   before the leader is reaped (while it is a zombie its pid, hence the group id, cannot be reused), then
   `on_exit(returncode)` is called and `exited` resolves.
@@ -23,9 +26,11 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable
+from typing import Any
 
 from router.invoker import procs
 from router.invoker.launch import Launch
+from router.invoker.runtimes import confine as confinement
 
 MAX_LINE = 16 * 1024
 Reap = Callable[[Callable[[int | None], None]], None]
@@ -40,8 +45,10 @@ class InstanceProcess:
         on_line: Callable[[bytes], None],
         on_exit: Callable[[int | None], None],
         max_line: int,
+        on_kill: Callable[[], None] | None = None,
     ) -> None:
         self._pid = pid
+        self._on_kill = on_kill
         self._reap = reap
         self._returncode: int | None = None
         self._out_fd: int | None = out_fd
@@ -63,19 +70,26 @@ class InstanceProcess:
         on_line: Callable[[bytes], None],
         on_exit: Callable[[int | None], None],
         max_line: int = MAX_LINE,
+        confine: dict[str, Any] | None = None,
+        on_kill: Callable[[], None] | None = None,
     ) -> InstanceProcess:
         """Raises OSError when the executable cannot be started."""
         read_fd, write_fd = os.pipe()
+        plan = {**(confine or {}), "pdeathsig": signal.SIGKILL, "parent": os.getpid()}
+        chdir_late = "uid" in plan  # after the mounts and as the function's uid, so the check is its own
+        if chdir_late:
+            plan["cwd"] = str(launch.cwd)
         try:
             popen = subprocess.Popen(
                 launch.argv,
-                cwd=launch.cwd,
+                cwd="/" if chdir_late else launch.cwd,
                 env=launch.env,
                 stdin=subprocess.DEVNULL,
                 stdout=write_fd,
                 stderr=write_fd,
                 start_new_session=True,
                 close_fds=True,
+                preexec_fn=_preexec(plan),
             )
         except BaseException:
             os.close(read_fd)
@@ -83,7 +97,14 @@ class InstanceProcess:
         finally:
             os.close(write_fd)
         os.set_blocking(read_fd, False)
-        return cls(popen.pid, lambda done: done(popen.poll()), read_fd, on_line, on_exit, max_line)
+        procs.SPAWNED.add(popen.pid)
+
+        def reap(done: Callable[[int | None], None]) -> None:
+            returncode = popen.poll()
+            procs.SPAWNED.discard(popen.pid)
+            done(returncode)
+
+        return cls(popen.pid, reap, read_fd, on_line, on_exit, max_line, on_kill)
 
     @classmethod
     def adopt(
@@ -95,11 +116,12 @@ class InstanceProcess:
         on_line: Callable[[bytes], None],
         on_exit: Callable[[int | None], None],
         max_line: int = MAX_LINE,
+        on_kill: Callable[[], None] | None = None,
     ) -> InstanceProcess:
         """Watch `pid`, started elsewhere, whose output is on `out_fd` (taken over: set non-blocking, closed
         with this object). Raises OSError if the process cannot be watched."""
         os.set_blocking(out_fd, False)
-        return cls(pid, reap, out_fd, on_line, on_exit, max_line)
+        return cls(pid, reap, out_fd, on_line, on_exit, max_line, on_kill)
 
     @property
     def pid(self) -> int:
@@ -115,7 +137,12 @@ class InstanceProcess:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.running:
-            procs.kill_group(self._pid, sig)
+            self._kill_group(sig)
+
+    def _kill_group(self, sig: int) -> None:
+        procs.kill_group(self._pid, sig)
+        if sig == signal.SIGKILL and self._on_kill is not None:
+            self._on_kill()
 
     # exit ----------------------------------------------------------------------------------------------
 
@@ -124,7 +151,7 @@ class InstanceProcess:
             self._loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = None
-        procs.kill_group(self._pid, signal.SIGKILL)
+        self._kill_group(signal.SIGKILL)
         self._reap(self._reaped)
 
     def _reaped(self, returncode: int | None) -> None:
@@ -192,3 +219,16 @@ class InstanceProcess:
             self._loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = None
+
+
+def _preexec(plan: dict[str, Any]) -> Callable[[], None]:
+    """Runs in the child between fork and exec: only system calls, nothing that takes a lock."""
+
+    def confine() -> None:
+        try:
+            confinement.enter(plan)
+        except BaseException as e:
+            os.write(2, f"router: could not set up the instance: {e}\n".encode())
+            os._exit(126)
+
+    return confine

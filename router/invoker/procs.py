@@ -8,8 +8,12 @@ processes vanishing between two reads: a process that is gone simply does not co
   peak when several processes peaked at different times); `reset_peaks(pids)` writes 5 to clear_refs so the
   next `peak_bytes` covers one call only.
 * `socket_owner_in(pids, local, remote)`: whether the TCP socket local->remote belongs to one of pids; the
-  Runtime API uses it to refuse connections that do not come from the instance's own processes.
+  Runtime API uses it to refuse connections that do not come from the instance's own processes. A socket
+  of another network namespace (`network: false`) is looked up in the first pid's /proc/PID/net/tcp.
 * `kill_group(pgid, sig)`: os.killpg, ignoring a group that is already gone.
+* `become_subreaper()`: orphaned descendants of instances (double forks) become the router's children
+  instead of init's, so they stay findable; `orphans(known)` reaps those that exited and returns the live
+  ones (every child of ours not in `known`, the children the router started itself, in `SPAWNED`).
 * `Tree(root)`: the same readings for one instance, cheaper on the warm path: the leader's `children`,
   `status` and `clear_refs` files stay open and are re-read with pread (no path lookup, no open/close), and
   its thread list is only listed when it has more than one thread (the link count of /proc/PID/task is
@@ -18,6 +22,7 @@ processes vanishing between two reads: a process that is gone simply does not co
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import signal
@@ -25,6 +30,8 @@ import socket
 import struct
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
+SPAWNED: set[int] = set()  # processes the router started itself (subprocess reaps them, not orphans())
 
 # These run on every call of the warm path: raw os.open/os.read, no file objects.
 
@@ -161,6 +168,40 @@ class Tree:
         self._fds.clear()
 
 
+def become_subreaper() -> bool:
+    libc = ctypes.CDLL(None, use_errno=True)
+    return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+
+
+def is_subreaper() -> bool:
+    libc = ctypes.CDLL(None, use_errno=True)
+    flag = ctypes.c_int(0)
+    return bool(libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) == 0 and flag.value)
+
+
+def _state(pid: int) -> bytes:
+    try:
+        return _read(f"/proc/{pid}/stat", 1024).rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return b""
+
+
+def orphans(known: set[int]) -> list[int]:
+    """Reap our children that we did not start and that exited; return those still running."""
+    live = []
+    for pid in _children(os.getpid()):
+        if pid in known:
+            continue
+        if _state(pid) == b"Z":
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        elif _state(pid):
+            live.append(pid)
+    return live
+
+
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
     try:
         os.killpg(pgid, sig)
@@ -217,10 +258,12 @@ def _diag_inode(local: tuple[str, int], remote: tuple[str, int]) -> int | None:
     return int(struct.unpack_from("=I", reply, _INODE_AT)[0])
 
 
-def _proc_net_tcp_inode(local: tuple[str, int], remote: tuple[str, int]) -> int | None:
+def _proc_net_tcp_inode(
+    local: tuple[str, int], remote: tuple[str, int], table: str = "/proc/net/tcp"
+) -> int | None:
     want_local, want_remote = _hex_addr(local), _hex_addr(remote)
     try:
-        with open("/proc/net/tcp", "rb") as f:
+        with open(table, "rb") as f:
             next(f)
             for line in f:
                 fields = line.split()
@@ -233,6 +276,10 @@ def _proc_net_tcp_inode(local: tuple[str, int], remote: tuple[str, int]) -> int 
 
 def socket_owner_in(pids: list[int], local: tuple[str, int], remote: tuple[str, int]) -> bool:
     inode = socket_inode(local, remote)
+    if inode is None and pids:
+        # Not in our network namespace: an instance with `network: false` has its own (the table of its
+        # leader's namespace is small: its loopback holds nothing but its Runtime API).
+        inode = _proc_net_tcp_inode(local, remote, f"/proc/{pids[0]}/net/tcp")
     if inode is None:
         return False
     target = f"socket:[{inode}]"

@@ -27,6 +27,7 @@ import base64
 import binascii
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable
 
@@ -102,10 +103,15 @@ class RuntimeApi:
         self._current: str | None = None
         self._answered: str | None = None
 
-    async def start(self, host: str = "127.0.0.1") -> str:
-        """Open the listener; returns the `host:port` for AWS_LAMBDA_RUNTIME_API."""
+    async def start(self, host: str = "127.0.0.1", sock: socket.socket | None = None) -> str:
+        """Open the listener (or serve on `sock`, already listening: one inside an instance's own network
+        namespace, router/invoker/netns.py); returns the `host:port` for AWS_LAMBDA_RUNTIME_API."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(serve(self, max_body=MAX_RESPONSE_BYTES), host, 0, backlog=16)
+        protocol = serve(self, max_body=MAX_RESPONSE_BYTES)
+        if sock is not None:
+            self._server = await loop.create_server(protocol, sock=sock, backlog=16)
+        else:
+            self._server = await loop.create_server(protocol, host, 0, backlog=16)
         port = self._server.sockets[0].getsockname()[1]
         return f"{host}:{port}"
 

@@ -53,6 +53,8 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
     revision: str = "1"  # changes with every code/config update; instances of an old revision are retired
     python_zygote: bool | None = None  # fork Python instances from a zygote; None: the router's setting
     opt_dir: Path | None = None  # the function's layers merged (router.invoker.code.prepare_layers): its /opt
+    cpu: str | float | None = None  # "lambda", "unlimited" or vCPUs; None: the router's setting
+    network: bool = True  # False: no network at all (with isolation)
 
     @property
     def arn(self) -> str:

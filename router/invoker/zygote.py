@@ -19,6 +19,9 @@ Contract:
   runtime: they all run the router's own interpreter.
 * `await zygotes.aclose()` stops the zygote. Instances forked from it live on; when the zygote dies before
   them (killed from outside), their exit status becomes unknown (reported as None).
+* The zygote dies with the router: its parent-death signal is SIGTERM, on which (as on end of file of its
+  control socket) it SIGKILLs the process group of every instance it forked, then exits. Its instances
+  get no parent-death signal of their own: the zygote dying alone must not take them with it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any
 
 from router.invoker import launch, procs
 from router.invoker.process import InstanceProcess
+from router.invoker.runtimes import confine as confinement
 from router.invoker.types import FunctionSpec
 
 log = logging.getLogger("router.invoker.zygote")
@@ -85,22 +89,41 @@ class Zygote:
     def pid(self) -> int:
         return self._popen.pid
 
-    async def fork(self, argv: list[str], env: dict[str, str], cwd: str, out_fd: int) -> int:
-        """Fork an instance; returns its pid. The caller keeps `out_fd` (the zygote gets a copy)."""
+    async def fork(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str,
+        out_fd: int,
+        confine: dict[str, Any] | None = None,
+    ) -> int:
+        """Fork an instance; returns its pid. The caller keeps `out_fd` (the zygote gets a copy).
+
+        What the instance is (argv, environment, confinement) goes in a memfd the child reads itself: the
+        zygote never holds one function's environment in memory that the next fork would inherit."""
         if not self.alive:
             raise ZygoteError("the zygote is not running")
         self._next_id += 1
         request_id = self._next_id
-        message = json.dumps({"op": "fork", "id": request_id, "argv": argv, "env": env, "cwd": cwd})
-        fds = array.array("i", [out_fd])
+        confine = dict(confine or {})
+        netns = confine.pop("netns_fd", None)  # a descriptor of ours: it travels as one (the third)
+        spec = json.dumps({"argv": argv, "env": env, "cwd": cwd, "confine": confine}).encode()
+        spec_fd = os.memfd_create("instance", os.MFD_CLOEXEC)
         reply = self._forks[request_id] = self._loop.create_future()
         try:
-            self._ctrl.sendmsg([message.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+            os.write(spec_fd, spec)
+            fds = array.array("i", [out_fd, spec_fd] + ([netns] if netns is not None else []))
+            message = json.dumps({"op": "fork", "id": request_id}).encode()
+            self._ctrl.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+            os.close(spec_fd)
+            spec_fd = -1
             pid = await asyncio.wait_for(asyncio.shield(reply), FORK_TIMEOUT_S)
         except (OSError, TimeoutError) as e:
             raise ZygoteError(f"fork request failed: {e!r}") from None
         finally:
             self._forks.pop(request_id, None)
+            if spec_fd >= 0:
+                os.close(spec_fd)
         return pid
 
     def reap_when_exited(self, pid: int, done: Callable[[int | None], None]) -> None:
@@ -206,6 +229,7 @@ class Zygote:
             self._loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = None
+        procs.SPAWNED.discard(self._popen.pid)
         self._log_output()
         self._close_output()
         if self._popen.returncode not in (0, -signal.SIGKILL):
@@ -230,6 +254,8 @@ def _spawn() -> tuple[subprocess.Popen[bytes], socket.socket, int]:
     """The zygote process, our end of its control socket, and the read end of its output pipe."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     read_fd, write_fd = os.pipe()
+    # SIGTERM when the router dies: the zygote then kills the instances it forked, and exits.
+    plan = {"pdeathsig": signal.SIGTERM, "parent": os.getpid()}
     try:
         popen = subprocess.Popen(
             [*launch.PYTHON_COMMAND, "--zygote", str(theirs.fileno())],
@@ -240,6 +266,7 @@ def _spawn() -> tuple[subprocess.Popen[bytes], socket.socket, int]:
             stderr=write_fd,
             pass_fds=(theirs.fileno(),),
             start_new_session=True,
+            preexec_fn=lambda: confinement.enter(plan),
         )
     except BaseException:
         ours.close()
@@ -250,6 +277,7 @@ def _spawn() -> tuple[subprocess.Popen[bytes], socket.socket, int]:
         os.close(write_fd)
     ours.setblocking(False)
     os.set_blocking(read_fd, False)
+    procs.SPAWNED.add(popen.pid)
     return popen, ours, read_fd
 
 
@@ -288,8 +316,11 @@ class Zygotes:
         *,
         on_line: Callable[[bytes], None],
         on_exit: Callable[[int | None], None],
+        confine: dict[str, Any] | None = None,
+        on_kill: Callable[[], None] | None = None,
     ) -> InstanceProcess | None:
-        """An instance forked from the zygote, or None: start a fresh interpreter instead."""
+        """An instance forked from the zygote, or None: start a fresh interpreter instead. The child
+        carries out `confine` (runtimes/confine.py) before anything of the function runs."""
         if not self.wants(spec) or time.monotonic() < self._retry_at:
             return None
         if not plan.cwd.is_dir():
@@ -302,7 +333,7 @@ class Zygotes:
         argv = plan.argv[len(launch.PYTHON_COMMAND) :]
         read_fd, write_fd = os.pipe()
         try:
-            pid = await zygote.fork(argv, plan.env, str(plan.cwd), write_fd)
+            pid = await zygote.fork(argv, plan.env, str(plan.cwd), write_fd, confine)
         except ZygoteError as e:
             os.close(read_fd)
             self._failed(str(e), zygote)
@@ -316,6 +347,7 @@ class Zygotes:
                 reap=lambda done: zygote.reap_when_exited(pid, done),
                 on_line=on_line,
                 on_exit=on_exit,
+                on_kill=on_kill,
             )
         except OSError as e:  # cannot be watched: end it (the zygote keeps it a zombie until reaped)
             os.close(read_fd)

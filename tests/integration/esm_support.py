@@ -15,6 +15,7 @@ from tests.unit.test_control_support import lambda_client
 CONFIG = """
 server: {port: "${ROUTER_PORT}"}
 state_dir: state
+invoker: {isolation: "off"}  # the functions log what they receive into the test's folder
 aws: {endpoint_url: "${MOTO}", region: us-east-1, access_key_id: testing, secret_access_key: testing}
 functions:
   sqs-record:

@@ -17,6 +17,7 @@ from tests.support import wait_until
 CONFIG = """
 server: {port: "${ROUTER_PORT}"}
 state_dir: state
+invoker: {isolation: "off"}  # the function appends what it receives to a file in the test's folder
 functions:
   record:
     runtime: python3.11

@@ -196,6 +196,7 @@ def log_router_config(
     return f"""
 server: {{port: "${{ROUTER_PORT}}"}}
 state_dir: state
+invoker: {{isolation: "off"}}  # the functions write what they receive into the test's folder
 functions:
   log:
     runtime: python3.11

@@ -29,7 +29,11 @@ async def make(tmp_path: Path) -> AsyncIterator[Make]:
     made: list[Dispatcher] = []
 
     async def build(functions: str, *, concurrency: int = 10, **kw: Any) -> Dispatcher:
-        text = f"account: {{concurrency: {concurrency}, unreserved_min: 0}}\nfunctions:\n{functions}"
+        # isolation off: functions here leave marks in the test's folder
+        text = (
+            f"account: {{concurrency: {concurrency}, unreserved_min: 0}}\ninvoker: {{isolation: 'off'}}\n"
+            f"functions:\n{functions}"
+        )
         config = parse_config(text, base_dir=tmp_path, env={"FUNCTIONS": str(FUNCTIONS)})
         d = Dispatcher(config, state_dir=tmp_path / "state", **kw)
         await d.set_functions(definitions_from_config(config, tmp_path / "state"))

@@ -12,6 +12,7 @@ import aiohttp
 CONFIG = """
 server: {port: "${ROUTER_PORT}"}
 state_dir: state
+invoker: {isolation: "off"}  # the functions leave marks in the test's folder
 functions:
   record:
     runtime: python3.11

@@ -20,6 +20,7 @@ from tests.support import RouterProcess, aws_client, free_port
 CONFIG = """
 server: {port: "${ROUTER_PORT}"}
 state_dir: state
+invoker: {isolation: "off"}  # the functions write what they receive into the test's folder
 functions:
   record:
     runtime: python3.11
@@ -239,6 +240,7 @@ async def test_spooled_but_unqueued_message_is_delivered_on_start(make_router: A
 S3_CONFIG = """
 server: {port: "${ROUTER_PORT}"}
 state_dir: state
+invoker: {isolation: "off"}  # the functions write what they receive into the test's folder
 functions:
   record:
     runtime: python3.11

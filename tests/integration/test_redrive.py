@@ -18,6 +18,7 @@ from tests.support import REPO, wait_for
 CONFIG = """
 server: {port: "${ROUTER_PORT}"}
 state_dir: state
+invoker: {isolation: "off"}  # the functions write what they receive into the test's folder
 functions:
   fixable:
     runtime: python3.11

@@ -25,6 +25,7 @@ def config(source: str) -> str:
     return f"""
 server: {{port: "${{ROUTER_PORT}}"}}
 state_dir: state
+invoker: {{isolation: "off"}}  # the functions write what they receive into the test's folder
 functions:
   windows:
     runtime: python3.11

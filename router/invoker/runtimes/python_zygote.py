@@ -8,19 +8,24 @@ costs tens.
 
 Protocol, on CTRL_FD (an AF_UNIX SOCK_SEQPACKET socket, one JSON object per message):
 
-* router -> zygote `{"op": "fork", "id": N, "argv": [...], "env": {...}, "cwd": "..."}` with one descriptor
-  attached (SCM_RIGHTS): the write end of the pipe the instance's stdout and stderr go to. The zygote forks;
-  the child becomes what `python -S -u python_bootstrap.py ARGV...` in `cwd` with exactly `env` would be: a
-  new session and process group (setsid), stdin /dev/null, stdout and stderr on the pipe, no other
-  descriptor open, os.environ replaced (and time.tzset() for TZ), sys.argv set; then it returns from
-  `serve` into the bootstrap's main(). The zygote answers `{"id": N, "pid": P}` once the child has called
-  setsid (so the group the router kills exists), or `{"id": N, "error": "..."}`.
+* router -> zygote `{"op": "fork", "id": N}` with two descriptors attached (SCM_RIGHTS): the write end of
+  the pipe the instance's stdout and stderr go to, and a memfd holding the instance as JSON, `{"argv":
+  [...], "env": {...}, "cwd": "...", "confine": {...}}`, which only the child reads (the zygote's memory,
+  which every later fork inherits, never holds a function's environment), and for `network: false` a
+  third, the instance's network namespace. The zygote forks; the child
+  becomes what `python -S -u python_bootstrap.py ARGV...` in `cwd` with exactly `env` would be: a new
+  session and process group (setsid), stdin /dev/null, stdout and stderr on the pipe, no other descriptor
+  open, confined as `confine` says (confine.py: cgroups, namespaces, uid), os.environ replaced (and
+  time.tzset() for TZ), sys.argv set; then it returns from `serve` into the bootstrap's main(). The zygote
+  answers `{"id": N, "pid": P}` once the child has called setsid (so the group the router kills exists), or
+  `{"id": N, "error": "..."}`.
 * zygote -> router `{"exit": P, "status": S}` when child P exited (S as subprocess's returncode: the exit
   code, or -signal). The child stays a zombie, holding its pid and so its process group id, until the router
   says `{"op": "reap", "pid": P}`: the router kills what is left of the group first, as it does for the
   processes it spawns itself, and no reused pid can be hit meanwhile.
-* `{"ready": true}` is sent once at start. End of file on CTRL_FD (the router closed it or died): the zygote
-  exits; the instances it forked live on (they end when their Runtime API connection closes).
+* `{"ready": true}` is sent once at start. End of file on CTRL_FD, or SIGTERM (the router's death: it is
+  the zygote's parent-death signal): the zygote SIGKILLs the process group of every instance it forked
+  that is still running, and exits.
 """
 
 import json
@@ -31,14 +36,27 @@ import socket
 import sys
 import time
 
+import confine  # beside this file; imported before any fork, so a child needs no file to confine itself
+
 MAX_MESSAGE = 1 << 20
+children: dict[int, int] = {}  # pidfd -> pid of each instance forked and not yet reported exited
+
+
+def _end(*_):
+    """The router is gone: take every instance we forked with us."""
+    for pid in children.values():
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    os._exit(0)
 
 
 def serve(ctrl_fd):
     """Serve fork requests; returns only in a forked child, set up as a fresh instance."""
     ctrl = socket.socket(fileno=ctrl_fd)
     ctrl.setblocking(True)
-    children: dict[int, int] = {}  # pidfd -> pid
+    signal.signal(signal.SIGTERM, _end)
     poller = select.poll()
     poller.register(ctrl.fileno(), select.POLLIN)
     ctrl.send(json.dumps({"ready": True}).encode())
@@ -49,7 +67,7 @@ def serve(ctrl_fd):
                 continue
             message, fds = _receive(ctrl)
             if message is None:
-                os._exit(0)  # the router is gone
+                _end()
             op = message.get("op")
             if op == "fork":
                 child = _fork(ctrl, poller, children, message, fds)
@@ -81,8 +99,8 @@ def _send(ctrl, message):
 
 
 def _fork(ctrl, poller, children, message, fds):
-    if len(fds) != 1:
-        _send(ctrl, {"id": message.get("id"), "error": f"expected 1 descriptor, got {len(fds)}"})
+    if len(fds) not in (2, 3):
+        _send(ctrl, {"id": message.get("id"), "error": f"expected 2 or 3 descriptors, got {len(fds)}"})
         return None
     ready_r, ready_w = os.pipe()
     try:
@@ -93,10 +111,12 @@ def _fork(ctrl, poller, children, message, fds):
         _send(ctrl, {"id": message["id"], "error": f"fork: {e}"})
         return None
     if pid == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the zygote's own ending is not the instance's
+        children.clear()
         os.close(ready_r)
         ctrl.detach()  # closed with the rest below; the object must not close a reused number later
         try:
-            _become_instance(message, fds[0], ready_w)
+            _become_instance(_read_spec(fds[1]), fds[0], ready_w, fds[2] if len(fds) > 2 else None)
         except BaseException as e:  # never return into the zygote's loop
             os.write(2, f"zygote: could not set up the instance: {e!r}\n".encode())
             os._exit(127)
@@ -111,15 +131,30 @@ def _fork(ctrl, poller, children, message, fds):
     return None
 
 
-def _become_instance(message, out_fd, ready_w):
+def _read_spec(fd):
+    size = os.fstat(fd).st_size
+    data = b""
+    while len(data) < size:
+        chunk = os.pread(fd, size - len(data), len(data))
+        if not chunk:
+            break
+        data += chunk
+    return json.loads(data)
+
+
+def _become_instance(message, out_fd, ready_w, netns=None):
     os.setsid()
     os.close(ready_w)  # the zygote may answer now: our process group exists
+    if netns is not None:
+        confine.join_network(netns)  # before every descriptor but 0, 1 and 2 is closed
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(out_fd, 1)
     os.dup2(out_fd, 2)
     # The control socket, the pipe's copy, the other children's pidfds: every descriptor but 0, 1 and 2.
     os.closerange(3, max(1 << 16, os.sysconf("SC_OPEN_MAX")))
+    confine.enter(message["confine"])
+    sys.modules.pop("confine", None)  # the function may have a module of that name
     os.chdir(message["cwd"])
     # The interpreter's own addition at start-up (PEP 538 C locale coercion) is what a fresh instance gets
     # too: the locale variables are the same for both (a function that sets one is never forked).
