@@ -122,6 +122,8 @@ class InspectConfig(Strict):
 
 class InvokerConfig(Strict):
     python_zygote: bool = True  # fork Python instances from a pre-started interpreter (docs/invoker.md)
+    batch_scheduling: bool = True  # instances under SCHED_BATCH: waking one does not preempt the daemon
+    log_calls: bool = True  # each call's START, output, END and REPORT lines on the daemon's log
 
 
 class LimitsConfig(Strict):

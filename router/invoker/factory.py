@@ -17,11 +17,19 @@ from router.invoker.zygote import Zygotes
 class InvokerFactory:
     def __init__(self, config: Config) -> None:
         self._billing = config.billing
+        self._batch = config.invoker.batch_scheduling
+        self._log_calls = config.invoker.log_calls
         self.zygotes = Zygotes(enabled=config.invoker.python_zygote)
 
     async def __call__(self, spec: FunctionSpec, init_type: str, request_id: str) -> Instance:
         return await Instance.start(
-            spec, billing=self._billing, init_type=init_type, request_id=request_id, zygotes=self.zygotes
+            spec,
+            billing=self._billing,
+            init_type=init_type,
+            request_id=request_id,
+            zygotes=self.zygotes,
+            batch=self._batch,
+            log_calls=self._log_calls,
         )
 
     def prepare(self, specs: list[FunctionSpec]) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 
@@ -51,6 +52,7 @@ from router.invoker.runtime_api import (
 )
 from router.invoker.types import FunctionSpec, InitFailed, InvokeRequest
 from router.invoker.zygote import Zygotes
+from router.logs import CallLines
 
 MIB = 1024 * 1024
 
@@ -67,8 +69,14 @@ class Instance:
         memory_sample_s: float,
         verify_peer: bool,
         zygotes: Zygotes | None = None,
+        batch: bool = True,
+        log_calls: bool = True,
     ) -> None:
         self.spec = spec
+        self._batch = batch
+        # START/output/END/REPORT on the daemon's log (router/logs.py); None: quiet.
+        self._calls = CallLines(spec.name) if log_calls else None
+        self._start_line: str | None = None  # START of the call in flight, until it is written
         self._zygotes = zygotes
         self._billing = billing
         self._init_type = init_type
@@ -112,6 +120,8 @@ class Instance:
         memory_sample_s: float = 0.01,
         verify_peer: bool = True,
         zygotes: Zygotes | None = None,
+        batch: bool = True,
+        log_calls: bool = True,
     ) -> Instance:
         """Launch and initialise an instance; raises InitFailed (process gone) if init fails. With
         `zygotes`, a Python instance is forked from the zygote when it can be (router/invoker/zygote.py)."""
@@ -124,6 +134,8 @@ class Instance:
             memory_sample_s=memory_sample_s,
             verify_peer=verify_peer,
             zygotes=zygotes,
+            batch=batch,
+            log_calls=log_calls,
         )
         await instance._init(request_id)
         return instance
@@ -143,6 +155,8 @@ class Instance:
                 self.spec, runtime_api=address, init_type=self._init_type, log_stream=launch.log_stream_name()
             )
             self._proc = await self._launch(plan)
+            if self._batch:
+                batch_scheduling(self._proc.pid)
             self._procs = procs.Tree(self._proc.pid)
             self._api.launched()
         except (launch.LaunchError, OSError) as e:
@@ -198,7 +212,8 @@ class Instance:
         self, request_id: str, init_ms: float, payload: bytes, error_type: str
     ) -> InvocationResult:
         billed = metering.billed_ms(init_ms, self._billing.granularity_ms)
-        self._log.add_text(metering.init_report_line(init_ms, error_type))
+        report = metering.init_report_line(init_ms, error_type)
+        self._log.add_text(report)
         result = InvocationResult(
             request_id=request_id,
             payload=payload,
@@ -211,7 +226,8 @@ class Instance:
             cold=True,
             log=self._log.take(),
         )
-        metering.log_invocation(result, self.spec.name)
+        if self._calls is not None:
+            self._calls.emit([report], request_id or None, metering.report_fields(result, self.spec.name))
         return result
 
     async def stop(self) -> None:
@@ -331,9 +347,10 @@ class Instance:
 
     def _on_line(self, line: bytes) -> None:
         self._log.add(line)
-        if self._flog.isEnabledFor(logging.INFO):
+        if self._calls is not None:
             text = line.decode("utf-8", "replace").rstrip("\r")
-            self._flog.info("%s", text, extra={"request_id": self._request_id, "function": self.spec.name})
+            start, self._start_line = self._start_line, None
+            self._calls.emit([start, text] if start else [text], self._request_id)
 
     def _watch(self, deadline: float) -> None:
         """One timer per call, for both limits: fires every memory_sample_s and exactly at the deadline."""
@@ -385,7 +402,9 @@ class Instance:
         assert self._api is not None and self._proc is not None
         rid = request.request_id
         self._request_id = rid
-        self._log.add_text(metering.start_line(rid, self.spec.version))
+        start = metering.start_line(rid, self.spec.version)
+        self._log.add_text(start)
+        self._start_line = start  # written with the call's first output line, or with its END
         self._members = self._tree()
         if self._procs is not None:
             self._procs.reset_peaks(self._members)
@@ -448,12 +467,15 @@ class Instance:
             cost_usd=metering.cost_usd(billed, self.spec.memory_mb, self._billing),
             cold=cold,
         )
-        if ending.kind is End.TIMEOUT:
-            self._log.add(msgspec.json.decode(payload)["errorMessage"].encode())
-        self._log.add_text(metering.end_line(rid))
-        self._log.add_text(metering.report_line(result, status=status))
+        tail = [msgspec.json.decode(payload)["errorMessage"]] if ending.kind is End.TIMEOUT else []
+        tail += [metering.end_line(rid), metering.report_line(result, status=status)]
+        for line in tail:
+            self._log.add_text(line)
         result.log = self._log.take()
-        metering.log_invocation(result, self.spec.name)
+        start, self._start_line = self._start_line, None
+        if self._calls is not None:
+            lines = [start, *tail] if start else tail
+            self._calls.emit(lines, rid, metering.report_fields(result, self.spec.name))
         return result
 
     def _classify(self, rid: str, ending: Ending) -> tuple[bytes, str | None, metering.ReportStatus | None]:
@@ -486,6 +508,17 @@ class Instance:
 
     def __repr__(self) -> str:
         return f"<Instance {self.spec.name} pid={self.pid} {self._state}>"
+
+
+def batch_scheduling(pid: int) -> None:
+    """Run the process (and what it starts later) under SCHED_BATCH: same CPU share, but its wake-ups do not
+    preempt the task that woke it. Every call wakes the instance with a write from the daemon; at normal
+    policy the kernel switches to the instance in the middle of that write, and the daemon (with the next
+    callers' requests) waits until it is done. A process that is gone or not ours is left alone."""
+    try:
+        os.sched_setscheduler(pid, os.SCHED_BATCH, os.sched_param(0))
+    except (OSError, AttributeError):
+        pass
 
 
 def _error(message: str, error_type: str) -> bytes:
