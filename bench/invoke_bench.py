@@ -99,7 +99,7 @@ def pinned(cpus: set[int] | None):  # type: ignore[no-untyped-def]
 
 
 def start_router(
-    folder: Path, cpus: set[int] | None, serve_args: list[str], extra: list[str]
+    folder: Path, cpus: set[int] | None, serve_args: list[str], extra: list[str], source: Path = REPO
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     (folder / "echo").mkdir()
@@ -121,7 +121,7 @@ def start_router(
         stderr=subprocess.STDOUT,
         start_new_session=True,
         preexec_fn=pinned(cpus),
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(source)},
     )
     wait_http(f"http://127.0.0.1:{port}/readyz", proc)
     return proc, f"http://127.0.0.1:{port}"
@@ -299,10 +299,10 @@ async def measure(args: argparse.Namespace, cpus: set[int] | None) -> dict[str, 
         procs: list[subprocess.Popen[bytes]] = []
         targets: dict[str, tuple[str, int]] = {}
         try:
-            for label, serve_args, config in variants(args):
+            for label, serve_args, config, source in variants(args):
                 folder = Path(tmp) / label
                 folder.mkdir()
-                router, url = start_router(folder, cpus, serve_args, config)
+                router, url = start_router(folder, cpus, serve_args, config, source)
                 procs.append(router)
                 targets[label] = (url, router.pid)
             bare, bare_url = start_bare(cpus)
@@ -322,15 +322,17 @@ async def measure(args: argparse.Namespace, cpus: set[int] | None) -> dict[str, 
     return {name: summary(seq[name], conc[name]) for name in seq}
 
 
-def variants(args: argparse.Namespace) -> list[tuple[str, list[str], list[str]]]:
-    """(label, serve options, config YAML) of each router to measure; `--variant 'LABEL|OPTIONS|YAML'`."""
+def variants(args: argparse.Namespace) -> list[tuple[str, list[str], list[str], Path]]:
+    """(label, serve options, config YAML, source tree) of each router to measure:
+    `--variant 'LABEL|OPTIONS|YAML|SOURCE'` (a source tree: another checkout, e.g. `git archive` of a
+    previous commit, to measure a change against what came before it in the same run)."""
     if not args.variant:
-        return [("router", args.serve_arg, args.config)]
+        return [("router", args.serve_arg, args.config, REPO)]
     found = []
     for spec in args.variant:
-        label, _, rest = spec.partition("|")
-        options, _, yaml = rest.partition("|")
-        found.append((label, [*args.serve_arg, *options.split()], [*args.config, *([yaml] if yaml else [])]))
+        label, options, yaml, source = [*spec.split("|"), "", "", ""][:4]
+        config = [*args.config, *([yaml] if yaml else [])]
+        found.append((label, [*args.serve_arg, *options.split()], config, Path(source) if source else REPO))
     return found
 
 
@@ -396,7 +398,7 @@ async def main() -> None:
         "--variant",
         action="append",
         default=[],
-        help="'LABEL|SERVE OPTIONS|CONFIG YAML': one more router to measure in the same run (repeatable)",
+        help="'LABEL|SERVE OPTIONS|CONFIG YAML|SOURCE TREE': a router to measure, same run (repeatable)",
     )
     args = parser.parse_args()
 

@@ -35,6 +35,7 @@ from router import backends as local_backends
 from router.config import Config, RouteConfig
 from router.control.app import create_app
 from router.control.catalog import FunctionCatalog
+from router.control.front import Front
 from router.control.plane import ControlPlane
 from router.core.backends import Backends, InvocationRecord
 from router.core.clock import Clock, SystemClock
@@ -81,6 +82,8 @@ class Daemon:
         self.control_port: int | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._runner: web.AppRunner | None = None
+        self._front: Front | None = None
+        self._listener: asyncio.Server | None = None
         self._stop = asyncio.Event()
         self._stops = 0
         self._forced = asyncio.Event()  # a second stop request: no more grace
@@ -129,9 +132,15 @@ class Daemon:
         )
         self._runner = web.AppRunner(create_app(plane), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port, reuse_address=True)
-        await site.start()
-        self.control_port = _bound_port(site)
+        # The port is served by the front (router/control/front.py): Invoke on its lean path, the rest by
+        # the app through the runner's server.
+        assert self._runner.server is not None
+        self._front = Front(plane, self._runner.server)
+        server = self.config.server
+        self._listener = await asyncio.get_running_loop().create_server(
+            self._front.protocol, server.host, server.port, reuse_address=True
+        )
+        self.control_port = int(self._listener.sockets[0].getsockname()[1])
         for name in self.config.sources:
             self._start_source(name)
         log.info(
@@ -183,6 +192,10 @@ class Daemon:
             await self._drain(grace)
         if self.inspect is not None:
             self.inspect.close()  # long polls of the inspection API return now
+        if self._listener is not None:
+            self._listener.close()
+        if self._front is not None:
+            self._front.close()
         if self._runner is not None:
             await self._runner.cleanup()
         if self.dispatcher is not None:
@@ -333,9 +346,3 @@ def _keep(new: Config, old: Config, keys: tuple[str, ...]) -> Config:
     import msgspec
 
     return msgspec.structs.replace(new, **{k: getattr(old, k) for k in keys})
-
-
-def _bound_port(site: web.TCPSite) -> int:
-    server = site._server  # aiohttp keeps the asyncio Server here; the port is known only after binding
-    sockets = getattr(server, "sockets", None) or []
-    return int(sockets[0].getsockname()[1]) if sockets else 0

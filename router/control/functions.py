@@ -72,7 +72,7 @@ def _configuration(request: web.Request, defn: FunctionDefinition) -> dict[str, 
 
 
 async def _body(request: web.Request) -> bytes:
-    check_content_type(request)
+    check_content_type(request.headers.get("Content-Type"))
     return await request.read()
 
 
