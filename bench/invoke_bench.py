@@ -10,7 +10,8 @@ work on the machine hits both alike:
 
 * c=1: sequential calls on one keep-alive connection: p50 / p99 latency;
 * c=N: N keep-alive connections calling back to back: calls/s and p50 / p99 latency;
-* CPU per call at c=N: the daemon process(es) and the function instances apart, and this client.
+* CPU per call at c=N: the daemon process, its invoker workers (`invoker.workers`), the function instances,
+  and this client, apart.
 
 `--cpus 0` pins both servers (and everything they start) to those CPUs with sched_setaffinity, the way
 `taskset -c 0` would; `--compare-cpus 0 0,1` runs the whole measurement once per set and prints the
@@ -244,6 +245,7 @@ class Phase:
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     daemon_cpu_s: float = 0.0
+    helper_cpu_s: float = 0.0
     instance_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
 
@@ -286,10 +288,17 @@ async def run_calls(url: str, connections: int, seconds: float, phase: Phase) ->
 
 async def measured(url: str, pid: int, connections: int, seconds: float, phase: Phase) -> None:
     own = daemons(pid)
+    helpers = [p for p in own if p != pid]  # invoker workers (and the zygote, which is idle meanwhile)
     kids = [p for p in tree(pid) if p not in own]
-    d0, k0, c0 = sum(map(cpu_seconds, own)), sum(map(cpu_seconds, kids)), own_cpu_s()
+    d0, h0, k0, c0 = (
+        cpu_seconds(pid),
+        sum(map(cpu_seconds, helpers)),
+        sum(map(cpu_seconds, kids)),
+        own_cpu_s(),
+    )
     await run_calls(url, connections, seconds, phase)
-    phase.daemon_cpu_s += sum(map(cpu_seconds, own)) - d0
+    phase.daemon_cpu_s += cpu_seconds(pid) - d0
+    phase.helper_cpu_s += sum(map(cpu_seconds, helpers)) - h0
     phase.instance_cpu_s += sum(map(cpu_seconds, kids)) - k0
     phase.client_cpu_s += own_cpu_s() - c0
 
@@ -344,6 +353,7 @@ def summary(seq: Phase, conc: Phase) -> dict[str, float]:
         "p50_ms": round(conc.pct(50), 3),
         "p99_ms": round(conc.pct(99), 3),
         "daemon_us_per_call": round(conc.per_call_us(conc.daemon_cpu_s), 1),
+        "workers_us_per_call": round(conc.per_call_us(conc.helper_cpu_s), 1),
         "instances_us_per_call": round(conc.per_call_us(conc.instance_cpu_s), 1),
         "client_us_per_call": round(conc.per_call_us(conc.client_cpu_s), 1),
         "errors": seq.errors + conc.errors,
@@ -357,6 +367,7 @@ ROWS = [
     ("c=N p50 ms", "p50_ms"),
     ("c=N p99 ms", "p99_ms"),
     ("daemon CPU us/call", "daemon_us_per_call"),
+    ("workers CPU us/call", "workers_us_per_call"),
     ("instances CPU us/call", "instances_us_per_call"),
     ("client CPU us/call", "client_us_per_call"),
     ("errors", "errors"),

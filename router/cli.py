@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no START/END/REPORT or function output lines on the log (invoker.log_calls: false)",
     )
+    s.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="invoker worker processes that run the instances (invoker.workers; 0: the daemon itself)",
+    )
     s.set_defaults(func=cmd_serve)
 
     v = sub.add_parser("validate", help="check a config exactly as serve would")
@@ -136,6 +142,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.quiet_calls:
         config = msgspec.structs.replace(
             config, invoker=msgspec.structs.replace(config.invoker, log_calls=False)
+        )
+    if args.workers is not None:
+        if not 0 <= args.workers <= 64:
+            log.error(f"--workers: expected 0 to 64, got {args.workers}")
+            return 2
+        config = msgspec.structs.replace(
+            config, invoker=msgspec.structs.replace(config.invoker, workers=args.workers)
         )
     if config.server.host not in ("127.0.0.1", "localhost", "::1") and not config.server.auth_token:
         log.error(f"server.host: {config.server.host!r} is not loopback; set server.auth_token to expose it")

@@ -130,6 +130,12 @@ class CallLines:
             self.logger.info("%s", line, extra=extra)
 
 
+def current_format() -> tuple[str, bool]:
+    """(level, JSON?) of the daemon's log as setup_logging set it up (for processes that log alike)."""
+    level = logging.getLevelName(logging.getLogger().level).lower()
+    return level, _sink.json if _sink is not None else True
+
+
 def setup_logging(level: str = "info", json_format: bool | None = None) -> None:
     global _sink
     if json_format is None:

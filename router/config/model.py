@@ -124,6 +124,8 @@ class InvokerConfig(Strict):
     python_zygote: bool = True  # fork Python instances from a pre-started interpreter (docs/invoker.md)
     batch_scheduling: bool = True  # instances under SCHED_BATCH: waking one does not preempt the daemon
     log_calls: bool = True  # each call's START, output, END and REPORT lines on the daemon's log
+    # Processes that run the instances (router/invoker/worker.py); 0: the daemon runs them itself.
+    workers: Annotated[int, msgspec.Meta(ge=0, le=64)] = 0
 
 
 class LimitsConfig(Strict):

@@ -415,6 +415,10 @@ class Dispatcher:
 
 def _invoker_factory(config: Config) -> InstanceFactory:
     # Imported here: the invoker (and its zygote) only when real instances are wanted, not in unit tests.
+    if config.invoker.workers > 0:
+        from router.invoker.workers import WorkerFactory
+
+        return WorkerFactory(config, config.invoker.workers)
     from router.invoker.factory import InvokerFactory
 
     return InvokerFactory(config)

@@ -311,6 +311,16 @@ class Instance:
     def init_ms(self) -> float | None:
         return self._init_ms
 
+    @property
+    def exited(self) -> asyncio.Future[int | None]:
+        """Resolves with the exit status once the instance's process has exited (for an owner that must
+        know of a death outside a call: router/invoker/worker.py)."""
+        if self._proc is None:
+            done: asyncio.Future[int | None] = self._loop.create_future()
+            done.set_result(None)
+            return done
+        return self._proc.exited
+
     def _move(self, to: State) -> None:
         """The one way the state changes; raises lifecycle.InvalidTransition for a move the table refuses."""
         self._state = lifecycle.move(self._state, to)
