@@ -55,6 +55,9 @@ from router.invoker.zygote import Zygotes
 from router.logs import CallLines
 
 MIB = 1024 * 1024
+# The Runtime API's Unix socket, for the router's own Python and Node bootstraps (each removes it from its
+# environment); AWS_LAMBDA_RUNTIME_API (TCP) is always set as well, and is what `provided` runtimes use.
+UNIX_API_ENV = "_ROUTER_RUNTIME_API_UNIX"
 
 
 class Instance:
@@ -147,13 +150,16 @@ class Instance:
             on_answer=self._on_answer,
             pids=self._tree if self._verify_peer else None,
         )
-        address = self._address = await self._api.start()
+        own_runtime = bool(launch.PYTHON.match(self.spec.runtime) or launch.NODE.match(self.spec.runtime))
+        address = self._address = await self._api.start(unix=own_runtime)
         self._waiter = self._loop.create_future()
         t0 = time.perf_counter()
         try:
             plan = launch.build(
                 self.spec, runtime_api=address, init_type=self._init_type, log_stream=launch.log_stream_name()
             )
+            if self._api.unix_path is not None:
+                plan = msgspec.structs.replace(plan, env={**plan.env, UNIX_API_ENV: self._api.unix_path})
             self._proc = await self._launch(plan)
             if self._batch:
                 batch_scheduling(self._proc.pid)
@@ -306,6 +312,12 @@ class Instance:
     def address(self) -> str | None:
         """The instance's AWS_LAMBDA_RUNTIME_API (host:port)."""
         return self._address
+
+    @property
+    def unix_address(self) -> str | None:
+        """The Runtime API's Unix socket, offered to the router's own Python and Node runtimes (None for
+        `provided`, which speaks to `address` only)."""
+        return self._api.unix_path if self._api is not None else None
 
     @property
     def init_ms(self) -> float | None:
