@@ -8,7 +8,9 @@ How limits are enforced during a call (all from event-loop callbacks; nothing he
 * timeout: a timer at the deadline SIGKILLs the group and the call fails with Sandbox.Timeout;
 * memory: the RSS of the process tree is sampled every `memory_sample_s`; past memory_mb the group is killed
   and the call fails with Runtime.OutOfMemory. The peak (VmHWM, reset per call through clear_refs, summed
-  over the tree) is checked once more when the answer arrives, so a short spike between samples counts too;
+  over the tree as of the call's start) is checked once more when the answer arrives, so a short spike
+  between samples counts too; it is the call's Max Memory Used. (A lone process is not walked for children
+  again before TREE_WALK_S has passed; every sampler tick walks the tree.)
 * exit: the leader exiting mid-call fails the call with Runtime.ExitError (the rest of the group is killed).
 After any of these the instance is dead and the next call needs a fresh one.
 
@@ -55,6 +57,10 @@ from router.invoker.zygote import Zygotes
 from router.logs import CallLines
 
 MIB = 1024 * 1024
+# A call's memory covers the process tree as walked at its start. An instance that was a lone process at
+# the last walk is walked again only this often (a walk is two /proc reads per process, on every call);
+# the memory sampler walks it on each tick of a longer call.
+TREE_WALK_S = 1.0
 # The Runtime API's Unix socket, for the router's own Python and Node bootstraps (each removes it from its
 # environment); AWS_LAMBDA_RUNTIME_API (TCP) is always set as well, and is what `provided` runtimes use.
 UNIX_API_ENV = "_ROUTER_RUNTIME_API_UNIX"
@@ -104,6 +110,7 @@ class Instance:
         self._sampled_peak = 0  # bytes, this call
         self._last_peak = 0  # bytes, the last measured peak (a floor when a call dies before any sample)
         self._members: list[int] = []  # the process tree, as of the call's start or the last sample
+        self._members_at = -1.0  # loop time of the last walk of the tree
         self._sampler: asyncio.TimerHandle | None = None
         self.invocations = 0
 
@@ -340,6 +347,10 @@ class Instance:
     def _tree(self) -> list[int]:
         return self._procs.members() if self._procs is not None else []
 
+    def _walk(self) -> None:
+        self._members = self._tree()
+        self._members_at = self._loop.time()
+
     def _peak(self, members: list[int]) -> int:
         return self._procs.peak_bytes(members) if self._procs is not None else 0
 
@@ -384,7 +395,7 @@ class Instance:
             self._kill()
             self._settle(End.TIMEOUT)
             return
-        self._members = self._tree()
+        self._walk()
         rss = procs.rss_bytes(self._members)
         self._sampled_peak = max(self._sampled_peak, rss)
         if rss > self._limit_bytes:
@@ -427,7 +438,8 @@ class Instance:
         start = metering.start_line(rid, self.spec.version)
         self._log.add_text(start)
         self._start_line = start  # written with the call's first output line, or with its END
-        self._members = self._tree()
+        if len(self._members) != 1 or self._loop.time() - self._members_at > TREE_WALK_S:
+            self._walk()
         if self._procs is not None:
             self._procs.reset_peaks(self._members)
         self._sampled_peak = 0
