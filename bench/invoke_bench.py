@@ -13,11 +13,12 @@ work on the machine hits both alike:
 * CPU per call at c=N: the daemon process, its invoker workers (`invoker.workers`), the function instances,
   and this client, apart.
 
-`--cpus 0` pins both servers (and everything they start) to those CPUs with sched_setaffinity, the way
-`taskset -c 0` would; `--compare-cpus 0 0,1` runs the whole measurement once per set and prints the
-throughput ratio (does the router use a second core?). `--serve-arg` passes an option on to `router serve`
-(e.g. `--serve-arg=--workers=2`), `--config` adds YAML top-level sections to the config (e.g.
-`--config 'invoker: {python_zygote: false}'`). The last line is a JSON object with every figure.
+`--cpus 0` pins both servers (and everything they start) and this client to those CPUs with
+sched_setaffinity, the way `taskset -c 0` would; `--compare-cpus 0 0,1` runs the whole measurement once per
+set and prints the throughput ratios (does the router use a second core?). `--variant` measures several
+routers side by side in the same run: serve options (e.g. `--workers 2`), config YAML, or another source
+tree (e.g. a `git archive` of the previous commit, to measure a change against what came before it). The
+last line is a JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -304,6 +305,17 @@ async def measured(url: str, pid: int, connections: int, seconds: float, phase: 
 
 
 async def measure(args: argparse.Namespace, cpus: set[int] | None) -> dict[str, dict[str, float]]:
+    """One full measurement; with `cpus`, the servers and this client all run on those CPUs only."""
+    everywhere = os.sched_getaffinity(0)
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    try:
+        return await _measure(args, cpus)
+    finally:
+        os.sched_setaffinity(0, everywhere)
+
+
+async def _measure(args: argparse.Namespace, cpus: set[int] | None) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory(prefix="invoke-bench-") as tmp:
         procs: list[subprocess.Popen[bytes]] = []
         targets: dict[str, tuple[str, int]] = {}
