@@ -28,6 +28,7 @@ import asyncio
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -343,6 +344,27 @@ async def _measure(args: argparse.Namespace, cpus: set[int] | None) -> dict[str,
     return {name: summary(seq[name], conc[name]) for name in seq}
 
 
+async def cold_starts(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """The first call of each variant after a fresh start (connect included), `--cold` times, interleaved."""
+    found: dict[str, list[float]] = {}
+    for _ in range(args.cold):
+        for label, serve_args, config, source in variants(args):
+            with tempfile.TemporaryDirectory(prefix="invoke-bench-cold-") as tmp:
+                router, url = start_router(Path(tmp), None, serve_args, config, source)
+                try:
+                    await asyncio.sleep(0.5)  # let the start settle (the zygote starting), as the kit does
+                    t0 = time.perf_counter()
+                    client = await connect(url)
+                    status, _ = await client.call(b'{"cold": true}')
+                    found.setdefault(label, []).append((time.perf_counter() - t0) * 1000)
+                    assert client.transport is not None and status == 200
+                    client.transport.close()
+                finally:
+                    stop(router)
+    return {label: {"cold_p50_ms": round(statistics.median(v), 2), "cold_min_ms": round(min(v), 2)}
+            for label, v in found.items()}  # fmt: skip
+
+
 def variants(args: argparse.Namespace) -> list[tuple[str, list[str], list[str], Path]]:
     """(label, serve options, config YAML, source tree) of each router to measure:
     `--variant 'LABEL|OPTIONS|YAML|SOURCE'` (a source tree: another checkout, e.g. `git archive` of a
@@ -423,7 +445,14 @@ async def main() -> None:
         default=[],
         help="'LABEL|SERVE OPTIONS|CONFIG YAML|SOURCE TREE': a router to measure, same run (repeatable)",
     )
+    parser.add_argument("--cold", type=int, default=0, help="only the first call: N fresh starts")
     args = parser.parse_args()
+    if args.cold:
+        cold = await cold_starts(args)
+        for label, figures in cold.items():
+            print(f"{label:>16}: first call p50 {figures['cold_p50_ms']} ms, min {figures['cold_min_ms']} ms")
+        print(json.dumps({"load_1m": load(), "cold": cold}))
+        return
 
     sets = args.compare_cpus or [args.cpus]
     results = {}

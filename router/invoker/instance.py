@@ -168,8 +168,6 @@ class Instance:
             if self._api.unix_path is not None:
                 plan = msgspec.structs.replace(plan, env={**plan.env, UNIX_API_ENV: self._api.unix_path})
             self._proc = await self._launch(plan)
-            if self._batch:
-                batch_scheduling(self._proc.pid)
             self._procs = procs.Tree(self._proc.pid)
             self._api.launched()
         except (launch.LaunchError, OSError) as e:
@@ -193,6 +191,8 @@ class Instance:
             timer.cancel()
         init_ms = (ending.at - t0) * 1000
         if ending.kind is End.READY:
+            if self._batch:  # after init, whose many wake-ups (fork, imports, connect) should not wait
+                batch_scheduling(self._proc.pid)
             self._init_ms = init_ms
             self._last_peak = self._peak(self._tree())
             self._cold = self._init_type == "on-demand"
