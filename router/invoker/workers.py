@@ -180,6 +180,14 @@ class RemoteInstance:
         return f"<RemoteInstance {self.spec.name} pid={self.pid} worker={self._worker.index}>"
 
 
+def _stop_unwanted(worker: WorkerProcess, id: int, started: asyncio.Future[Any]) -> None:
+    """An instance whose launch was given up on meanwhile: stop it (its Stopped answer goes unread)."""
+    if started.cancelled() or started.exception() is not None:
+        return
+    if isinstance(started.result(), Started) and worker.alive:
+        worker.channel.send(Stop(id))
+
+
 def _dead_result(request: InvokeRequest, spec: FunctionSpec) -> InvocationResult:
     return InvocationResult(
         request_id=request.request_id,
@@ -210,7 +218,13 @@ class WorkerFactory:
     async def __call__(self, spec: FunctionSpec, init_type: str, request_id: str) -> RemoteInstance:
         worker = await self._pick()
         id = next(self._ids)
-        answer = await worker.request(id, Start(id, spec, init_type, request_id))
+        started = worker.request(id, Start(id, spec, init_type, request_id))
+        try:
+            answer = await asyncio.shield(started)
+        except asyncio.CancelledError:
+            # The launch goes on in the worker: the instance is stopped as soon as it is there.
+            started.add_done_callback(lambda f: _stop_unwanted(worker, id, f))
+            raise
         if isinstance(answer, InitFailedMsg):
             raise InitFailed(answer.result)
         if isinstance(answer, LaunchError):
@@ -232,8 +246,13 @@ class WorkerFactory:
         task = self._starting.get(index)
         if task is None:
             task = self._starting[index] = asyncio.ensure_future(self._launch(index))
-            task.add_done_callback(lambda _: self._starting.pop(index, None))
+            task.add_done_callback(lambda t: self._started(index, t))
         return task
+
+    def _started(self, index: int, task: asyncio.Task[WorkerProcess]) -> None:
+        self._starting.pop(index, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("invoker worker %d could not be started: %r", index, task.exception())
 
     async def _launch(self, index: int) -> WorkerProcess:
         old = self._workers[index]
