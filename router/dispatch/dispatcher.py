@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -55,6 +54,7 @@ from router.config import AccountConfig, Config
 from router.core.backends import AsyncQueue, QueuedEvent
 from router.core.clock import Clock, SystemClock
 from router.core.errors import FunctionNotFound, LoopDetected, QueueUnavailable, ShuttingDown, Throttled
+from router.core.ids import new_request_id
 from router.core.results import InvocationResult
 from router.dispatch.concurrency import Accounting
 from router.dispatch.loops import LoopGuard
@@ -286,7 +286,7 @@ class Dispatcher:
             self.metrics.throttles.labels(function, e.reason or "").inc()
             raise
         call = Call(
-            request_id=str(uuid.uuid4()),
+            request_id=new_request_id(),
             payload=payload,
             client_context=client_context,
             trace_id=trace,
@@ -361,7 +361,7 @@ class Dispatcher:
             )
         now = self.clock.time()
         event = QueuedEvent(
-            id=str(uuid.uuid4()),
+            id=new_request_id(),
             function=function,
             enqueued_at=now,
             not_before=now,
