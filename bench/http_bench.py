@@ -101,7 +101,7 @@ async def serve_gateway_only(port: int) -> None:
     from router.config import HttpRouteConfig, RouteConfig
     from router.config.sources.http import Config
     from router.core.clock import SystemClock
-    from router.core.ports import Delivery, SourceContext
+    from router.core.ports import SourceContext
     from router.core.results import InvocationResult
     from router.dispatch.routing import BoundRoute
     from router.sources.http.source import create
@@ -110,13 +110,10 @@ async def serve_gateway_only(port: int) -> None:
         async def invoke(self, function: str, payload: bytes, **_: object) -> InvocationResult:
             return InvocationResult(request_id="bench", payload=b'{"event":' + payload + b"}")
 
-    async def submit(envelopes: object) -> Delivery:
-        return Delivery()
-
     route = RouteConfig(source="api", function="echo", http=HttpRouteConfig(method="GET", path="/items/{id}"))
-    bound = [BoundRoute("api", "echo", "http", route, "aws", Instant(), None)]  # type: ignore[arg-type]
     config = msgspec.convert({"kind": "http", "port": port}, Config)
-    ctx = SourceContext("api", config, bound, Path(tempfile.gettempdir()), SystemClock(), submit)
+    bound = [BoundRoute("api", "echo", "http", Config.traits, route, "aws", Instant())]  # type: ignore[arg-type]
+    ctx = SourceContext("api", config, bound, Path(tempfile.gettempdir()), SystemClock())
     await create(ctx).run()
 
 

@@ -16,6 +16,7 @@ import signal
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--log-format", choices=["json", "text", "auto"], default="auto")
     s.add_argument(
         "--watch", action="store_true", help="reload the config file whenever it changes (as SIGHUP does)"
+    )
+    s.add_argument(
+        "--loop",
+        choices=["auto", "uvloop", "asyncio"],
+        default=os.environ.get("ROUTER_LOOP", "auto"),
+        help="event loop: uvloop when installed (auto, the default), or asyncio's own",
+    )
+    s.add_argument(
+        "--quiet-calls",
+        action="store_true",
+        help="no START/END/REPORT or function output lines on the log (invoker.log_calls: false)",
+    )
+    s.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="invoker worker processes that run the instances (invoker.workers; 0: the daemon itself)",
     )
     s.set_defaults(func=cmd_serve)
 
@@ -135,6 +153,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import msgspec
+
     from router.logs import setup_logging
     from router.validate import load_config
 
@@ -145,13 +165,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for problem in e.problems:
             log.error(f"config: {problem}")
         return 2
+    if args.quiet_calls:
+        config = msgspec.structs.replace(
+            config, invoker=msgspec.structs.replace(config.invoker, log_calls=False)
+        )
+    if args.workers is not None:
+        if not 0 <= args.workers <= 64:
+            log.error(f"--workers: expected 0 to 64, got {args.workers}")
+            return 2
+        config = msgspec.structs.replace(
+            config, invoker=msgspec.structs.replace(config.invoker, workers=args.workers)
+        )
     if config.server.host not in ("127.0.0.1", "localhost", "::1") and not config.server.auth_token.strip():
         log.error(f"server.host: {config.server.host!r} is not loopback; set server.auth_token to expose it")
         return 2
     from router.daemon import StartError
 
     try:
-        asyncio.run(serve(config, Path(args.config).resolve(), watch=args.watch))
+        loop_factory = event_loop_factory(args.loop)
+    except ImportError as e:
+        log.error(f"--loop {args.loop}: {e}")
+        return 2
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(serve(config, Path(args.config).resolve(), watch=args.watch))
     except StartError as e:
         log.error(f"cannot start: {e}")
         return 2
@@ -159,6 +196,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.error(f"cannot start: {e}")
         return 1
     return 0
+
+
+def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The loop `serve` runs on: uvloop (libuv; its transports and callbacks are C) when installed and not
+    refused, else asyncio's default (None). "uvloop" insists on it (ImportError when missing)."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise
+        return None
+    return uvloop.new_event_loop
 
 
 async def serve(config: object, path: Path, *, watch: bool = False) -> None:

@@ -53,6 +53,7 @@ from router.config import Config, RouteConfig, split_qualifier
 from router.control.app import create_runner
 from router.control.catalog import FunctionCatalog
 from router.control.codewatch import CodeWatcher
+from router.control.front import Front
 from router.control.mappings.port import MappedSource
 from router.control.mappings.registry import MappingRegistry
 from router.control.plane import ControlPlane
@@ -124,6 +125,8 @@ class Daemon:
         self.control_port: int | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._runner: web.AppRunner | None = None
+        self._front: Front | None = None
+        self._listener: asyncio.Server | None = None
         self._stop = asyncio.Event()
         self._stops = 0
         self._forced = asyncio.Event()  # a second stop request: no more grace
@@ -188,13 +191,18 @@ class Daemon:
         )
         self._runner = create_runner(plane)
         await self._runner.setup()
+        # The port is served by the front (router/control/front.py): Invoke on its lean path, the rest by
+        # the app through the runner's server.
+        assert self._runner.server is not None
+        self._front = Front(plane, self._runner.server)
         server = self.config.server
-        site = web.TCPSite(self._runner, server.host, server.port, reuse_address=True)
         try:
-            await site.start()
+            self._listener = await asyncio.get_running_loop().create_server(
+                self._front.protocol, server.host, server.port, reuse_address=True
+            )
         except OSError as e:
             raise StartError(listen_problem("server", server.host, server.port, e)) from None
-        self.control_port = _bound_port(site)
+        self.control_port = int(self._listener.sockets[0].getsockname()[1])
         for name in self.config.sources:
             self._start_source(name, at_start=True)
         assert self._tg is not None
@@ -276,6 +284,10 @@ class Daemon:
             await self._drain(grace)
         if self.inspect is not None:
             self.inspect.close()  # long polls of the inspection API return now
+        if self._listener is not None:
+            self._listener.close()
+        if self._front is not None:
+            self._front.close()
         if self._runner is not None:
             await self._runner.cleanup()
         if self.dispatcher is not None:
@@ -483,9 +495,3 @@ class Daemon:
 
 def _keep(new: Config, old: Config, keys: tuple[str, ...]) -> Config:
     return msgspec.structs.replace(new, **{k: getattr(old, k) for k in keys})
-
-
-def _bound_port(site: web.TCPSite) -> int:
-    server = site._server  # aiohttp keeps the asyncio Server here; the port is known only after binding
-    sockets = getattr(server, "sockets", None) or []
-    return int(sockets[0].getsockname()[1]) if sockets else 0

@@ -1,14 +1,25 @@
 """Logging set-up: one line per record, JSON when stderr is not a terminal (for log shippers), text otherwise.
 
 Extra fields passed with `logger.info(msg, extra={"fields": {...}})` are merged into the JSON object (and
-appended as key=value in text mode), so one invocation is one structured line, like Lambda's REPORT line.
+appended as key=value in text mode).
+
+Each call's own lines go to logger `router.function.<name>` through a `CallLines` (one per function): START,
+the function's output, END and REPORT (INIT_REPORT for an init that failed), the text exactly as Lambda
+prints it. In text mode that text is the message after the usual `time level logger:` prefix, with nothing
+appended; in JSON mode it is `msg`, with `request_id` and `function` (and, on REPORT, the call's figures:
+duration, billed, memory, memory_size, init, cold, cost_usd, outcome) as fields. They are on the hot path,
+so once `setup_logging` has installed the daemon's handler, `CallLines.emit` formats them itself and hands
+all the lines of one emit to the handler's stream in one write (a LogRecord and a write per line would cost
+about 13 us each); without it (the router used as a library, tests) they are ordinary log records.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
 
 import msgspec
 
@@ -45,7 +56,89 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+class _Sink:
+    """The daemon's handler, written to directly by CallLines."""
+
+    def __init__(self, handler: logging.StreamHandler[TextIO], json_format: bool) -> None:
+        self.handler = handler
+        self.json = json_format
+        self._second = -1
+        self._stamp = ""
+
+    def _time(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:
+            if self.json:
+                self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            else:
+                self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+            self._second = second
+        millis = int((now - second) * 1000)
+        return f"{self._stamp}.{millis:03d}Z" if self.json else f"{self._stamp},{millis:03d}"
+
+    def write(
+        self, logger: str, lines: Sequence[str], fields: dict[str, Any], last: Mapping[str, Any]
+    ) -> None:
+        stamp = self._time(time.time())
+        if self.json:
+            out = []
+            for i, line in enumerate(lines):
+                record = {"time": stamp, "level": "info", "logger": logger, "msg": line, **fields}
+                if i == len(lines) - 1:
+                    record.update(last)
+                out.append(_encode(record).decode())
+            text = "\n".join(out) + "\n"
+        else:
+            prefix = f"{stamp} INFO    {logger}: "
+            text = "".join(prefix + line + "\n" for line in lines)
+        handler = self.handler
+        handler.acquire()
+        try:
+            handler.stream.write(text)
+            handler.flush()
+        except Exception:
+            handler.handleError(logging.makeLogRecord({"msg": text}))
+        finally:
+            handler.release()
+
+
+_sink: _Sink | None = None
+
+
+class CallLines:
+    """One function's per-call lines on the daemon's log (see the module docstring)."""
+
+    __slots__ = ("function", "logger")
+
+    def __init__(self, function: str) -> None:
+        self.function = function
+        self.logger = logging.getLogger(f"router.function.{function}")
+
+    def emit(
+        self, lines: Sequence[str], request_id: str | None, last: Mapping[str, Any] | None = None
+    ) -> None:
+        """Log `lines` of the call `request_id` (None: outside any call, e.g. during init); `last` holds the
+        fields of the last line (REPORT's figures)."""
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        fields = {"request_id": request_id, "function": self.function}
+        sink = _sink
+        if sink is not None:
+            sink.write(self.logger.name, lines, fields, last or {})
+            return
+        for i, line in enumerate(lines):
+            extra = {**fields, **last} if last and i == len(lines) - 1 else fields
+            self.logger.info("%s", line, extra=extra)
+
+
+def current_format() -> tuple[str, bool]:
+    """(level, JSON?) of the daemon's log as setup_logging set it up (for processes that log alike)."""
+    level = logging.getLevelName(logging.getLogger().level).lower()
+    return level, _sink.json if _sink is not None else True
+
+
 def setup_logging(level: str = "info", json_format: bool | None = None) -> None:
+    global _sink
     if json_format is None:
         json_format = not sys.stderr.isatty()
     handler = logging.StreamHandler(sys.stderr)
@@ -58,6 +151,7 @@ def setup_logging(level: str = "info", json_format: bool | None = None) -> None:
     logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    _sink = _Sink(handler, json_format)
     root.setLevel(level.upper())
     for noisy in ("aiokafka", "botocore", "aiobotocore", "mail.log", "watchfiles", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -59,6 +59,7 @@ async def make_router(tmp_path: Path) -> AsyncIterator[MakeRouter]:
         env: dict[str, str] | None = None,
         start: bool = True,
         name: str = "",
+        args: Sequence[str] = ("--log-format", "json"),
     ) -> RouterProcess:
         base = tmp_path / (name or f"router{len(made)}")
         base.mkdir(parents=True, exist_ok=True)
@@ -75,7 +76,7 @@ async def make_router(tmp_path: Path) -> AsyncIterator[MakeRouter]:
             "TMP": str(base),
             **(env or {}),
         }
-        router = RouterProcess(base, config_yaml, full_env)
+        router = RouterProcess(base, config_yaml, full_env, args)
         made.append(router)
         if start:
             await router.start()

@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,8 +130,15 @@ def start_tansu() -> Service:
 class RouterProcess:
     """`router serve` on a config in a temp folder, as a user would run it."""
 
-    def __init__(self, base_dir: Path, config_text: str, env: dict[str, str]):
+    def __init__(
+        self,
+        base_dir: Path,
+        config_text: str,
+        env: dict[str, str],
+        args: Sequence[str] = ("--log-format", "json"),
+    ):
         self.base_dir = base_dir
+        self.args = list(args)  # options of `router serve` besides -c
         self.config_path = base_dir / "router.yaml"
         self.config_path.write_text(config_text)
         self.env = env
@@ -148,7 +155,7 @@ class RouterProcess:
         self.proc = subprocess.Popen(
             [
                 *(sys.executable, "-m", "router", "serve", "-c", str(self.config_path)),
-                *("--log-format", "json", *self.serve_args),
+                *("--log-format", "json", *self.serve_args, *self.args),
             ],
             cwd=self.base_dir,
             env={**os.environ, **self.env},

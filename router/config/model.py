@@ -205,6 +205,10 @@ class InvokerConfig(Strict):
     cpu: Cpu = "lambda"  # each function's CPU unless it sets its own
     freeze: bool = True  # freeze idle instances (with cgroups)
     freeze_after_ms: Annotated[int, msgspec.Meta(ge=0, le=60000)] = 10  # 0: at once, as Lambda does
+    batch_scheduling: bool = True  # instances under SCHED_BATCH: waking one does not preempt the daemon
+    log_calls: bool = True  # each call's START, output, END and REPORT lines on the daemon's log
+    # Processes that run the instances (router/invoker/worker.py); 0: the daemon runs them itself.
+    workers: Annotated[int, msgspec.Meta(ge=0, le=64)] = 0
 
     @property
     def cgroups_mode(self) -> str:

@@ -38,7 +38,7 @@ def catalog(request: web.Request) -> FunctionCatalog:
 
 
 async def body(request: web.Request) -> bytes:
-    check_content_type(request)
+    check_content_type(request.headers.get("Content-Type"))
     return await read_body(request)
 
 

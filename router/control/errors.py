@@ -26,6 +26,7 @@ did not run) maps through `from_dispatch_error`, keeping its status, error name,
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import uuid
@@ -77,9 +78,19 @@ class ApiError(Exception):
         key = "Message" if self.error in _CAPITAL_MESSAGE else "message"
         return {"Type": "User" if self.status < 500 else "Service", key: self.message, **self.extra}
 
+    def wire(self, request_id: str) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers, body) of the answer, for the front (router/control/front.py)."""
+        headers = {
+            ERROR_TYPE: self.error,
+            REQUEST_ID: request_id,
+            "Content-Type": "application/json; charset=utf-8",
+        }
+        headers.update(self.headers)
+        return self.status, headers, json.dumps(self.body()).encode()
+
     def response(self, request_id: str) -> web.Response:
-        headers = {ERROR_TYPE: self.error, REQUEST_ID: request_id, **self.headers}
-        return web.json_response(self.body(), status=self.status, headers=headers)
+        status, headers, body = self.wire(request_id)
+        return web.Response(body=body, status=status, headers=headers)
 
 
 def invalid_parameter(message: str) -> ApiError:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 
 import msgspec
 from aiohttp import web
@@ -42,7 +43,7 @@ from router.control.errors import (
     too_large,
 )
 from router.control.names import function_arn, parse_function_name
-from router.control.plane import PLANE_KEY
+from router.control.plane import PLANE_KEY, ControlPlane
 from router.control.requests import check_content_type
 from router.core.errors import INVALID_REQUEST_CONTENT, DispatchError
 from router.edge.bodies import BodyRefused, read_body
@@ -62,8 +63,11 @@ CLIENT_CONTEXT_LIMIT = 3583
 LOG_TAIL = 4096
 
 
-def _invocation_type(request: web.Request) -> str:
-    kind = request.headers.get(INVOCATION_TYPE, REQUEST_RESPONSE)
+Headers = Mapping[str, str]  # case-insensitive lookups (aiohttp's CIMultiDictProxy; the front's own dict)
+
+
+def _invocation_type(headers: Headers) -> str:
+    kind = headers.get(INVOCATION_TYPE, REQUEST_RESPONSE)
     if kind not in (REQUEST_RESPONSE, EVENT, DRY_RUN):
         raise invalid_parameter(
             f"1 validation error detected: Value '{kind}' at 'invocationType' failed to satisfy constraint: "
@@ -72,8 +76,8 @@ def _invocation_type(request: web.Request) -> str:
     return kind
 
 
-def _log_tail(request: web.Request) -> bool:
-    log_type = request.headers.get(LOG_TYPE, "None")
+def _log_tail(headers: Headers) -> bool:
+    log_type = headers.get(LOG_TYPE, "None")
     if log_type not in ("None", "Tail"):
         raise invalid_parameter(
             f"1 validation error detected: Value '{log_type}' at 'logType' failed to satisfy constraint: "
@@ -132,8 +136,61 @@ def check_json(payload: bytes) -> None:
         ) from None
 
 
+class InvokeCall(msgspec.Struct, kw_only=True):
+    """An Invoke request, checked: everything but the payload."""
+
+    name: str
+    qualifier: str | None  # a published version or alias; None for $LATEST
+    arn: str
+    kind: str  # RequestResponse | Event | DryRun
+    tail: bool
+    client_context: str | None
+    trace: str | None
+
+
+def prepare(plane: ControlPlane, name: str, qualifier: str | None, headers: Headers) -> InvokeCall:
+    """Check an Invoke request's name, qualifier and headers; raises ApiError."""
+    account = plane.config.account
+    ref = parse_function_name(name, qualifier)
+    arn = function_arn(account.region, account.account_id, ref.name, ref.qualifier)
+    return InvokeCall(
+        name=ref.name,
+        qualifier=None if ref.is_latest else ref.qualifier,
+        arn=arn,
+        kind=_invocation_type(headers),
+        tail=_log_tail(headers),
+        client_context=check_client_context(headers.get(CLIENT_CONTEXT)),
+        trace=headers.get(TRACE_ID),
+    )
+
+
+async def call_sync(plane: ControlPlane, call: InvokeCall, payload: bytes) -> tuple[dict[str, str], bytes]:
+    """Run a RequestResponse call (payload already checked): the 200 answer's headers and body."""
+    try:
+        result = await plane.dispatcher.invoke(
+            call.name,
+            payload,
+            client_context=call.client_context,
+            trace=call.trace,
+            source="invoke",
+            qualifier=call.qualifier,
+        )
+    except DispatchError as e:
+        raise from_dispatch_error(e, arn=call.arn) from None
+    headers = {
+        EXECUTED_VERSION: result.executed_version,
+        REQUEST_ID: result.request_id,
+        "Content-Type": "application/json",
+    }
+    if result.function_error:
+        headers[FUNCTION_ERROR] = result.function_error
+    if call.tail:
+        headers[LOG_RESULT] = base64.b64encode(result.log[-LOG_TAIL:]).decode()
+    return headers, result.payload
+
+
 async def invoke_lambda(request: web.Request) -> web.Response:
-    check_content_type(request)
+    check_content_type(request.headers.get("Content-Type"))
     return await _invoke(request)
 
 
@@ -143,44 +200,29 @@ async def invoke_alias(request: web.Request) -> web.Response:
 
 async def _invoke(request: web.Request) -> web.Response:
     plane = request.app[PLANE_KEY]
-    account = plane.config.account
-    ref = parse_function_name(request.match_info["name"], request.query.get("Qualifier"))
-    arn = function_arn(account.region, account.account_id, ref.name, ref.qualifier)
-    qualifier = None if ref.is_latest else ref.qualifier
-    kind = _invocation_type(request)
-    tail = _log_tail(request)
-    client_context = check_client_context(request.headers.get(CLIENT_CONTEXT))
-    payload = await read_payload(request, ASYNC_LIMIT if kind == EVENT else SYNC_LIMIT)
+    call = prepare(plane, request.match_info["name"], request.query.get("Qualifier"), request.headers)
+    payload = await read_payload(request, ASYNC_LIMIT if call.kind == EVENT else SYNC_LIMIT)
     check_json(payload)
-    trace = request.headers.get(TRACE_ID)
     dispatcher = plane.dispatcher
+    if call.kind == REQUEST_RESPONSE:
+        headers, body = await call_sync(plane, call, payload)
+        return web.Response(body=body, status=200, headers=headers)
     try:
-        if kind == DRY_RUN:
-            dispatcher.check(ref.name, qualifier)
+        if call.kind == DRY_RUN:
+            dispatcher.check(call.name, call.qualifier)
             return web.Response(status=204)
-        pinned = qualifier or None
-        if kind == EVENT:
-            request_id = await dispatcher.enqueue(
-                ref.name, payload, trace=trace, source="invoke", qualifier=pinned
-            )
-            return web.Response(status=202, headers={REQUEST_ID: request_id})
-        result = await dispatcher.invoke(
-            ref.name, payload, client_context=client_context, trace=trace, source="invoke", qualifier=pinned
+        request_id = await dispatcher.enqueue(
+            call.name, payload, trace=call.trace, source="invoke", qualifier=call.qualifier
         )
     except DispatchError as e:
-        raise from_dispatch_error(e, arn=arn) from None
-    headers = {
-        EXECUTED_VERSION: result.executed_version,
-        REQUEST_ID: result.request_id,
-        "Content-Type": "application/json",
-    }
-    if result.function_error:
-        headers[FUNCTION_ERROR] = result.function_error
-    if tail:
-        headers[LOG_RESULT] = base64.b64encode(result.log[-LOG_TAIL:]).decode()
-    return web.Response(body=result.payload, status=200, headers=headers)
+        raise from_dispatch_error(e, arn=call.arn) from None
+    return web.Response(status=202, headers={REQUEST_ID: request_id})
+
+
+LAMBDA_ROUTE = "/2015-03-31/functions/{name}/invocations"
+ALIAS_ROUTE = "/invoke/{name}"
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/2015-03-31/functions/{name}/invocations", invoke_lambda)
-    app.router.add_post("/invoke/{name}", invoke_alias)
+    app.router.add_post(LAMBDA_ROUTE, invoke_lambda)
+    app.router.add_post(ALIAS_ROUTE, invoke_alias)

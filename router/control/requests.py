@@ -102,9 +102,8 @@ class ConcurrencyIn(Base):
     reserved_concurrent_executions: int
 
 
-def check_content_type(request: web.Request) -> None:
-    """415 for a body that announces itself as something other than JSON (or bytes)."""
-    raw = request.headers.get("Content-Type")
+def check_content_type(raw: str | None) -> None:
+    """415 for a body whose Content-Type (`raw`) announces something other than JSON (or bytes)."""
     if raw and not JSON_TYPES.match(raw.split(";", 1)[0].strip().lower()):
         raise ApiError(
             415, UNSUPPORTED_MEDIA_TYPE, f"The content type of the request body is not JSON: {raw}"

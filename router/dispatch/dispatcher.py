@@ -58,7 +58,6 @@ import asyncio
 import dataclasses
 import logging
 import random
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,6 +69,7 @@ from router.core.arn import lambda_arn
 from router.core.backends import AcceptedEvent, AsyncQueue, QueuedEvent
 from router.core.clock import Clock, SystemClock
 from router.core.errors import FunctionNotFound, LoopDetected, QueueUnavailable, ShuttingDown, Throttled
+from router.core.ids import new_request_id
 from router.core.results import InvocationResult
 from router.dispatch.concurrency import Accounting
 from router.dispatch.faults import Draw, FaultRun, Faults, Injected
@@ -340,7 +340,7 @@ class Dispatcher:
             self.metrics.throttles.labels(function, e.reason or "").inc()
             raise
         call = Call(
-            request_id=str(uuid.uuid4()),
+            request_id=new_request_id(),
             payload=payload,
             client_context=client_context,
             trace_id=trace,
@@ -459,7 +459,7 @@ class Dispatcher:
             )
         now = self.clock.time()
         event = QueuedEvent(
-            id=str(uuid.uuid4()),
+            id=new_request_id(),
             function=function,
             enqueued_at=now,
             not_before=now + delay_s,
@@ -516,6 +516,10 @@ class Dispatcher:
 
 def _invoker_factory(config: Config, state_dir: Path) -> InstanceFactory:
     # Imported here: the invoker (and its zygote) only when real instances are wanted, not in unit tests.
+    if config.invoker.workers > 0:
+        from router.invoker.workers import WorkerFactory
+
+        return WorkerFactory(config, config.invoker.workers)
     from router.invoker.factory import InvokerFactory
 
     return InvokerFactory(config, state_dir)

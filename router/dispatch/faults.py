@@ -46,6 +46,7 @@ from router.core.errors import (
 )
 from router.core.results import InvocationResult
 from router.invoker import metering, outcomes
+from router.logs import CallLines
 
 if TYPE_CHECKING:
     from router.core.clock import Clock
@@ -293,5 +294,5 @@ class FaultRun:
         )
         lines += [metering.end_line(rid), metering.report_line(result, status=status)]
         result.log = "".join(f"{line}\n" for line in lines).encode()
-        metering.log_invocation(result, self.spec.name)
+        CallLines(self.spec.name).emit(lines, rid, metering.report_fields(result, self.spec.name))
         return result

@@ -26,6 +26,8 @@ class InvokerFactory:
         self.containment = Containment.start(
             config.invoker, state_dir if state_dir is not None else config.state_path, Path(config.base_dir)
         )
+        self._batch = config.invoker.batch_scheduling
+        self._log_calls = config.invoker.log_calls
         self.zygotes = Zygotes(enabled=config.invoker.python_zygote)
 
     async def __call__(self, spec: FunctionSpec, init_type: str, request_id: str) -> Instance:
@@ -36,6 +38,8 @@ class InvokerFactory:
             request_id=request_id,
             zygotes=self.zygotes,
             containment=self.containment,
+            batch=self._batch,
+            log_calls=self._log_calls,
         )
 
     def prepare(self, specs: list[FunctionSpec]) -> None:

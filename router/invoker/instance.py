@@ -11,7 +11,8 @@ How limits are enforced during a call (all from event-loop callbacks; nothing he
   the group's peak counter. Without one: the RSS of the process tree is sampled every `memory_sample_s`;
   past memory_mb the group is killed and the call fails with Runtime.OutOfMemory. The peak (VmHWM, reset per
   call through clear_refs, summed over the tree) is checked once more when the answer arrives, so a short
-  spike between samples counts too;
+  spike between samples counts too; it is the call's Max Memory Used. (A lone process is not walked for
+  children again before TREE_WALK_S has passed; every sampler tick walks the tree.)
 * exit: the leader exiting mid-call fails the call with Runtime.ExitError (the rest of the group is killed).
 After any of these the instance is dead and the next call needs a fresh one. An instance whose processes
 hit their limit (pids) during a call returns that call's result, then is killed: it is not reused. In a
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 
@@ -58,8 +60,16 @@ from router.invoker.runtime_api import (
 )
 from router.invoker.types import FunctionSpec, InitFailed, InvokeRequest
 from router.invoker.zygote import Zygotes
+from router.logs import CallLines
 
 MIB = 1024 * 1024
+# A call's memory covers the process tree as walked at its start. An instance that was a lone process at
+# the last walk is walked again only this often (a walk is two /proc reads per process, on every call);
+# the memory sampler walks it on each tick of a longer call.
+TREE_WALK_S = 1.0
+# The Runtime API's Unix socket, for the router's own Python and Node bootstraps (each removes it from its
+# environment); AWS_LAMBDA_RUNTIME_API (TCP) is always set as well, and is what `provided` runtimes use.
+UNIX_API_ENV = "_ROUTER_RUNTIME_API_UNIX"
 
 
 class Instance:
@@ -75,8 +85,14 @@ class Instance:
         verify_peer: bool,
         zygotes: Zygotes | None = None,
         containment: Containment | None = None,
+        batch: bool = True,
+        log_calls: bool = True,
     ) -> None:
         self.spec = spec
+        self._batch = batch
+        # START/output/END/REPORT on the daemon's log (router/logs.py); None: quiet.
+        self._calls = CallLines(spec.name) if log_calls else None
+        self._start_line: str | None = None  # START of the call in flight, until it is written
         self._zygotes = zygotes
         self._containment = containment
         self._box = Sandbox()  # this instance's cgroup and confinement (none until _init)
@@ -104,6 +120,7 @@ class Instance:
         self._sampled_peak = 0  # bytes, this call
         self._last_peak = 0  # bytes, the last measured peak (a floor when a call dies before any sample)
         self._members: list[int] = []  # the process tree, as of the call's start or the last sample
+        self._members_at = -1.0  # loop time of the last walk of the tree
         self._sampler: asyncio.TimerHandle | None = None
         self.invocations = 0
 
@@ -124,6 +141,8 @@ class Instance:
         verify_peer: bool = True,
         zygotes: Zygotes | None = None,
         containment: Containment | None = None,
+        batch: bool = True,
+        log_calls: bool = True,
     ) -> Instance:
         """Launch and initialise an instance; raises InitFailed (process gone) if init fails. With
         `zygotes`, a Python instance is forked from the zygote when it can be (router/invoker/zygote.py);
@@ -138,6 +157,8 @@ class Instance:
             verify_peer=verify_peer,
             zygotes=zygotes,
             containment=containment,
+            batch=batch,
+            log_calls=log_calls,
         )
         await instance._init(request_id)
         return instance
@@ -155,8 +176,12 @@ class Instance:
             on_answer=self._on_answer,
             pids=self._tree if self._verify_peer else None,
         )
+        # The router's own bootstraps also get a Unix socket (router/invoker/runtime_api.py), except in a
+        # network namespace of their own, where the listener is made inside it.
+        own_runtime = bool(launch.PYTHON.match(self.spec.runtime) or launch.NODE.match(self.spec.runtime))
+        unix = own_runtime and self._box.listener is None
         try:
-            address = self._address = await self._api.start(sock=self._box.listener)
+            address = self._address = await self._api.start(sock=self._box.listener, unix=unix)
         except BaseException:
             self._box.release()
             self._move(DEAD)
@@ -167,6 +192,8 @@ class Instance:
             plan = launch.build(
                 self.spec, runtime_api=address, init_type=self._init_type, log_stream=launch.log_stream_name()
             )
+            if self._api.unix_path is not None:
+                plan = msgspec.structs.replace(plan, env={**plan.env, UNIX_API_ENV: self._api.unix_path})
             self._proc = await self._launch(plan)
             self._box.launched(self._proc.pid)
             self._procs = procs.Tree(self._proc.pid)
@@ -194,6 +221,8 @@ class Instance:
             timer.cancel()
         init_ms = (ending.at - t0) * 1000
         if ending.kind is End.READY:
+            if self._batch:  # after init, whose many wake-ups (fork, imports, connect) should not wait
+                batch_scheduling(self._proc.pid)
             self._init_ms = init_ms
             self._last_peak = self._peak(self._tree())
             self._cold = self._init_type == "on-demand"
@@ -248,7 +277,8 @@ class Instance:
         self, request_id: str, init_ms: float, payload: bytes, error_type: str
     ) -> InvocationResult:
         billed = metering.billed_ms(init_ms, self._billing.granularity_ms)
-        self._log.add_text(metering.init_report_line(init_ms, error_type))
+        report = metering.init_report_line(init_ms, error_type)
+        self._log.add_text(report)
         result = InvocationResult(
             request_id=request_id,
             payload=payload,
@@ -261,7 +291,8 @@ class Instance:
             cold=True,
             log=self._log.take(),
         )
-        metering.log_invocation(result, self.spec.name)
+        if self._calls is not None:
+            self._calls.emit([report], request_id or None, metering.report_fields(result, self.spec.name))
         return result
 
     async def stop(self) -> None:
@@ -344,8 +375,24 @@ class Instance:
         return self._address
 
     @property
+    def unix_address(self) -> str | None:
+        """The Runtime API's Unix socket, offered to the router's own Python and Node runtimes (None for
+        `provided`, which speaks to `address` only)."""
+        return self._api.unix_path if self._api is not None else None
+
+    @property
     def init_ms(self) -> float | None:
         return self._init_ms
+
+    @property
+    def exited(self) -> asyncio.Future[int | None]:
+        """Resolves with the exit status once the instance's process has exited (for an owner that must
+        know of a death outside a call: router/invoker/worker.py)."""
+        if self._proc is None:
+            done: asyncio.Future[int | None] = self._loop.create_future()
+            done.set_result(None)
+            return done
+        return self._proc.exited
 
     def _move(self, to: State) -> None:
         """The one way the state changes; raises lifecycle.InvalidTransition for a move the table refuses."""
@@ -353,6 +400,10 @@ class Instance:
 
     def _tree(self) -> list[int]:
         return self._procs.members() if self._procs is not None else []
+
+    def _walk(self) -> None:
+        self._members = self._tree()
+        self._members_at = self._loop.time()
 
     def _peak(self, members: list[int]) -> int:
         return self._procs.peak_bytes(members) if self._procs is not None else 0
@@ -384,9 +435,10 @@ class Instance:
 
     def _on_line(self, line: bytes) -> None:
         self._log.add(line)
-        if self._flog.isEnabledFor(logging.INFO):
+        if self._calls is not None:
             text = line.decode("utf-8", "replace").rstrip("\r")
-            self._flog.info("%s", text, extra={"request_id": self._request_id, "function": self.spec.name})
+            start, self._start_line = self._start_line, None
+            self._calls.emit([start, text] if start else [text], self._request_id)
 
     def _watch(self, deadline: float) -> None:
         """One timer per call, for both limits: fires every memory_sample_s and exactly at the deadline."""
@@ -402,7 +454,7 @@ class Instance:
         if self._box.kernel_memory:  # the kernel enforces memory: only the deadline to watch
             self._schedule_watch(deadline)
             return
-        self._members = self._tree()
+        self._walk()
         rss = procs.rss_bytes(self._members)
         self._sampled_peak = max(self._sampled_peak, rss)
         if rss > self._limit_bytes:
@@ -446,10 +498,13 @@ class Instance:
         assert self._api is not None and self._proc is not None
         rid = request.request_id
         self._request_id = rid
-        self._log.add_text(metering.start_line(rid, self.spec.version))
+        start = metering.start_line(rid, self.spec.version)
+        self._log.add_text(start)
+        self._start_line = start  # written with the call's first output line, or with its END
         self._box.call_started()
         if not self._box.kernel_memory:
-            self._members = self._tree()
+            if len(self._members) != 1 or self._loop.time() - self._members_at > TREE_WALK_S:
+                self._walk()
             if self._procs is not None:
                 self._procs.reset_peaks(self._members)
         self._sampled_peak = 0
@@ -509,12 +564,15 @@ class Instance:
             cost_usd=metering.cost_usd(billed, self.spec.memory_mb, self._billing),
             cold=cold,
         )
-        if ending.kind is End.TIMEOUT:
-            self._log.add(msgspec.json.decode(payload)["errorMessage"].encode())
-        self._log.add_text(metering.end_line(rid))
-        self._log.add_text(metering.report_line(result, status=status))
+        tail = [msgspec.json.decode(payload)["errorMessage"]] if ending.kind is End.TIMEOUT else []
+        tail += [metering.end_line(rid), metering.report_line(result, status=status)]
+        for line in tail:
+            self._log.add_text(line)
         result.log = self._log.take()
-        metering.log_invocation(result, self.spec.name)
+        start, self._start_line = self._start_line, None
+        if self._calls is not None:
+            lines = [start, *tail] if start else tail
+            self._calls.emit(lines, rid, metering.report_fields(result, self.spec.name))
         return result
 
     def _meter(self, ending: Ending) -> Ending:
@@ -568,6 +626,17 @@ class Instance:
 
     def __repr__(self) -> str:
         return f"<Instance {self.spec.name} pid={self.pid} {self._state}>"
+
+
+def batch_scheduling(pid: int) -> None:
+    """Run the process (and what it starts later) under SCHED_BATCH: same CPU share, but its wake-ups do not
+    preempt the task that woke it. Every call wakes the instance with a write from the daemon; at normal
+    policy the kernel switches to the instance in the middle of that write, and the daemon (with the next
+    callers' requests) waits until it is done. A process that is gone or not ours is left alone."""
+    try:
+        os.sched_setscheduler(pid, os.SCHED_BATCH, os.sched_param(0))
+    except (OSError, AttributeError):
+        pass
 
 
 def _error(message: str, error_type: str) -> bytes:

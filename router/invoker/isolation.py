@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from router.core import writes
-from router.invoker import launch
+from router.invoker import launch, runtime_api
 from router.invoker.types import FunctionSpec
 
 UID_BASE = 2_000_000_000
@@ -149,6 +149,9 @@ class Isolation:
             hidden.append(Path(os.path.realpath(self.config_dir)))  # never "/" or a top-level folder
         hidden += [code for name, code in self._code.items() if name != spec.name]
         needed = [own, *(Path(os.path.realpath(p)) for p in runtime_paths(spec))]
+        if launch.PYTHON.match(spec.runtime) or launch.NODE.match(spec.runtime):
+            # Our bootstraps reach the Runtime API on a Unix socket there (bound back if it is covered).
+            needed.append(Path(os.path.realpath(runtime_api.socket_dir())))
         if spec.opt_dir is not None:  # the function's layers: its /opt
             needed.append(Path(os.path.realpath(spec.opt_dir)))
         # The write journal of loop protection (router/core/writes.py): instances append to it.

@@ -5,23 +5,21 @@
 * `start_line`, `end_line`, `report_line`: Lambda's exact formats, REPORT fields separated by tabs (plus
   `CPU Time: X ms` after Lambda's fields when the instance's cgroup measured it).
 * `CallLog`: the lines of one call, keeping only the last `limit` bytes (the tail is what callers read).
-* `log_invocation(result, function)`: the one structured line per invocation on logger "router.invoke".
+* `report_fields(result, function)`: the figures of a call, as fields of its REPORT line on the daemon's log
+  (router/logs.py CallLines: the one structured line per invocation).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import deque
-from typing import Literal
+from typing import Any, Literal
 
 from router.config import BillingConfig
 from router.core.results import InvocationResult
 
 MIB = 1024 * 1024
 CALL_LOG_LIMIT = 64 * 1024
-
-invoke_log = logging.getLogger("router.invoke")
 
 # The Status of a REPORT line for a call the platform failed (Lambda prints none for a function error).
 ReportStatus = Literal["timeout", "error"]
@@ -105,32 +103,17 @@ class CallLog:
         return data
 
 
-def log_invocation(result: InvocationResult, function: str) -> None:
-    if not invoke_log.isEnabledFor(logging.INFO):
-        return
-    outcome = "ok" if result.ok else (result.error_type or "error")
-    invoke_log.info(
-        "%s %s duration=%.2fms billed=%dms memory=%d/%dMB%s%s outcome=%s",
-        function,
-        result.request_id,
-        result.duration_ms,
-        result.billed_ms,
-        result.max_memory_mb,
-        result.memory_mb,
-        f" init={result.init_ms:.2f}ms" if result.init_ms is not None else "",
-        f" cpu={result.cpu_ms:.2f}ms" if result.cpu_ms is not None else "",
-        outcome,
-        extra={
-            "request_id": result.request_id,
-            "function": function,
-            "duration": round(result.duration_ms, 2),
-            "billed": result.billed_ms,
-            "memory": result.max_memory_mb,
-            "memory_size": result.memory_mb,
-            "init": result.init_ms,
-            "cpu": result.cpu_ms,
-            "cold": result.cold,
-            "cost_usd": result.cost_usd,
-            "outcome": outcome,
-        },
-    )
+def report_fields(result: InvocationResult, function: str) -> dict[str, Any]:
+    """The figures of a call as fields of its REPORT line (JSON logs): the one structured line per call."""
+    return {
+        "function": function,
+        "duration": round(result.duration_ms, 2),
+        "billed": result.billed_ms,
+        "memory": result.max_memory_mb,
+        "memory_size": result.memory_mb,
+        "init": None if result.init_ms is None else round(result.init_ms, 2),
+        "cpu": None if result.cpu_ms is None else round(result.cpu_ms, 2),
+        "cold": result.cold,
+        "cost_usd": result.cost_usd,
+        "outcome": "ok" if result.ok else (result.error_type or "error"),
+    }

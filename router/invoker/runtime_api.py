@@ -13,21 +13,28 @@ Endpoints, status codes and bodies as Lambda (and the Runtime Interface Emulator
   Lambda-Runtime-Function-Error-Type header.
 * `POST /2018-06-01/runtime/init/error`: 202 during init, 403 after it.
 
-One listener per instance, and (by default) every connection is checked to come from a process of the
-instance's own tree, so no instance can take another's events; a connection made before the owner knows
-the instance's pid (a zygote fork) waits unread until `launched()` is called. An event is written to a
-runtime waiting in /next the moment it is delivered (http11.Parked). Outcomes go to the owner through three
-callbacks: `on_ready()`, `on_init_error(body, error_type)`, `on_answer(answer)`.
+One listener per instance (for the router's own runtimes, the same API on a Unix socket as well:
+`start(unix=True)`), and (by default) every connection is checked to come from a process of the
+instance's own tree (TCP: the socket's owner through sock_diag; Unix: SO_PEERCRED), so no instance can
+take another's events; a connection made before the owner knows the instance's pid (a zygote fork) waits
+unread until `launched()` is called. An event is written to a runtime waiting in /next the moment it is
+delivered (http11.Parked). Outcomes go to the owner through three callbacks: `on_ready()`,
+`on_init_error(body, error_type)`, `on_answer(answer)`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import binascii
+import contextlib
 import logging
 import os
+import shutil
 import socket
+import struct
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -95,6 +102,8 @@ class RuntimeApi:
         self._on_answer = on_answer
         self._pids = pids  # None: accept any local connection
         self._server: asyncio.Server | None = None
+        self._unix: asyncio.AbstractServer | None = None
+        self.unix_path: str | None = None  # the Unix socket, when started with unix=True
         self._transports: set[asyncio.Transport] = set()
         self._undecided: list[tuple[asyncio.Transport, asyncio.Future[bool]]] = []
         self._initialized = False
@@ -103,9 +112,13 @@ class RuntimeApi:
         self._current: str | None = None
         self._answered: str | None = None
 
-    async def start(self, host: str = "127.0.0.1", sock: socket.socket | None = None) -> str:
+    async def start(
+        self, host: str = "127.0.0.1", sock: socket.socket | None = None, *, unix: bool = False
+    ) -> str:
         """Open the listener (or serve on `sock`, already listening: one inside an instance's own network
-        namespace, router/invoker/netns.py); returns the `host:port` for AWS_LAMBDA_RUNTIME_API."""
+        namespace, router/invoker/netns.py); returns the `host:port` for AWS_LAMBDA_RUNTIME_API. With `unix`,
+        the same API is also served on a Unix socket in `socket_dir()`: the router's own bootstraps use it
+        (no TCP stack on each of the two messages of a call), `provided` ones keep TCP."""
         loop = asyncio.get_running_loop()
         protocol = serve(self, max_body=MAX_RESPONSE_BYTES)
         if sock is not None:
@@ -113,11 +126,23 @@ class RuntimeApi:
         else:
             self._server = await loop.create_server(protocol, host, 0, backlog=16)
         port = self._server.sockets[0].getsockname()[1]
+        if unix:
+            path = os.path.join(socket_dir(), f"{port}.sock")
+            protocol = serve(self, max_body=MAX_RESPONSE_BYTES)
+            self._unix = await loop.create_unix_server(protocol, path, backlog=16)
+            os.chmod(path, 0o666)  # who may use it is decided per connection (SO_PEERCRED), as for TCP
+            self.unix_path = path
         return f"{host}:{port}"
 
     def close(self) -> None:
         if self._server is not None:
             self._server.close()
+        if self._unix is not None:
+            self._unix.close()
+            self._unix = None
+            if self.unix_path is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.unix_path)
         for t in list(self._transports):
             t.abort()
         self._transports.clear()
@@ -172,7 +197,12 @@ class RuntimeApi:
 
     def _owned(self, transport: asyncio.Transport, pids: list[int]) -> bool:
         peer, local = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
-        if procs.socket_owner_in(pids, peer, local):
+        if isinstance(local, (str, bytes)):  # the Unix socket: the kernel says who connected
+            sock = transport.get_extra_info("socket")
+            pid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
+            if pid in pids:
+                return True
+        elif procs.socket_owner_in(pids, peer, local):
             return True
         log.warning("runtime API: refused a connection from %s: not a process of this instance", peer)
         return False
@@ -256,6 +286,23 @@ class RuntimeApi:
             Answer(kind=kind, request_id=request_id, body=request.body, error_type=error_type, at=at)
         )
         return ACCEPTED
+
+
+_SOCKET_DIR: str | None = None
+
+
+def socket_dir() -> str:
+    """This process's folder for the instances' Unix sockets (world-traversable: instances may run under
+    other users; SO_PEERCRED decides), created once and removed at exit."""
+    global _SOCKET_DIR
+    if _SOCKET_DIR is None:
+        # Not under /tmp: an isolated instance gets a private /tmp (router/invoker/isolation.py); /run is
+        # where root keeps sockets, and what is in it stays visible to instances.
+        run = "/run" if os.geteuid() == 0 and os.access("/run", os.W_OK) else None
+        _SOCKET_DIR = tempfile.mkdtemp(prefix="router-rapi-", dir=run)
+        os.chmod(_SOCKET_DIR, 0o755)
+        atexit.register(shutil.rmtree, _SOCKET_DIR, ignore_errors=True)
+    return _SOCKET_DIR
 
 
 def too_large_payload(request_id: str) -> bytes:

@@ -3,12 +3,14 @@
 * `make_zip(files, ...)` builds a deployment package in memory; `symlink_zip`, `absolute_zip`,
   `traversal_zip`, `bomb_zip` build the malicious ones.
 * `ApiHarness` runs the real control-plane app (real catalog, real dispatcher) in-process on a free port,
-  with instances faked by `EchoInstance` (no processes): good for boto3-level checks of request parsing
-  and error shapes. Integration tests use a real `router serve` instead.
+  behind the front as the daemon serves it (router/control/front.py), with instances faked by
+  `EchoInstance` (no processes): good for boto3-level checks of request parsing and error shapes.
+  Integration tests use a real `router serve` instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import stat
@@ -21,6 +23,7 @@ from botocore.config import Config as BotoConfig
 
 from router.control.app import create_app
 from router.control.catalog import FunctionCatalog
+from router.control.front import Front
 from router.control.plane import ControlPlane
 from router.core.results import InvocationResult
 from router.dispatch.dispatcher import Dispatcher
@@ -148,13 +151,17 @@ class ApiHarness:
                              is_ready=lambda: True, catalog=self.catalog)  # fmt: skip
         self.runner = web.AppRunner(create_app(plane), access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        assert self.runner.server is not None
+        # Served as the daemon serves it: through the front (Invoke on its lean path, the rest by the app).
+        self.front = Front(plane, self.runner.server)
+        self.listener = await asyncio.get_running_loop().create_server(self.front.protocol, "127.0.0.1", 0)
+        self.port = int(self.listener.sockets[0].getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self.listener.close()
+        self.front.close()
         await self.runner.cleanup()
         await self.dispatcher.aclose()
 

@@ -13,6 +13,7 @@ from router.config import BillingConfig
 from router.core.results import InvocationResult
 from router.invoker import launch, metering, outcomes
 from router.invoker.types import FunctionSpec
+from router.logs import CallLines
 
 
 @pytest.mark.parametrize(
@@ -72,6 +73,8 @@ def test_call_log_keeps_the_tail() -> None:
 
 
 def test_one_structured_line_per_invocation(caplog: pytest.LogCaptureFixture) -> None:
+    """The REPORT line carries the call's figures (as fields in JSON logs; here, without the daemon's log
+    set-up, as attributes of an ordinary record)."""
     result = InvocationResult(
         request_id="r9",
         payload=b"",
@@ -81,11 +84,14 @@ def test_one_structured_line_per_invocation(caplog: pytest.LogCaptureFixture) ->
         billed_ms=1001,
         max_memory_mb=20,
     )
-    with caplog.at_level(logging.INFO, logger="router.invoke"):
-        metering.log_invocation(result, "fn")
-    (record,) = caplog.records
+    report = metering.report_line(result, status="timeout")
+    with caplog.at_level(logging.INFO, logger="router.function.fn"):
+        CallLines("fn").emit(["END RequestId: r9", report], "r9", metering.report_fields(result, "fn"))
+    end, last = caplog.records
+    assert end.getMessage() == "END RequestId: r9" and not hasattr(end, "outcome")
+    assert last.getMessage() == report
     fields = {
-        k: getattr(record, k) for k in ("request_id", "function", "duration", "billed", "memory", "outcome")
+        k: getattr(last, k) for k in ("request_id", "function", "duration", "billed", "memory", "outcome")
     }
     assert fields == {
         "request_id": "r9",

@@ -40,7 +40,7 @@ def _missing(uuid: str) -> ApiError:
 
 
 async def _body(request: web.Request) -> bytes:
-    check_content_type(request)
+    check_content_type(request.headers.get("Content-Type"))
     return await read_body(request)
 
 

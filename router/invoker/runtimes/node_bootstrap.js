@@ -29,6 +29,9 @@ const [HOST, PORT] = (() => {
   const i = api.lastIndexOf(":");
   return [api.slice(0, i), Number(api.slice(i + 1))];
 })();
+// The same API on a Unix socket, when the router offers one: no TCP stack per message.
+const UNIX = process.env._ROUTER_RUNTIME_API_UNIX || null;
+delete process.env._ROUTER_RUNTIME_API_UNIX;
 const PREFIX = "/2018-06-01/runtime";
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 let currentRequestId = "";
@@ -39,8 +42,7 @@ function request(method, urlPath, body, headers) {
     const data = body === undefined ? Buffer.alloc(0) : Buffer.from(body);
     const req = http.request(
       {
-        host: HOST,
-        port: PORT,
+        ...(UNIX ? { socketPath: UNIX } : { host: HOST, port: PORT }),
         method,
         path: PREFIX + urlPath,
         agent,

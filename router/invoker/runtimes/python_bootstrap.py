@@ -49,9 +49,10 @@ class RuntimeClient:
     answers both in one write once the next event is there: one round trip per call instead of two.
     """
 
-    def __init__(self, address):
+    def __init__(self, address, unix=None):
         host, _, port = address.rpartition(":")
         self._address = (host, int(port))
+        self._unix = unix  # the same API on a Unix socket, when the router offers one: no TCP stack
         self._sock = None
         self._buf = bytearray()
         # Received into one reused buffer: sock.recv(256 KB) would allocate (mmap) a fresh one every time.
@@ -62,9 +63,13 @@ class RuntimeClient:
     def _connect(self):
         # Not socket.create_connection: its getaddrinfo imports the idna codec (with stringprep and
         # unicodedata), 2-3 ms of every cold start; the address is a numeric IPv4 one.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.connect(self._address)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._unix is not None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(self._unix)
+        else:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.connect(self._address)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock, self._buf = sock, bytearray()
         return sock
 
@@ -375,7 +380,8 @@ def main():
     import site  # with -S this does not run site.main(); it only gives back the exit()/quit() builtins
 
     site.setquit()
-    client = RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    unix = os.environ.pop("_ROUTER_RUNTIME_API_UNIX", None)
+    client = RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"], unix)
     try:
         handler = load_handler(os.environ["_HANDLER"])
     except Exception as e:
