@@ -132,7 +132,7 @@ routes:
     record = found[1]["records"][0]["record"]
     assert record["requestContext"]["condition"] == "RecursiveLoopDetected"
 
-    # The 4th event is stopped while the 3rd call, which caused it, may still be running (or not yet recorded).
+    # The 4th event is stopped while the 3rd call, which caused it, may still run (or not be recorded yet).
     def successes(found: list[Any]) -> list[Any]:
         return [i for i in found if i["outcome"] == "success"]
 
@@ -178,7 +178,7 @@ async def _stopped_after_three(router: Any, subject: str | None) -> None:
     if subject is not None:
         assert record["requestPayload"]["Records"][0]["ses"]["mail"]["commonHeaders"]["subject"] == subject
 
-    # The 4th event is stopped while the 3rd call, which caused it, may still be running (or not yet recorded).
+    # The 4th event is stopped while the 3rd call, which caused it, may still run (or not be recorded yet).
     def successes(found: list[Any]) -> list[Any]:
         return [i for i in found if i["outcome"] == "success"]
 
