@@ -77,12 +77,16 @@ def write(path: Path, value: str) -> None:
 
 
 def flat_keyed(data: bytes, key: bytes) -> int:
-    """The value of `key` in a cgroup file of "key value" lines (0 when absent)."""
-    for line in data.split(b"\n"):
-        name, _, value = line.partition(b" ")
-        if name == key:
-            return int(value)
-    return 0
+    """The value of `key` in a cgroup file of "key value" lines (0 when absent). Read on every call: found
+    with bytes.find rather than by splitting the file into lines."""
+    key += b" "
+    at = data.find(key)
+    while at > 0 and data[at - 1] != 10:  # a match inside another line ("x_oom_kill 1"): look further
+        at = data.find(key, at + 1)
+    if at < 0:
+        return 0
+    end = data.find(b"\n", at)
+    return int(data[at + len(key) : end if end >= 0 else len(data)])
 
 
 # detection ----------------------------------------------------------------------------------------------

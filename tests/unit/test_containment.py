@@ -59,6 +59,10 @@ def test_flat_keyed_counters() -> None:
     oom_control = b"oom_kill_disable 0\nunder_oom 0\noom_kill 3\n"
     assert cgroups.flat_keyed(oom_control, b"oom_kill") == 3
     assert cgroups.flat_keyed(b"max 0\n", b"max") == 0 and cgroups.flat_keyed(b"", b"max") == 0
+    # v2's memory.events: a key is matched at the start of a line only, and the last line may lack a newline
+    events = b"low 0\nhigh 0\nmax 4\noom 2\ngroup_oom_kill 9\noom_kill 1\noom_group_kill 5"
+    assert cgroups.flat_keyed(events, b"oom_kill") == 1 and cgroups.flat_keyed(events, b"max") == 4
+    assert cgroups.flat_keyed(events, b"oom_group_kill") == 5 and cgroups.flat_keyed(events, b"kill") == 0
 
 
 def test_cpu_follows_lambdas_two_published_points() -> None:
