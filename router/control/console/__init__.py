@@ -9,6 +9,10 @@ Routes:
 * `/console/api/...` (router/control/console/api.py, stream.py): JSON and the live feed, behind the token
   like every other API route.
 
+Without `server.auth_token` the console (its page, files and endpoints) answers only clients on loopback
+(127.0.0.0/8, ::1, a Unix socket): anyone else gets 403 AccessDeniedException, in Lambda's error shape,
+saying to set a token. The rest of the API keeps its own rules.
+
 Everything else the page calls is the existing API: Invoke (`POST /2015-03-31/functions/{name}/invocations`),
 the inspection API (`/inspect/...`: invocations, requests, inject, failures, redrive, replay).
 
@@ -19,10 +23,18 @@ fetched from elsewhere, so the page works offline.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
 
+from router.control.errors import ApiError
+from router.control.plane import PLANE_KEY
+
+NOSNIFF = "nosniff"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ACCESS_DENIED = "AccessDeniedException"
 STATIC = Path(__file__).parent / "static"
 PAGE = "/console/"
 # The page may load only its own files and talk only to this origin.
@@ -36,6 +48,43 @@ async def redirect(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(PAGE)
 
 
+async def static(request: web.Request) -> web.StreamResponse:
+    """A file under static/ (nothing outside it; no listing)."""
+    root = STATIC.resolve()
+    target = (root / request.match_info["path"]).resolve()
+    if not target.is_relative_to(root) or not target.is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(
+        target, headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+    )
+
+
+def is_loopback(remote: str | None) -> bool:
+    """A peer on this machine: a loopback address, or no address at all (a Unix socket)."""
+    if not remote:
+        return True
+    try:
+        return ipaddress.ip_address(remote.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def local_only(handler: Handler) -> Handler:
+    """`handler`, answering 403 to peers that are not on loopback (used when the router has no token)."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        if not is_loopback(request.remote):
+            raise ApiError(
+                403,
+                ACCESS_DENIED,
+                "The console is open without a token only on loopback: set server.auth_token to use it "
+                "from another host",
+            )
+        return await handler(request)
+
+    return guarded
+
+
 async def page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(
         STATIC / "index.html",
@@ -43,7 +92,7 @@ async def page(request: web.Request) -> web.StreamResponse:
             "Content-Type": "text/html; charset=utf-8",
             "Cache-Control": "no-cache",
             "Content-Security-Policy": CSP,
-            "X-Content-Type-Options": "nosniff",
+            "X-Content-Type-Options": NOSNIFF,
             "Referrer-Policy": "no-referrer",
         },
     )
@@ -54,11 +103,17 @@ def add_routes(app: web.Application) -> None:
 
     app[stream.CLOSING] = asyncio.Event()
     app.on_shutdown.append(stream.on_shutdown)
-    app.router.add_get("/console", redirect)
-    app.router.add_get(PAGE, page)
-    app.router.add_static("/console/static", STATIC)
-    app.router.add_get("/console/api/functions", api.functions)
-    app.router.add_get("/console/api/history", api.history)
-    app.router.add_get("/console/api/sources", api.sources)
-    app.router.add_get("/console/api/templates", api.templates)
-    app.router.add_get("/console/api/stream", stream.stream)
+    # With a token, the auth middleware guards the API; without one, only this machine may use the console.
+    guard = (lambda h: h) if app[PLANE_KEY].config.server.auth_token else local_only
+    routes: dict[str, Handler] = {
+        "/console": redirect,
+        PAGE: page,
+        "/console/static/{path:.+}": static,
+        "/console/api/functions": api.functions,
+        "/console/api/history": api.history,
+        "/console/api/sources": api.sources,
+        "/console/api/templates": api.templates,
+        "/console/api/stream": stream.stream,
+    }
+    for path, handler in routes.items():
+        app.router.add_get(path, guard(handler))
