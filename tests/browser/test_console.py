@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -162,3 +163,58 @@ async def test_with_a_token_the_page_asks_for_it_and_works_once_given(
         await asyncio.sleep(0)
     finally:
         router.cleanup()
+
+
+FAILING = """
+server: {port: "${ROUTER_PORT}"}
+state_dir: state
+functions:
+  fail:
+    runtime: python3.11
+    handler: app.handler
+    code: "${FUNCTIONS}/fail"
+    async: {max_retries: 0, on_failure: {directory: failed/fail}}
+  echo:
+    runtime: python3.11
+    handler: app.handler
+    code: "${FUNCTIONS}/inspect_echo"
+sources:
+  drop: {kind: s3, bucket: drop, directory: bucket}
+routes:
+  - {source: drop, function: fail}
+"""
+
+
+async def test_inject_filter_failures_redrive_and_replay(make_router, page: Page, shots: Path) -> None:
+    router = await make_router(FAILING)
+    await invoke(router.url, "echo", {"n": 1})
+    await page.goto(f"{router.url}/console/#/test")
+
+    # inject the S3 template into the source: queued, then the function fails into its destination
+    inject = page.locator("#inject-form")
+    await expect(inject.locator("select[name=source]")).to_have_value("drop")
+    await expect(inject.locator("textarea[name=event]")).to_have_value(re.compile('"eventSource": "aws:s3"'))
+    await inject.locator("button[type=submit]").click()
+    await expect(page.locator("#inject-result .badge")).to_have_text("queued")
+
+    # the live list, filtered to errors: only the failed call, from the source
+    await page.keyboard.press("2")
+    await page.locator("#inv-filters select[name=outcome]").select_option("error")
+    rows = page.locator("#inv-table tbody tr")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("drop")
+    await expect(rows.first).to_contain_text("error: ValueError")
+    await page.locator("#inv-filters select[name=outcome]").select_option("")
+    await expect(rows).to_have_count(2)
+
+    # Failures: the record held in the destination, a dry-run redrive, a dry-run replay
+    await page.keyboard.press("5")
+    owner = page.locator('#destinations article[data-owner="functions.fail.async.on_failure"]')
+    await expect(owner).to_contain_text("1 held")
+    await owner.get_by_role("button", name="Redrive: dry run").click()
+    await expect(owner).to_contain_text("1 would be sent.")
+    replay = page.locator("#replay-form")
+    await replay.locator("select[name=function]").select_option("fail")
+    await replay.locator("button[type=submit]").click()
+    await expect(page.locator("#replay-result")).to_contain_text("1 selected")
+    await shot(page, shots, "5-failures-held")

@@ -10,6 +10,7 @@ let active = false;
 let retries = {};
 
 const dest = (d) => (d ? `${d.kind}: ${d.target}` : "—");
+const more = (summary) => h("details", {}, h("summary", {}, "Details"), json(summary));
 
 function queue(list) {
   table($("#queue-table"), [
@@ -28,7 +29,7 @@ async function redrive(owner, dryRun, out) {
   clear(out, h("p", { class: "muted" }, dryRun ? "Checking…" : "Redriving…"));
   try {
     const summary = await post("/inspect/redrive", { destination: owner, dry_run: dryRun });
-    clear(out, h("p", {}, dryRun ? `${summary.would_send} would be sent.` : `${summary.succeeded} succeeded, ${summary.failed} failed, ${summary.skipped} skipped.`), json(summary));
+    clear(out, h("p", {}, dryRun ? `${summary.would_send} would be sent.` : `${summary.succeeded} succeeded, ${summary.failed} failed, ${summary.skipped} skipped.`), more(summary));
     if (!dryRun) load();
   } catch (e) {
     clear(out, h("p", { class: "error", role: "alert" }, e.message));
@@ -61,7 +62,7 @@ async function replay(e) {
   clear(out, h("p", { class: "muted" }, "Replaying…"));
   try {
     const summary = await post("/inspect/replay", plan);
-    clear(out, h("p", {}, `${summary.total} selected, ${summary.replayed} replayed, ${summary.same} same result, ${summary.different} different, ${summary.errors} errors.`), json(summary));
+    clear(out, h("p", {}, `${summary.total} selected, ${summary.replayed} replayed, ${summary.same} same result, ${summary.different} different, ${summary.errors} errors.`), more(summary));
   } catch (err) {
     clear(out, h("p", { class: "error", role: "alert" }, err.message));
   }
