@@ -22,7 +22,8 @@ from playwright.async_api import Page, expect
 from tests.integration.test_quickstart import fresh_clone
 from tests.support import RouterProcess, free_port
 
-pytestmark = pytest.mark.integration
+# The first test may install chromium (the session fixture in conftest.py): more than the usual 120 s.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 DEFAULT_FUNCTIONS = ["echo_node", "hello", "on_mail", "on_upload", "tick"]
 WAIT_MS = 30_000  # how long an expectation waits for the page (a loaded machine is slow, never wrong)
