@@ -53,6 +53,8 @@ from router.config import Config, RouteConfig, split_qualifier
 from router.control.app import create_runner
 from router.control.catalog import FunctionCatalog
 from router.control.codewatch import CodeWatcher
+from router.control.console.port import CONSOLE, ConsolePort
+from router.control.console.reports import ReportLines
 from router.control.front import Front
 from router.control.mappings.port import MappedSource
 from router.control.mappings.registry import MappingRegistry
@@ -64,6 +66,7 @@ from router.core.ports import RoutePort, SourceContext
 from router.core.retry import Backoff
 from router.core.writes import WriteJournal
 from router.dispatch.dispatcher import Dispatcher
+from router.dispatch.history import History
 from router.dispatch.registry import journal_folder
 from router.dispatch.routing import Calls, bind_routes
 from router.mapped_sources import MappedSources, ResultNotes
@@ -100,6 +103,10 @@ class SourceHandle:
     routes: list[RouteConfig]
     task: asyncio.Task[None] | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    started_at: float = 0.0  # wall clock of the current run's start (the console's source states)
+    restarts: int = 0  # runs that ended or failed and were started again
+    last_error: str | None = None
+    last_error_at: float | None = None
 
 
 class Daemon:
@@ -144,6 +151,7 @@ class Daemon:
             sources_dir=self.state_dir / "sources",
         )
         self._mapped_task: asyncio.Task[None] | None = None
+        self._history_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -186,7 +194,7 @@ class Daemon:
             metrics=self.metrics,
             is_ready=self.is_ready,
             catalog=self.catalog,
-            extras=await self._inspection(),
+            extras={**await self._inspection(), CONSOLE: self._console()},
             mappings=self.mappings,
         )
         self._runner = create_runner(plane)
@@ -217,6 +225,20 @@ class Daemon:
                     "sources": len(self.config.sources),
                 }
             },
+        )
+
+    def _console(self) -> ConsolePort:
+        """The console's view of the daemon: the dispatcher's last hour (sampled by a task), the sources."""
+        assert self.dispatcher is not None and self._tg is not None
+        history, reports = History(self.dispatcher.stats, clock=self.clock), ReportLines()
+        self.dispatcher.on_result.extend((history.record, reports.record))
+        self._history_task = self._tg.create_task(history.run(), name="history")
+        return ConsolePort(
+            history=history,
+            handles=lambda: self.sources,
+            contexts=lambda: self.contexts,
+            is_mapping=self.mapped.owns,
+            reports=reports,
         )
 
     def _watch_code(self) -> None:
@@ -277,6 +299,8 @@ class Daemon:
         log.info("stopping: sources")
         if self._mapped_task is not None:
             self._mapped_task.cancel()
+        if self._history_task is not None:
+            self._history_task.cancel()
         await asyncio.gather(*(self._stop_source(n) for n in list(self.sources)))
         if self.dispatcher is not None:
             grace = 0.0 if self._stops > 1 else self.config.limits.drain_grace_s
@@ -366,6 +390,7 @@ class Daemon:
         self.contexts[handle.name] = ctx
         last_failure = ""
         while True:
+            handle.started_at = self.clock.time()
             try:
                 await self._run_source(kind, ctx)
                 delay = backoff.next(self.clock.monotonic())
@@ -383,6 +408,8 @@ class Daemon:
                     return
                 delay = backoff.next(self.clock.monotonic())
                 last_failure = self._log_failure(handle, e, delay, last_failure)
+                handle.last_error, handle.last_error_at = last_failure, self.clock.time()
+            handle.restarts += 1
             await self.clock.sleep(delay)
 
     @staticmethod

@@ -10,7 +10,8 @@
 * the function URLs themselves under `/lambda-url/` (router/control/url_gateway.py; open to all when their
   AuthType is NONE);
 * event source mappings (router/control/mappings/api.py);
-* the event inspection API under `/inspect/` (router/control/inspect.py), when `extras["inspect"]` is set.
+* the event inspection API under `/inspect/` (router/control/inspect.py), when `extras["inspect"]` is set;
+* the web console under `/console/` (router/control/console/).
 
 Middlewares, outermost first: `error_middleware` gives each request an `x-amzn-RequestId` and answers every
 failure in Lambda's error shape (router/control/errors.py); the request counter; then, when
@@ -85,6 +86,7 @@ def request_counter(plane: ControlPlane) -> Any:
 def create_app(plane: ControlPlane) -> web.Application:
     from router.control import (
         aliases,
+        console,
         functions,
         inspect,
         invoke,
@@ -122,6 +124,7 @@ def create_app(plane: ControlPlane) -> web.Application:
     url_gateway.add_routes(app)
     mappings.add_routes(app)
     inspect.add_routes(app)
+    console.add_routes(app)
     return app
 
 

@@ -12,7 +12,10 @@ A request without credentials gets 401 MissingAuthenticationTokenException; wron
 UnrecognizedClientException (the names AWS uses), both in Lambda's error shape. The probes `/healthz` and
 `/readyz` stay open, because orchestrators (docker compose, Kubernetes) probe without credentials and they
 reveal nothing but up/ready; `/metrics` needs the token like everything else. Function URLs
-(`/lambda-url/...`) check their own AuthType: open with NONE, this same token with AWS_IAM.
+(`/lambda-url/...`) check their own AuthType: open with NONE, this same token with AWS_IAM. The console's
+page and static files (`/console`, `/console/`, `/console/static/...`) are open: a browser navigating sends
+no header, and they hold no data; the page asks for the token and sends it on every API call
+(`/console/api/...` needs it like everything else).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from router.core.errors import MISSING_TOKEN, UNRECOGNIZED_CLIENT
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 FUNCTION_URLS = "/lambda-url/"
+CONSOLE_PAGES = frozenset({"/console", "/console/"})
+CONSOLE_FILES = "/console/static/"
 _SIGV4 = re.compile(r"^AWS4-HMAC-SHA256\s+.*?Credential=([^/,\s]+)/")
 
 
@@ -57,11 +62,21 @@ def check_token(authorization: str | None, token: str) -> ApiError | None:
     return None
 
 
+def is_open(path: str) -> bool:
+    """Paths served without the token (see the module docstring)."""
+    return (
+        path in OPEN_PATHS
+        or path in CONSOLE_PAGES
+        or path.startswith(FUNCTION_URLS)
+        or path.startswith(CONSOLE_FILES)
+    )
+
+
 def auth_middleware(token: str) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         # Function URLs check their own AuthType (router/control/url_gateway.py).
-        if request.path not in OPEN_PATHS and not request.path.startswith(FUNCTION_URLS):
+        if not is_open(request.path):
             error = check_token(request.headers.get("Authorization"), token)
             if error is not None:
                 raise error

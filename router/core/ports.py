@@ -19,6 +19,8 @@ settles the native event only once the outcome is known. Every source kind has t
   exception.
 * `ctx.stopping` is set when the daemon stops the source (just before `run` is cancelled).
 * `async aclose()` is idempotent and releases everything `run` acquired.
+* `ctx.status` (a `SourceStatus`) is where a source may publish what it knows of itself beyond its events
+  (a stream mapping's counters, lag and checkpoints per partition) for the console; optional, never waited on.
 
 A source never loses an event it has acknowledged; an ungraceful stop may cause duplicates, never drops.
 """
@@ -105,6 +107,39 @@ def _never_ready() -> None:
     return None
 
 
+class SourceStatus:
+    """Snapshots a running source publishes about itself, read by the console (router/control/console/).
+
+    `publish(key, snapshot)` names a callable returning a JSON-able dict (one per route or mapping, keyed by
+    its function); `withdraw(key)` when that part stops; `snapshot()` calls each of them now. A snapshot that
+    fails is reported as `{"error": ...}`: reading status never breaks a source.
+    """
+
+    def __init__(self) -> None:
+        self._parts: dict[str, Callable[[], dict[str, Any]]] = {}
+
+    def publish(self, key: str, snapshot: Callable[[], dict[str, Any]]) -> str:
+        """Publish under `key` (`key#2`, ... when taken); returns the key to withdraw."""
+        unique, n = key, 1
+        while unique in self._parts:
+            n += 1
+            unique = f"{key}#{n}"
+        self._parts[unique] = snapshot
+        return unique
+
+    def withdraw(self, key: str) -> None:
+        self._parts.pop(key, None)
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for key, part in list(self._parts.items()):
+            try:
+                out[key] = part()
+            except Exception as e:  # a status reader must not break the source it reads
+                out[key] = {"error": f"{type(e).__name__}: {e}"}
+        return out
+
+
 @dataclass
 class SourceContext:
     """Everything a source gets from the daemon: the same for every kind."""
@@ -134,6 +169,8 @@ class SourceContext:
     # Deliver envelopes asynchronously to every matching route; by default `submit_to(self.routes, ...)`.
     # Given explicitly only by tests and benchmarks that count what a source submits.
     submit: Submit = None  # type: ignore[assignment]
+    # What the source publishes about itself for the console (see SourceStatus); the daemon reads it.
+    status: SourceStatus = field(default_factory=SourceStatus)
 
     def __post_init__(self) -> None:
         if self.submit is None:

@@ -115,7 +115,7 @@ class KafkaMapping:
         if self.config.starting_position == "AT_TIMESTAMP":
             options["auto_offset_reset"] = "none"  # the fetch loop seeks new partitions by timestamp
         self.consumer = AIOKafkaConsumer(group_id=self.group, **options)
-        self.stats.bind(self.ctx.metrics)
+        self.stats.bind(self.ctx.metrics, self.ctx.status)
         try:
             async with asyncio.TaskGroup() as tg:
                 self.engine = StreamMapping(

@@ -115,7 +115,16 @@ class RoutePoller:
         self.gathering: list[Held] = []  # the batch being gathered
         self.filtering = route.settings.filter is not None
 
+    def status(self) -> dict[str, object]:
+        """Counters for the console (published in the source's SourceStatus while the poller runs)."""
+        s = self.stats
+        return {
+            "function": self.route.function, "delivered": s.delivered, "failed": s.failed,
+            "filtered": s.filtered, "throttled": s.throttled, "in_flight": s.in_flight, "limit": s.limit,
+        }  # fmt: skip
+
     async def run(self, started: Callable[[], None]) -> None:
+        key = self.ctx.status.publish(self.route.function, self.status)
         started()
         try:
             while True:
@@ -124,6 +133,7 @@ class RoutePoller:
                 if batch:
                     self._start(batch)
         finally:
+            self.ctx.status.withdraw(key)
             await asyncio.shield(self._stop())
 
     # -- gathering --------------------------------------------------------------------------------------

@@ -73,6 +73,7 @@ class StreamMapping:
         self.sink = sink
         self.clock = clock
         self.stats = stats
+        stats.positions = self.checkpoints  # the console's view of where each partition stands
         self._tasks = tasks
         self.partitions: dict[str, Partition] = {}
         self._render = getattr(kind, "render", None)

@@ -223,7 +223,7 @@ class ShardMapping:
             clock=self.ctx.clock,
         )
         self.stats.destination = sink.name
-        self.stats.bind(self.ctx.metrics)
+        self.stats.bind(self.ctx.metrics, self.ctx.status)
         settings = MappingSettings.for_route(
             self.route, region=self.ctx.region, account_id=self.ctx.account_id
         )

@@ -1,8 +1,10 @@
 """Counters of one stream event source mapping, and their Prometheus export.
 
-The engine bumps plain integers on its hot path; `bind(metrics)` registers a refresh callback with the
-daemon's `router.metrics.Metrics` that adds the increments since the last scrape to Prometheus counters and
-sets the lag gauges, so a scrape always sees current values and delivery pays no client-library cost.
+The engine bumps plain integers on its hot path; `bind(metrics, status)` registers a refresh callback with
+the daemon's `router.metrics.Metrics` that adds the increments since the last scrape to Prometheus counters
+and sets the lag gauges, so a scrape always sees current values and delivery pays no client-library cost;
+and publishes `snapshot()` (counters, lag and checkpoint per partition) in the source's `SourceStatus` for
+the console. The engine sets `positions` (its checkpoints by partition) when it starts.
 
 Exported (labels source, function; lag also partition):
   router_stream_batches_total, router_stream_batch_size (histogram, records per batch),
@@ -14,6 +16,7 @@ Exported (labels source, function; lag also partition):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +39,10 @@ class MappingStats:
     throttled: int = 0
     pauses: int = 0
     lag: dict[str, int] = field(default_factory=dict)  # partition -> records between checkpoint and head
+    # partition -> the position of its last checkpointed record (set by the engine: StreamMapping.checkpoints)
+    positions: Callable[[], dict[str, Any]] | None = None
+    _status: Any = None
+    _status_key: str = ""
     _exported: dict[str, int] = field(default_factory=dict)
     _histogram: Any = None
     _metrics: Any = None
@@ -50,12 +57,20 @@ class MappingStats:
         self.lag.pop(partition, None)
 
     def snapshot(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _COUNTERS} | {"lag": dict(self.lag)}
+        out = {name: getattr(self, name) for name in _COUNTERS} | {"lag": dict(self.lag)}
+        out["function"], out["destination"] = self.function, self.destination
+        if self.positions is not None:
+            out["checkpoints"] = {p: str(r.position) for p, r in self.positions().items()}
+        return out
 
     # -- Prometheus -------------------------------------------------------------------------------------
 
-    def bind(self, metrics: Any) -> None:
-        """Export through a `router.metrics.Metrics` (None: keep counting locally only)."""
+    def bind(self, metrics: Any, status: Any = None) -> None:
+        """Export through a `router.metrics.Metrics` (None: keep counting locally only), and publish the
+        snapshot in a `router.core.ports.SourceStatus` (None: not published)."""
+        if status is not None:
+            self._status = status
+            self._status_key = status.publish(self.function, self.snapshot)
         if metrics is None:
             return
         self._metrics = metrics
@@ -66,6 +81,9 @@ class MappingStats:
         metrics.add_refresh(self.refresh)
 
     def unbind(self) -> None:
+        if self._status is not None:
+            self._status.withdraw(self._status_key)
+            self._status = None
         if self._metrics is not None:
             self.refresh()
             self._metrics.remove_refresh(self.refresh)
