@@ -2,8 +2,8 @@
 through its `executable_path` (no browser is ever downloaded: `playwright install` is not run).
 
 * `chromium_path` (session): /usr/bin/chromium; when it is missing and the tests run as root, it is
-  installed with `apt-get install -y chromium` once; where that cannot be done, the browser tests are skipped
-  with the reason (the only skip in the suite).
+  installed with `apt-get install -y chromium` once (one pytest-xdist worker at a time); where that cannot
+  be done, the browser tests are skipped with the reason (the only skip in the suite).
 * `browser`: a fresh headless Chromium (Playwright gives it its own empty profile; the flags a root user needs
   on this kind of machine: no sandbox, no background networking), closed after the test.
 * `shots`: the folder the tests save their screenshots in (artefacts under pytest's temp folder; printed at
@@ -12,9 +12,11 @@ through its `executable_path` (no browser is ever downloaded: `playwright instal
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,10 @@ def _install() -> str:
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     if not Path(CHROMIUM).exists():
-        reason = _install()
+        # pytest-xdist workers may get here at once: one installs, the others wait for it and find it there
+        with open(Path(tempfile.gettempdir()) / "router-tests-chromium.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            reason = "" if Path(CHROMIUM).exists() else _install()
         if reason:
             pytest.skip(f"the console's browser tests need Debian's chromium: {reason}")
     return CHROMIUM
@@ -73,16 +78,21 @@ async def browser(chromium_path: str) -> AsyncIterator[Any]:
             await launched.close()
 
 
-_SHOTS: list[Path] = []
+def _shots_folder(base: Path) -> Path:
+    """One folder for the whole run: pytest-xdist workers have their own temp folders under the run's."""
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "console-screenshots"
 
 
 @pytest.fixture(scope="session")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("console-screenshots")
-    _SHOTS.append(folder)
+    folder = _shots_folder(tmp_path_factory.getbasetemp())
+    folder.mkdir(exist_ok=True)
     return folder
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    for folder in _SHOTS:
-        terminalreporter.write_line(f"console screenshots: {folder}")
+    factory = getattr(terminalreporter.config, "_tmp_path_factory", None)
+    if factory is not None and not os.environ.get("PYTEST_XDIST_WORKER"):
+        folder = _shots_folder(factory.getbasetemp())
+        if folder.is_dir() and any(folder.iterdir()):
+            terminalreporter.write_line(f"console screenshots: {folder}")
