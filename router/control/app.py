@@ -10,7 +10,9 @@
 * the function URLs themselves under `/lambda-url/` (router/control/url_gateway.py; open to all when their
   AuthType is NONE);
 * event source mappings (router/control/mappings/api.py);
-* the event inspection API under `/inspect/` (router/control/inspect.py), when `extras["inspect"]` is set.
+* the event inspection API under `/inspect/` (router/control/inspect.py), when `extras["inspect"]` is set;
+* `GET /cluster`: the cluster's nodes, shares, queue partitions and backlog (docs/cluster.md), when
+  `extras["cluster"]` is set; a single router answers 404 ResourceNotFoundException.
 
 Middlewares, outermost first: `error_middleware` gives each request an `x-amzn-RequestId` and answers every
 failure in Lambda's error shape (router/control/errors.py); the request counter; then, when
@@ -43,6 +45,16 @@ async def readyz(request: web.Request) -> web.Response:
     if plane.is_ready():
         return web.json_response({"status": "ready"})
     return web.json_response({"status": "not ready"}, status=503)
+
+
+async def cluster(request: web.Request) -> web.Response:
+    from router.control.errors import ApiError
+    from router.control.plane import CLUSTER
+
+    status = request.app[PLANE_KEY].extras.get(CLUSTER)
+    if status is None:
+        raise ApiError(404, "ResourceNotFoundException", "This router is not in a cluster (no cluster:)")
+    return web.json_response(await status())
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -111,6 +123,7 @@ def create_app(plane: ControlPlane) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/cluster", cluster)
     invoke.add_routes(app)
     functions.add_routes(app)
     versions.add_routes(app)

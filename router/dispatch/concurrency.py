@@ -120,6 +120,14 @@ class Accounting:
     def unreserved_in_use(self) -> int:
         return self._unreserved_in_use
 
+    def fits(self, share: Share) -> bool:
+        """Whether the calls in flight here fit in `share` of every limit (a cluster re-splitting waits
+        for this before it publishes that it made room for another node)."""
+        unreserved = max(0, self.account_concurrency - sum(self._reservations.values()))
+        if self._unreserved_in_use > share.of(unreserved):
+            return False
+        return all(self._in_use.get(f, 0) <= share.of(r) for f, r in self._reservations.items())
+
     def available(self, function: str) -> int:
         """How many more calls of `function` would be admitted right now."""
         reserved = self._limits.get(function)

@@ -1,0 +1,101 @@
+"""One router's part in a cluster: its lease table, its membership, its share of the limits and the queue.
+
+`ClusterNode(config)` is built by the daemon when the config has a `cluster:` section (docs/cluster.md);
+without one the daemon builds none and nothing of this package runs. Contract:
+
+* `queue`: the cluster's async queue on Kafka (router/cluster/queue.py), given to the dispatcher in place of
+  the local SQLite queue (the daemon swaps it into its `Backends`).
+* `await start(set_share, fits)`: opens the lease table (creating it when allowed), sets the dispatcher's
+  share to nothing (no call admitted before this node has joined), and starts the membership loop, which feeds
+  the dispatcher its share of every limit (`Dispatcher.set_share`) as nodes join and leave
+  (router/cluster/membership.py). Raises `TableError` when the table cannot be opened: the daemon does
+  not start.
+* `joined()`: this node holds a share and is in the queue's consumer group (what /readyz adds).
+* `await status()`: what `GET /cluster` and `router cluster` show: this node, the members with their
+  shares, the queue's partitions held here (held events, position, commit, lag) and its backlog over the
+  whole group.
+* `await aclose()`: stops the membership loop and deletes this node's item (the others raise their shares
+  at once), then closes the table. The daemon calls it after the dispatcher has drained and closed the
+  queue, so no call of this node still runs on a share the others take over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from router.cluster.membership import NOTHING, Membership, describe
+from router.cluster.queue import KafkaQueue
+from router.cluster.table import LeaseTable
+from router.config import Config
+from router.config.cluster import ClusterConfig
+from router.core.shares import Share
+
+log = logging.getLogger("router.cluster")
+
+
+class ClusterNode:
+    def __init__(self, config: Config) -> None:
+        assert config.cluster is not None
+        self.settings: ClusterConfig = config.cluster
+        self.name = self.settings.name
+        self.node = self.settings.node()
+        self.queue = KafkaQueue(self.settings.kafka, self.name)
+        self.table = LeaseTable(self.settings.leases.dynamodb, config.account.region)
+        self.membership: Membership | None = None
+        self._address = f"{config.server.host}:{config.server.port}"
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, set_share: Callable[[Share], None], fits: Callable[[Share], bool]) -> None:
+        """`set_share` hands the dispatcher its share; `fits` says whether its calls in flight fit one."""
+        await self.table.open()
+        set_share(NOTHING)
+        self.membership = Membership(
+            self.table,
+            self.name,
+            self.node,
+            self.settings.leases,
+            fits=fits,
+            apply=set_share,
+            info={"address": self._address},
+        )
+        self._task = asyncio.create_task(self.membership.run(), name="cluster membership")
+        log.info("cluster %s: node %s starting", self.name, self.node)
+
+    def joined(self) -> bool:
+        m = self.membership
+        return m is not None and m.joined.is_set() and self.queue.joined.is_set()
+
+    async def status(self) -> dict[str, Any]:
+        m = self.membership
+        backlog: dict[str, int] = {}
+        with contextlib.suppress(Exception):  # the broker unreachable: the rest still shows
+            backlog = await self.queue.backlog()
+        return {
+            "cluster": self.name,
+            "node": self.node,
+            "joined": self.joined(),
+            "share": describe(m.share) if m is not None else "nothing",
+            "nodes": m.status() if m is not None else [],
+            "queue": {
+                "topics": [self.queue.fresh_topic, self.queue.retry_topic],
+                "group": self.queue.group,
+                "held": self.queue.depth(),
+                "partitions": self.queue.partitions(),
+                "backlog": backlog,
+            },
+        }
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.membership is not None:
+            with contextlib.suppress(Exception):
+                await self.membership.leave()
+        await self.table.aclose()
