@@ -49,9 +49,9 @@ async def start_nodes(
     """`count` nodes of one new cluster, started together; every node ready (joined) when this returns."""
     env = {"CLUSTER": f"c{uuid.uuid4().hex[:8]}", "TABLE": "router-leases", "KAFKA": kafka, "MOTO": moto}
     env["SHARED"] = str(shared)
-    nodes = [
-        await make_router(config, env={**env, "NODE": f"n{i}"}, name=f"n{i}", start=False) for i in range(count)
-    ]
+    nodes = []
+    for i in range(count):
+        nodes.append(await make_router(config, env={**env, "NODE": f"n{i}"}, name=f"n{i}", start=False))
     await asyncio.gather(*(n.start(timeout=60) for n in nodes))
     return nodes
 

@@ -1,5 +1,5 @@
-"""Fixture: sleeps event["sleep"] (default 0), then leaves a marker file RECORD_DIR/<n>.<NODE>.<unique>, one per
-run (a delivery repeated on another node leaves a second marker), and answers which node ran it."""
+"""Fixture: sleeps event["sleep"] (default 0), then leaves a marker file RECORD_DIR/<n>.<NODE>.<unique>, one
+per run (a delivery repeated on another node leaves a second marker), and answers which node ran it."""
 
 import os
 import time
