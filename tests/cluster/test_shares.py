@@ -1,6 +1,6 @@
-"""Reserved concurrency is the cluster's: 4 over 2 nodes under 16 concurrent callers never has more than 4 calls
-in flight in total (each node admits its share, the rest get Lambda's 429 with its Reason), and once one node
-has left the other admits all 4. Real tansu, moto and two `router serve` processes."""
+"""Reserved concurrency is the cluster's: 4 over 2 nodes under 16 concurrent callers never has more than 4
+calls in flight in total (each node admits its share, the rest get Lambda's 429 with its Reason), and once
+one node has left the other admits all 4. Real tansu, moto and two `router serve` processes."""
 
 from __future__ import annotations
 
