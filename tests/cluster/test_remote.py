@@ -1,7 +1,7 @@
-"""Remote functions: a function with `target: {lambda: ...}` runs on another router over the Lambda Invoke API.
-Events from a local source (the HTTP gateway) and Invoke calls reach it with the same envelopes; results and
-function errors come back as data, and a target that cannot run the call is a dispatch error. Two real
-`router serve` processes, boto3 against the first."""
+"""Remote functions: a function with `target: {lambda: ...}` runs on another router over the Lambda Invoke
+API. Events from a local source (the HTTP gateway) and Invoke calls reach it with the same envelopes;
+results and function errors come back as data, and a target that cannot run the call is a dispatch error.
+Two real `router serve` processes, boto3 against the first."""
 
 from __future__ import annotations
 
