@@ -126,7 +126,9 @@ class Daemon:
             from router.cluster.node import ClusterNode
 
             self.cluster = ClusterNode(config)
-            self.backends = dataclasses.replace(self.backends, queue=self.cluster.queue)
+            self.backends = dataclasses.replace(
+                self.backends, queue=self.cluster.queue, sources=self.cluster.sources()
+            )
         self.dispatcher: Dispatcher | None = None
         self.catalog: FunctionCatalog | None = None
         self.sources: dict[str, SourceHandle] = {}

@@ -10,6 +10,8 @@ without one the daemon builds none and nothing of this package runs. Contract:
   the dispatcher its share of every limit (`Dispatcher.set_share`) as nodes join and leave
   (router/cluster/membership.py). Raises `TableError` when the table cannot be opened: the daemon does
   not start.
+* `sources()`: the source seams (router/core/backends.py): shard leases with their checkpoints
+  (router/cluster/leases.py) and schedule tick claims (router/cluster/ticks.py), in the lease table.
 * `joined()`: this node holds a share and is in the queue's consumer group (what /readyz adds).
 * `await status()`: what `GET /cluster` and `router cluster` show: this node, the members with their
   shares, the queue's partitions held here (held events, position, commit, lag) and its backlog over the
@@ -25,13 +27,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from router.cluster.leases import LeaseCheckpoints, LeaseOwnership, MappingLeases
 from router.cluster.membership import NOTHING, Membership, describe
 from router.cluster.queue import KafkaQueue
 from router.cluster.table import LeaseTable
+from router.cluster.ticks import TableTicks
 from router.config import Config
 from router.config.cluster import ClusterConfig
+from router.core.backends import SourceBackends
 from router.core.shares import Share
 
 log = logging.getLogger("router.cluster")
@@ -48,6 +54,40 @@ class ClusterNode:
         self.membership: Membership | None = None
         self._address = f"{config.server.host}:{config.server.port}"
         self._task: asyncio.Task[None] | None = None
+        self._mappings: dict[str, MappingLeases] = {}
+
+    # -- the source seams -----------------------------------------------------------------------------------
+
+    def sources(self) -> SourceBackends:
+        """Shard leases with their checkpoints, and tick claims, in the lease table."""
+        return SourceBackends(checkpoints=self._checkpoints, ownership=self._ownership, ticks=self._ticks)
+
+    def _leases(self, source: str, mapping: str) -> MappingLeases:
+        pk = f"{self.name}#shards#{source}#{mapping}"
+        leases = self._mappings.get(pk)
+        if leases is None:
+            leases = MappingLeases(self.table, pk, self.node, self.settings.leases, self._members)
+            self._mappings[pk] = leases
+        return leases
+
+    def _members(self) -> list[str]:
+        return self.membership.members if self.membership is not None else [self.node]
+
+    def _checkpoints(self, *, source: str, folder: Path, mapping: str, stream: str) -> LeaseCheckpoints:
+        return LeaseCheckpoints(self._leases(source, mapping), stream)
+
+    def _ownership(self, *, source: str, mapping: str) -> LeaseOwnership:
+        return LeaseOwnership(self._leases(source, mapping))
+
+    def _ticks(self, *, source: str, folder: Path) -> TableTicks:
+        return TableTicks(self.table, f"{self.name}#schedule#{source}", self.node, self.settings.leases)
+
+    def leases(self) -> dict[str, dict[str, str | None]]:
+        """Who owns which shard, as this node last read the lease items (per mapping)."""
+        return {
+            pk.removeprefix(f"{self.name}#shards#"): {s: i.get("owner") for s, i in sorted(m.items.items())}
+            for pk, m in sorted(self._mappings.items())
+        }
 
     async def start(self, set_share: Callable[[Share], None], fits: Callable[[Share], bool]) -> None:
         """`set_share` hands the dispatcher its share; `fits` says whether its calls in flight fit one."""
@@ -80,6 +120,7 @@ class ClusterNode:
             "joined": self.joined(),
             "share": describe(m.share) if m is not None else "nothing",
             "nodes": m.status() if m is not None else [],
+            "shards": self.leases(),
             "queue": {
                 "topics": [self.queue.fresh_topic, self.queue.retry_topic],
                 "group": self.queue.group,
@@ -90,6 +131,8 @@ class ClusterNode:
         }
 
     async def aclose(self) -> None:
+        for leases in self._mappings.values():
+            leases.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

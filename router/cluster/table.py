@@ -26,6 +26,7 @@ import logging
 from typing import Any
 
 from router.config.cluster import ClusterDynamo
+from router.core.errors import DispatchError
 
 log = logging.getLogger("router.cluster")
 
@@ -34,8 +35,9 @@ Names = dict[str, str]
 CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
-class TableError(Exception):
-    """The table could not be reached or refused a request for another reason than a failed condition."""
+class TableError(DispatchError):
+    """The table could not be reached or refused a request for another reason than a failed condition. A
+    DispatchError: a source that meets it (a schedule's claim) backs off and tries again."""
 
 
 def encode(value: Any) -> dict[str, Any]:
