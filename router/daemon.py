@@ -126,6 +126,7 @@ class Daemon:
             from router.cluster.node import ClusterNode
 
             self.cluster = ClusterNode(config)
+            self.cluster.bind_metrics(self.metrics)
             self.backends = dataclasses.replace(
                 self.backends, queue=self.cluster.queue, sources=self.cluster.sources()
             )

@@ -12,6 +12,7 @@ without one the daemon builds none and nothing of this package runs. Contract:
   not start.
 * `sources()`: the source seams (router/core/backends.py): shard leases with their checkpoints
   (router/cluster/leases.py) and schedule tick claims (router/cluster/ticks.py), in the lease table.
+* `bind_metrics(metrics)`: Prometheus gauges (router_cluster_*, docs/cluster.md) from live state.
 * `joined()`: this node holds a share and is in the queue's consumer group (what /readyz adds).
 * `await status()`: what `GET /cluster` and `router cluster` show: this node, the members with their
   shares, the queue's partitions held here (held events, position, commit, lag) and its backlog over the
@@ -39,6 +40,7 @@ from router.config import Config
 from router.config.cluster import ClusterConfig
 from router.core.backends import SourceBackends
 from router.core.shares import Share
+from router.metrics import Metrics
 
 log = logging.getLogger("router.cluster")
 
@@ -104,6 +106,33 @@ class ClusterNode:
         )
         self._task = asyncio.create_task(self.membership.run(), name="cluster membership")
         log.info("cluster %s: node %s starting", self.name, self.node)
+
+    def bind_metrics(self, metrics: Metrics) -> None:
+        """Gauges set from live state before every /metrics render."""
+        nodes = metrics.gauge("router_cluster_nodes", "Live members of the cluster, as this node sees them")
+        joined = metrics.gauge(
+            "router_cluster_joined", "1 once this node holds a share and a queue assignment"
+        )
+        owned = metrics.gauge("router_cluster_shards_owned", "Shard leases this node holds", ("mapping",))
+        held = metrics.gauge(
+            "router_cluster_queue_held", "Async events this node holds from the cluster queue"
+        )
+        lag = metrics.gauge(
+            "router_cluster_queue_lag", "Records not committed, per partition this node holds", ("partition",)
+        )
+
+        def refresh() -> None:
+            m = self.membership
+            nodes.set(len(m.members) if m is not None else 0)
+            joined.set(1 if self.joined() else 0)
+            held.set(self.queue.depth())
+            for pk, leases in self._mappings.items():
+                owned.labels(pk.removeprefix(f"{self.name}#shards#")).set(len(leases.held))
+            lag.clear()
+            for partition, numbers in self.queue.partitions().items():
+                lag.labels(partition).set(numbers["lag"])
+
+        metrics.add_refresh(refresh)
 
     def joined(self) -> bool:
         m = self.membership

@@ -53,6 +53,8 @@ async def test_a_remote_function_answers_local_sources_and_invokes(make_router: 
     http_port = free_port()
     near = await make_router(NEAR, name="near", env={"FAR": far.url, "HTTP_PORT": str(http_port)})
     async with aiohttp.ClientSession() as session:
+        async with session.get(f"{far.url}/cluster") as r:  # a single router is in no cluster
+            assert r.status == 404 and r.headers["X-Amzn-ErrorType"].startswith("ResourceNotFoundException")
         async with session.get(f"http://127.0.0.1:{http_port}/items/7?x=1") as r:
             assert r.status == 200, await r.text()
             answer = await r.json()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -64,7 +66,18 @@ async def test_reserved_concurrency_is_split_and_follows_membership(
     config = cluster_yaml(FUNCTIONS % "runs")
     nodes = await start_nodes(make_router, config, 2, kafka=kafka_broker, moto=moto_server, shared=tmp_path)
     reasons: list[str] = []
+    shown = subprocess.run(
+        [sys.executable, "-m", "router", "cluster", "--endpoint", nodes[0].url],
+        capture_output=True,
+        text=True,
+    )
+    assert shown.returncode == 0, shown.stderr
+    status = json.loads(shown.stdout)
+    assert [n["node"] for n in status["nodes"]] == ["n0", "n1"] and status["joined"], status
     async with aiohttp.ClientSession() as session:
+        async with session.get(f"{nodes[1].url}/metrics") as r:
+            text = await r.text()
+        assert "router_cluster_nodes 2.0" in text and "router_cluster_joined 1.0" in text
         await asyncio.gather(*(caller(session, nodes[i % 2], 4, reasons) for i in range(16)))
         both = most_at_once(tmp_path / "runs")
         assert reasons and set(reasons) == {RESERVED}, set(reasons)
