@@ -1,6 +1,7 @@
 """Shard leases: a Kinesis stream's 4 shards split over 3 nodes; the owner of the most is killed with -9 and
 the others take its shards over once its leases expire, resuming from the checkpoints kept with the leases:
-no record lost, at most one batch per shard delivered twice. Real tansu, moto and three `router serve`."""
+no record lost, at most one batch per shard delivered twice. A DynamoDB table's stream moves likewise from
+a killed node to the other. Real tansu, moto and several `router serve`."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import pytest
 
 from tests.cluster.support import cluster_status, cluster_yaml, start_nodes
 from tests.conftest import MakeRouter
-from tests.integration.stream_support import kinesis_stream, read_log, unique
-from tests.support import RouterProcess
+from tests.integration.stream_support import dynamodb_table, kinesis_stream, read_log, unique
+from tests.support import RouterProcess, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -103,3 +104,51 @@ async def test_shards_move_from_a_killed_node_with_their_checkpoints(
     for shard, counts in per_shard.items():
         twice = [v for v, c in counts.items() if c > 1]
         assert len(twice) <= BATCH, (shard, len(twice))
+
+
+TABLE_SOURCE = """
+functions:
+  log:
+    runtime: python3.11
+    handler: app.handler
+    code: "${FUNCTIONS}/stream_log"
+    environment: {LOG_FILE: "${SHARED}/log-${NODE}.jsonl"}
+sources:
+  stream: {kind: dynamodb, poll_interval_s: 0.05, shard_refresh_s: 0.5, endpoint: "${MOTO}", table: "%s",
+           starting_position: TRIM_HORIZON}
+routes:
+  - {source: stream, function: log, batch: {size: %d}}
+"""
+
+
+def put_items(client: Any, name: str, start: int, count: int) -> None:
+    for n in range(start, start + count):
+        client.put_item(TableName=name, Item={"id": {"S": f"i{n}"}})
+
+
+async def test_a_table_stream_moves_to_the_other_node(
+    make_router: MakeRouter, kafka_broker: str, moto_server: str, tmp_path: Path
+) -> None:
+    name = unique("orders")
+    client = await asyncio.to_thread(dynamodb_table, moto_server, name)
+    config = cluster_yaml(TABLE_SOURCE % (name, BATCH))
+    nodes = await start_nodes(make_router, config, 2, kafka=kafka_broker, moto=moto_server, shared=tmp_path)
+
+    def inserted() -> set[str]:
+        return {line["k"]["id"]["S"] for line in logged(tmp_path) if line["v"] == "INSERT"}
+
+    async with aiohttp.ClientSession() as session:
+        await asyncio.to_thread(put_items, client, name, 0, 30)
+        await wait_until(lambda: len(inserted()) == 30, "the first 30 items")
+        leases = await owners(session, nodes[0])
+        (owner,) = set(leases.values())
+        victim = nodes[int(str(owner)[1:])]
+        await victim.kill()
+        await asyncio.to_thread(put_items, client, name, 30, 30)
+        await wait_until(
+            lambda: len(inserted()) == 60, lambda: f"{60 - len(inserted())} items never delivered"
+        )
+        survivor = next(n for n in nodes if n is not victim)
+        assert set((await owners(session, survivor)).values()) == {f"n{nodes.index(survivor)}"}
+    counts = Counter(line["k"]["id"]["S"] for line in logged(tmp_path))
+    assert len([k for k, c in counts.items() if c > 1]) <= BATCH, counts
