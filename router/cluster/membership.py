@@ -14,9 +14,10 @@ exceed a limit, even while nodes join and leave:
 * each node publishes in its item the `view` it budgets for: the members it last split by, written only
   once its calls in flight fit in its share of that split (a lowered share is applied at once; calls
   already running finish, and the view is published when they have drained below it);
-* a node applies a split (a nonzero share) only when every other member of it publishes a view that
-  contains this node; until then its share is zero (calls are throttled with Lambda's reason, async events
-  wait). A joining node thus waits until the others have made room for it;
+* a node applies a split in full only when every other member of it publishes a view that contains this
+  node; until then it holds the lesser of the new split and the last split it applied in full (zero for a
+  node that never had one: calls are throttled with Lambda's reason, async events wait). A joining node
+  thus waits until the others have made room for it, and the others lower their shares at once;
 * a member leaving (or found dead) only raises the others' shares, which is safe at once;
 * a node that could not renew its item for `node_timeout_s` (the lease table unreachable) holds a zero
   share: the others will count it out, and it must not run on a share they will hand to someone else.
@@ -35,7 +36,7 @@ from typing import Any
 
 from router.cluster.table import Item, LeaseTable, TableError
 from router.config.cluster import ClusterLeases
-from router.core.shares import EvenSplit, Share
+from router.core.shares import EvenSplit, Least, Share
 
 log = logging.getLogger("router.cluster")
 
@@ -81,6 +82,7 @@ class Membership:
         self._monotonic = monotonic
         self.members: list[str] = [node]  # live members, sorted (this node included)
         self.share: Share = NOTHING
+        self._welcomed: Share = NOTHING  # the last split applied in full
         self.joined = asyncio.Event()
         self.nodes: dict[str, Seen] = {}
         self._counter = 0
@@ -152,7 +154,11 @@ class Membership:
         members = self.members
         split = EvenSplit(len(members), members.index(self.node))
         welcomed = all(self.node in (self.nodes[n].item.get("view") or []) for n in members if n != self.node)
-        self._set(split if welcomed else NOTHING)
+        if welcomed:
+            self._welcomed = split
+            self._set(split)
+        else:  # lowering is safe at once; raising waits for the others' room
+            self._set(NOTHING if self._welcomed is NOTHING else Least(split, self._welcomed))
         if self._fits(split):
             self._view = list(members)
 
@@ -162,6 +168,7 @@ class Membership:
                 log.error(
                     "cluster: the lease table is unreachable; this node admits no calls until it is back"
                 )
+            self._welcomed = NOTHING
             self._set(NOTHING)
 
     def _set(self, share: Share) -> None:
@@ -195,6 +202,8 @@ class Membership:
 
 
 def describe(share: Share) -> str:
+    if isinstance(share, Least):
+        return f"{describe(share.a)} (at most {describe(share.b)}, until the others make room)"
     if isinstance(share, EvenSplit):
         return f"part {share.index + 1} of {share.parts}"
     return "nothing" if share is NOTHING else "whole"

@@ -11,6 +11,8 @@ in-flight calls of all nodes together never exceed the limit without any call as
   one more when it does not divide, the lowest indexes first. Splits nest: a node's share
   (`EvenSplit(len(nodes), rank)`) can itself be split among the node's worker processes
   (`EvenSplit(workers, w, outer=node_share)`), and the parts still add up to the limit.
+* `Least(a, b)`: the smaller of two shares, limit by limit (a node moving from one split to another holds
+  the lesser of both until the move is safe).
 
 Pure arithmetic: no I/O, no clock.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["WHOLE", "EvenSplit", "Share", "Whole"]
+__all__ = ["WHOLE", "EvenSplit", "Least", "Share", "Whole"]
 
 
 @runtime_checkable
@@ -54,3 +56,14 @@ class EvenSplit:
     def of(self, limit: int) -> int:
         base, extra = divmod(self.outer.of(limit), self.parts)
         return base + (1 if self.index < extra else 0)
+
+
+@dataclass(frozen=True)
+class Least:
+    """The smaller of two shares, limit by limit."""
+
+    a: Share
+    b: Share
+
+    def of(self, limit: int) -> int:
+        return min(self.a.of(limit), self.b.of(limit))

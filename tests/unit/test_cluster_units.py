@@ -104,3 +104,64 @@ def test_remote_throttles_and_failures_are_dispatch_errors() -> None:
     )
     gone = _dispatch_error(OSError("connection refused"), "g")
     assert type(gone) is DispatchError and "connection refused" in str(gone)
+
+
+class MemoryTable:
+    """The lease table's calls Membership makes, in memory (conditions as DynamoDB evaluates them here)."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, object]] = {}
+
+    async def put(self, item: dict[str, object], *args: object, **kw: object) -> bool:
+        self.items[(str(item["pk"]), str(item["sk"]))] = dict(item)
+        return True
+
+    async def query(self, pk: str, prefix: str = "") -> list[dict[str, object]]:
+        return [dict(v) for (p, s), v in sorted(self.items.items()) if p == pk and s.startswith(prefix)]
+
+    async def delete(self, pk: str, sk: str, *args: object, **kw: object) -> bool:
+        return self.items.pop((pk, sk), None) is not None
+
+
+async def test_shares_never_add_up_past_a_limit_while_nodes_join_and_leave() -> None:
+    from router.cluster.membership import Membership
+    from router.config.cluster import ClusterLeases
+
+    table, now = MemoryTable(), [0.0]
+    settings = ClusterLeases(lease_timeout_s=3, node_timeout_s=3)
+
+    def node(name: str) -> Membership:
+        return Membership(
+            table,  # type: ignore[arg-type]
+            "c",
+            name,
+            settings,
+            fits=lambda share: True,
+            apply=lambda share: None,
+            monotonic=lambda: now[0],
+        )
+
+    nodes = [node("a"), node("b")]
+
+    async def rounds(count: int, serving: int = 0) -> None:
+        """`count` renewal rounds; the first `serving` nodes must keep admitting calls throughout."""
+        for _ in range(count):
+            for m in nodes:
+                await m.cycle()
+                for limit in (1, 4, 7, 1000):
+                    assert sum(n.share.of(limit) for n in nodes) <= limit, [n.share for n in nodes]
+                assert all(n.share.of(1000) > 0 for n in nodes[:serving]), [n.share for n in nodes]
+            now[0] += 1.0
+
+    await rounds(3)
+    assert [n.share.of(4) for n in nodes] == [2, 2]
+    nodes.append(node("c"))
+    await rounds(4, serving=2)  # a joining node never stops the others
+    assert [n.share.of(6) for n in nodes] == [2, 2, 2]
+    await nodes[0].leave()
+    nodes.pop(0)
+    await rounds(2)
+    assert [n.share.of(6) for n in nodes] == [3, 3]
+    del nodes[0]  # b dies: its item stays until it is seen not to change for node_timeout_s
+    await rounds(5)
+    assert nodes[0].members == ["c"] and nodes[0].share.of(6) == 6
