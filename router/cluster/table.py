@@ -26,7 +26,7 @@ import logging
 from typing import Any
 
 from router.config.cluster import ClusterDynamo
-from router.core.errors import DispatchError
+from router.core.errors import RESOURCE_NOT_FOUND, DispatchError
 
 log = logging.getLogger("router.cluster")
 
@@ -103,7 +103,7 @@ class LeaseTable:
         try:
             described = await self._client.describe_table(TableName=self.name)
         except ClientError as e:
-            if _code(e) != "ResourceNotFoundException" or not self.settings.create_table:
+            if _code(e) != RESOURCE_NOT_FOUND or not self.settings.create_table:
                 raise TableError(f"lease table {self.name}: {e}") from e
             await self._create()
             return

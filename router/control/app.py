@@ -50,10 +50,11 @@ async def readyz(request: web.Request) -> web.Response:
 async def cluster(request: web.Request) -> web.Response:
     from router.control.errors import ApiError
     from router.control.plane import CLUSTER
+    from router.core.errors import RESOURCE_NOT_FOUND
 
     status = request.app[PLANE_KEY].extras.get(CLUSTER)
     if status is None:
-        raise ApiError(404, "ResourceNotFoundException", "This router is not in a cluster (no cluster:)")
+        raise ApiError(404, RESOURCE_NOT_FOUND, "This router is not in a cluster (no cluster:)")
     return web.json_response(await status())
 
 

@@ -119,7 +119,7 @@ class RemoteInstance:
         return InvocationResult(
             request_id=request.request_id,
             payload=json.dumps({"errorType": errors.SANDBOX_TIMEOUT, "errorMessage": message}).encode(),
-            function_error="Unhandled",
+            function_error=errors.FUNCTION_UNHANDLED,
             error_type=errors.SANDBOX_TIMEOUT,
             duration_ms=wall_ms,
             billed_ms=billed,
