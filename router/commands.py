@@ -1,4 +1,5 @@
-"""The record's commands: `router request`, `router replay`, `router redrive`, `router faults`.
+"""The record's commands: `router request`, `router replay`, `router redrive`, `router faults`; and
+`router cluster`.
 
 Each is a client of a running daemon's inspection API (docs/record.md), like `router tail`:
 
@@ -12,6 +13,9 @@ Each is a client of a running daemon's inspection API (docs/record.md), like `ro
 * `router faults show`, `router faults set (--function F | --source S) KEY=VALUE...`, `router faults clear
   (--function F | --source S)` (`GET`/`PUT /inspect/faults`). KEY is a `faults:` key of the config
   (`error_rate=0.1`, `latency_ms.p=0.2 latency_ms.add=500`, `reorder=true`, `seed=7`).
+
+* `router cluster` (`GET /cluster`, docs/cluster.md): the cluster as the asked node sees it (nodes, shares,
+  shard owners, queue partitions and backlog), as JSON.
 
 Exit codes: 0 done, 1 a failure as said above or the daemon unreachable or answering an error, 2 bad
 arguments.
@@ -41,6 +45,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     r.add_argument("request_id")
     _client_args(r)
     r.set_defaults(func=cmd_request)
+
+    c = sub.add_parser("cluster", help="the cluster's nodes, shares, shard owners and queue (GET /cluster)")
+    _client_args(c)
+    c.set_defaults(func=cmd_cluster)
 
     p = sub.add_parser("replay", help="deliver recorded events again")
     which = p.add_mutually_exclusive_group(required=True)
@@ -86,6 +94,16 @@ def cmd_request(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         found = client.get(f"/inspect/requests/{urllib.parse.quote(args.request_id, safe='')}")
     except TailError as e:
         return _fail("request", e)
+    print(json.dumps(found, indent=2), file=out)
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    client = InspectClient(args.endpoint, args.token)
+    try:
+        found = client.get("/cluster")
+    except TailError as e:
+        return _fail("cluster", e)
     print(json.dumps(found, indent=2), file=out)
     return 0
 

@@ -37,13 +37,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiohttp import web
@@ -72,6 +73,9 @@ from router.dispatch.routing import Calls, bind_routes
 from router.mapped_sources import MappedSources, ResultNotes
 from router.metrics import Metrics
 from router.sources import kind_module
+
+if TYPE_CHECKING:
+    from router.cluster.node import ClusterNode
 
 log = logging.getLogger("router.daemon")
 
@@ -124,6 +128,15 @@ class Daemon:
             ring_size=inspect.ring_size,
             max_payload_bytes=inspect.max_payload_kb * 1024,
         )
+        self.cluster: ClusterNode | None = None  # with a `cluster:` section (docs/cluster.md)
+        if config.cluster is not None and backends is None:
+            from router.cluster.node import ClusterNode
+
+            self.cluster = ClusterNode(config)
+            self.cluster.bind_metrics(self.metrics)
+            self.backends = dataclasses.replace(
+                self.backends, queue=self.cluster.queue, sources=self.cluster.sources()
+            )
         self.dispatcher: Dispatcher | None = None
         self.catalog: FunctionCatalog | None = None
         self.sources: dict[str, SourceHandle] = {}
@@ -181,6 +194,8 @@ class Daemon:
             metrics=self.metrics,
             queue=self.backends.queue,
         )
+        if self.cluster is not None:  # no call is admitted before this node has joined
+            await self.cluster.start(self.dispatcher.set_share, self.dispatcher.accounting.fits)
         # The catalog (control plane) merges the config's functions with those deployed through the API
         # (persisted under state_dir) and is the only caller of dispatcher.set_functions.
         self.catalog = FunctionCatalog(self.config, self.state_dir, self.dispatcher)
@@ -194,7 +209,7 @@ class Daemon:
             metrics=self.metrics,
             is_ready=self.is_ready,
             catalog=self.catalog,
-            extras={**await self._inspection(), CONSOLE: self._console()},
+            extras={**await self._inspection(), CONSOLE: self._console(), **self._cluster_status()},
             mappings=self.mappings,
         )
         self._runner = create_runner(plane)
@@ -272,7 +287,14 @@ class Daemon:
         inspection = Inspection(store=store, sources=lambda: self.contexts, config=lambda: self.config)
         return {INSPECTION: inspection}
 
+    def _cluster_status(self) -> dict[str, Any]:
+        from router.control.plane import CLUSTER
+
+        return {CLUSTER: self.cluster.status} if self.cluster is not None else {}
+
     def is_ready(self) -> bool:
+        if self.cluster is not None and not self.cluster.joined():
+            return False
         return not self._draining and all(
             h.ready.is_set() for n, h in self.sources.items() if not self.mapped.owns(n)
         )
@@ -318,6 +340,8 @@ class Daemon:
             await self.dispatcher.aclose()
         if self.inspect is not None:
             await self.inspect.aclose()  # what the last calls recorded is written
+        if self.cluster is not None:  # after the drain: the others take over this node's share now
+            await self.cluster.aclose()
         log.info("stopped")
 
     async def _drain(self, grace: float) -> None:

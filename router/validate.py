@@ -67,6 +67,7 @@ def check(config: Config, problems: list[str], declared: set[str] = frozenset())
         check_function(config, name, f, problems)
     _check_token(config.server.auth_token, problems)
     _check_concurrency(config, problems)
+    _check_cluster(config, problems)
     _check_ports(config, problems)
     for name, s in config.sources.items():
         source_check = getattr(kind_module(s.kind_name()), "check", None)
@@ -141,6 +142,14 @@ def _check_dead_letter(config: Config, d: Destination, where: str, problems: lis
 
 def check_function(config: Config, name: str, f: FunctionConfig, problems: list[str]) -> None:
     where = f"functions.{name}"
+    if f.target is not None:
+        _check_target(f, where, problems)
+        return
+    missing = [k for k in ("runtime", "handler", "code") if not getattr(f, k)]
+    for key in missing:
+        problems.append(f"{where}: missing required key {key!r} (or a target: {{lambda: ...}})")
+    if missing:
+        return
     if not (RUNTIMES_PYTHON.match(f.runtime) or RUNTIMES_NODE.match(f.runtime) or f.runtime == "provided"):
         problems.append(
             f"{where}.runtime: unknown runtime {f.runtime!r} (expected python3.X, nodejs20.x or provided)"
@@ -174,6 +183,34 @@ def check_function(config: Config, name: str, f: FunctionConfig, problems: list[
 
 
 MAX_LAYERS = 5  # Lambda's limit per function
+LOCAL_ONLY = ("runtime", "handler", "code", "layers", "provisioned_concurrency", "cpu")
+
+
+def _check_target(f: FunctionConfig, where: str, problems: list[str]) -> None:
+    """A function with a target runs elsewhere: what only local instances use would be silently ignored."""
+    default = FunctionConfig()
+    for key in LOCAL_ONLY:
+        if getattr(f, key) != getattr(default, key):
+            problems.append(f"{where}.{key}: a function with a target runs elsewhere; remove {key!r}")
+    if not f.target.lambda_.function_name.strip():  # type: ignore[union-attr]
+        problems.append(f"{where}.target.lambda.function_name: empty")
+
+
+def _check_cluster(config: Config, problems: list[str]) -> None:
+    cluster = config.cluster
+    if cluster is None:
+        return
+    if not cluster.kafka.brokers:
+        problems.append("cluster.kafka.brokers: give at least one broker (host:port)")
+    if cluster.node_id and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$", cluster.node_id):
+        problems.append(f"cluster.node_id: {cluster.node_id!r}: letters, digits and _.:- only, at most 128")
+    leases = cluster.leases
+    renew = leases.renew_interval_s
+    for key in ("lease_timeout_s", "node_timeout_s"):
+        if getattr(leases, key) <= renew * 2:
+            problems.append(
+                f"cluster.leases.{key}: {getattr(leases, key):g} must be more than twice renew_s ({renew:g})"
+            )
 
 
 def _check_layers(config: Config, f: FunctionConfig, where: str, problems: list[str]) -> None:

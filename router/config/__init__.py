@@ -22,6 +22,7 @@ from router.config.base import (
     Strict,
     TimeoutS,
 )
+from router.config.cluster import ClusterConfig, FunctionTarget, LambdaTarget
 from router.config.loader import Loaded, decode_config, read_config
 from router.config.model import (
     AccountConfig,
@@ -50,14 +51,17 @@ __all__ = [
     "AwsConfig",
     "BatchConfig",
     "BillingConfig",
+    "ClusterConfig",
     "Config",
     "Destination",
     "FunctionConfig",
     "FunctionFaults",
+    "FunctionTarget",
     "HttpRouteConfig",
     "InspectConfig",
     "InvokerConfig",
     "KafkaDestination",
+    "LambdaTarget",
     "LatencyFault",
     "LimitsConfig",
     "Loaded",

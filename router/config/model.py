@@ -25,6 +25,7 @@ from router.config.base import (
     Strict,
     TimeoutS,
 )
+from router.config.cluster import ClusterConfig, FunctionTarget
 from router.config.sources import SourceConfig
 
 __all__ = ["Cpu", "Port", "Strict"]
@@ -112,9 +113,10 @@ class AsyncConfig(Strict):
 
 
 class FunctionConfig(Strict):
-    runtime: str
-    handler: str
-    code: str
+    # runtime, handler and code are required unless `target` sends the calls elsewhere (router.validate).
+    runtime: str = ""
+    handler: str = ""
+    code: str = ""
     memory_mb: MemoryMB = 128
     timeout_s: TimeoutS = 3
     reserved_concurrency: NonNegInt | None = None
@@ -129,6 +131,7 @@ class FunctionConfig(Strict):
     faults: FunctionFaults | None = None  # injected faults (docs/record.md); never in a default config
     cpu: Cpu | None = None  # None: invoker.cpu
     network: bool = True  # false: a network namespace with only its own loopback (needs isolation: root)
+    target: FunctionTarget | None = None  # run elsewhere, over the Lambda Invoke API (docs/cluster.md)
 
 
 class BatchConfig(Strict):
@@ -241,6 +244,7 @@ class Config(Strict):
     functions: dict[str, FunctionConfig] = {}
     sources: dict[str, SourceConfig] = {}  # name -> the kind's settings (router.config.sources)
     routes: list[RouteConfig] = []
+    cluster: ClusterConfig | None = None  # several routers sharing the work (docs/cluster.md); None: one node
     base_dir: str = "."  # folder of the config file; relative paths in it are resolved against it
 
     def path(self, value: str) -> Path:

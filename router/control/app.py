@@ -11,7 +11,9 @@
   AuthType is NONE);
 * event source mappings (router/control/mappings/api.py);
 * the event inspection API under `/inspect/` (router/control/inspect.py), when `extras["inspect"]` is set;
-* the web console under `/console/` (router/control/console/).
+* the web console under `/console/` (router/control/console/);
+* `GET /cluster`: the cluster's nodes, shares, queue partitions and backlog (docs/cluster.md), when
+  `extras["cluster"]` is set; a single router answers 404 ResourceNotFoundException.
 
 Middlewares, outermost first: `error_middleware` gives each request an `x-amzn-RequestId` and answers every
 failure in Lambda's error shape (router/control/errors.py); the request counter; then, when
@@ -44,6 +46,17 @@ async def readyz(request: web.Request) -> web.Response:
     if plane.is_ready():
         return web.json_response({"status": "ready"})
     return web.json_response({"status": "not ready"}, status=503)
+
+
+async def cluster(request: web.Request) -> web.Response:
+    from router.control.errors import ApiError
+    from router.control.plane import CLUSTER
+    from router.core.errors import RESOURCE_NOT_FOUND
+
+    status = request.app[PLANE_KEY].extras.get(CLUSTER)
+    if status is None:
+        raise ApiError(404, RESOURCE_NOT_FOUND, "This router is not in a cluster (no cluster:)")
+    return web.json_response(await status())
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -113,6 +126,7 @@ def create_app(plane: ControlPlane) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/cluster", cluster)
     invoke.add_routes(app)
     functions.add_routes(app)
     versions.add_routes(app)

@@ -34,6 +34,8 @@ def watched_folders(catalog: FunctionCatalog) -> dict[Path, list[str]]:
     config = catalog.config
     folders: dict[Path, list[str]] = {}
     for name, fconfig in config.functions.items():
+        if fconfig.target is not None:
+            continue  # runs elsewhere: no code here
         code = config.path(fconfig.code)
         if code.is_dir():
             folders.setdefault(code.resolve(), []).append(name)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from router.dispatch.dispatcher import Dispatcher
 
 INSPECTION = "inspect"  # the key of `Inspection` in ControlPlane.extras
+CLUSTER = "cluster"  # ControlPlane.extras: the cluster's status (an async callable giving a dict)
 
 PLANE_KEY: web.AppKey[ControlPlane] = web.AppKey("plane")
 

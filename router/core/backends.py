@@ -60,6 +60,9 @@ class AsyncQueue(Protocol):
       a power cut. Then `on_stored(event)` is called, even if the caller was cancelled meanwhile; that is how
       the scheduler learns of new events. QueueUnavailable: nothing was stored.
     * `await update(event)` persists its retry bookkeeping (not_before, attempts, system_errors) durably.
+      With `redelivers_updates` true the queue hands the updated event back itself, through `on_stored`
+      (on this node or another: a shared queue moves a waiting retry where it is consumed), and the
+      scheduler does not keep it; false (today's), the scheduler keeps it for its retry.
     * `await delete(event)` removes it for good; the dispatcher calls it only once the event's outcome is
       settled. Then `settled(id)` returns. An event not deleted when the router dies runs again after the
       restart: delivery is at-least-once, as Lambda's asynchronous queue.
@@ -70,6 +73,7 @@ class AsyncQueue(Protocol):
     """
 
     on_stored: Callable[[QueuedEvent], None] | None
+    redelivers_updates: bool
 
     @property
     def is_open(self) -> bool: ...

@@ -14,6 +14,12 @@ the call, leaving the `with` block gives the slot back exactly once.
 Reservations can change while calls are in flight (PutFunctionConcurrency, reload). A slot remembers the
 pool it came from and returns to it; the new limits apply to the next acquisition. Every release calls the
 `on_release` listeners (the async scheduler waits on them for capacity).
+
+In a cluster the limits are the cluster's: `set_share(share)` (router/core/shares.py) makes this node admit
+only its part of each, `share.of(reservation)` for a reserved function and `share.of(account concurrency
+minus the reservations)` for the shared pool. `reservation()` and `account_concurrency` stay the
+cluster-wide numbers (what PutFunctionConcurrency checks against); `limit()` and `unreserved_limit` are what
+this node admits. Alone, the share is `WHOLE` and both are the same.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 
 from router.core.errors import REASON_ACCOUNT, REASON_RESERVED, Throttled
+from router.core.shares import WHOLE, Share
 
 RETRY_AFTER_S = 1.0  # the hint sync callers get with a throttle (Lambda's retryAfterSeconds)
 
@@ -55,6 +62,10 @@ class Accounting:
     def __init__(self, account_concurrency: int, reservations: Mapping[str, int] | None = None) -> None:
         self.account_concurrency = account_concurrency
         self._reservations: dict[str, int] = dict(reservations or {})
+        self._share: Share = WHOLE
+        self._limits: dict[str, int] = dict(self._reservations)  # this node's part of each reservation
+        self._unreserved_limit = 0
+        self._apply_share()
         self._in_use: dict[str, int] = {}
         self._reserved_in_use = 0  # slots taken from reservations, whatever they are now
         self._unreserved_in_use = 0
@@ -65,17 +76,38 @@ class Accounting:
     def set_reservations(self, reservations: Mapping[str, int]) -> None:
         """Replace every function's reserved concurrency (functions absent from the map have none)."""
         self._reservations = dict(reservations)
+        self._apply_share()
 
     def set_account_concurrency(self, concurrency: int) -> None:
         self.account_concurrency = concurrency
+        self._apply_share()
+
+    def set_share(self, share: Share) -> None:
+        """This node's part of the cluster-wide limits (calls in flight keep their slots)."""
+        self._share = share
+        self._apply_share()
+
+    @property
+    def share(self) -> Share:
+        return self._share
+
+    def _apply_share(self) -> None:
+        share = self._share
+        self._limits = {f: share.of(r) for f, r in self._reservations.items()}
+        self._unreserved_limit = share.of(max(0, self.account_concurrency - sum(self._reservations.values())))
 
     def reservation(self, function: str) -> int | None:
+        """The function's reserved concurrency (cluster-wide in a cluster)."""
         return self._reservations.get(function)
+
+    def limit(self, function: str) -> int | None:
+        """What this node admits of a reserved function at once; None when it has no reservation."""
+        return self._limits.get(function)
 
     @property
     def unreserved_limit(self) -> int:
-        """The shared pool: account concurrency minus every reservation (never below zero)."""
-        return max(0, self.account_concurrency - sum(self._reservations.values()))
+        """The shared pool this node admits: (its part of) account concurrency minus every reservation."""
+        return self._unreserved_limit
 
     # -- counts ---------------------------------------------------------------------------------------------
 
@@ -88,9 +120,17 @@ class Accounting:
     def unreserved_in_use(self) -> int:
         return self._unreserved_in_use
 
+    def fits(self, share: Share) -> bool:
+        """Whether the calls in flight here fit in `share` of every limit (a cluster re-splitting waits
+        for this before it publishes that it made room for another node)."""
+        unreserved = max(0, self.account_concurrency - sum(self._reservations.values()))
+        if self._unreserved_in_use > share.of(unreserved):
+            return False
+        return all(self._in_use.get(f, 0) <= share.of(r) for f, r in self._reservations.items())
+
     def available(self, function: str) -> int:
         """How many more calls of `function` would be admitted right now."""
-        reserved = self._reservations.get(function)
+        reserved = self._limits.get(function)
         if reserved is not None:
             return max(0, reserved - self._in_use.get(function, 0))
         return max(0, self.unreserved_limit - self._unreserved_in_use)
@@ -98,13 +138,13 @@ class Accounting:
     # -- acquiring ------------------------------------------------------------------------------------------
 
     def try_acquire(self, function: str) -> Slot | None:
-        reserved = self._reservations.get(function)
+        reserved = self._limits.get(function)
         if reserved is not None:
             if self._in_use.get(function, 0) >= reserved:
                 return None
             self._reserved_in_use += 1
         else:
-            if self._unreserved_in_use >= self.unreserved_limit:
+            if self._unreserved_in_use >= self._unreserved_limit:
                 return None
             self._unreserved_in_use += 1
         self._in_use[function] = self._in_use.get(function, 0) + 1
@@ -115,7 +155,7 @@ class Accounting:
         slot = self.try_acquire(function)
         if slot is not None:
             return slot
-        reserved = self._reservations.get(function)
+        reserved = self._limits.get(function)
         if reserved is not None:
             reason, limit = REASON_RESERVED, f"reserved concurrency of {function} ({reserved})"
         else:

@@ -36,7 +36,8 @@ Contract (what sources, the control plane and the daemon rely on):
   settings) apply in place. `functions()` returns the current definitions.
 * `reservable(function)`: the largest reserved concurrency the function may get (account.concurrency minus
   account.unreserved_min minus the other reservations), for PutFunctionConcurrency. `set_account(account)`
-  applies a reloaded config's account limits.
+  applies a reloaded config's account limits. `set_share(share)` (router/core/shares.py): in a cluster, the
+  part of every limit (account, reserved, provisioned) this node holds; alone it holds them whole.
 * `stats() -> DispatcherStats`: per function and account: in use, idle, busy, cold/warm starts, throttles,
   invocations, errors, queue depth, oldest queued event age. The same numbers feed router/metrics.py.
 * `on_result`: a list of callbacks `(function, call, result)` run after every invocation (sync calls and
@@ -71,6 +72,7 @@ from router.core.clock import Clock, SystemClock
 from router.core.errors import FunctionNotFound, LoopDetected, QueueUnavailable, ShuttingDown, Throttled
 from router.core.ids import new_request_id
 from router.core.results import InvocationResult
+from router.core.shares import Share
 from router.dispatch.concurrency import Accounting
 from router.dispatch.faults import Draw, FaultRun, Faults, Injected
 from router.dispatch.loops import LoopGuard
@@ -255,6 +257,7 @@ class Dispatcher:
                 log.info("%s: new revision %s; retiring the old instances", name, definition.revision)
                 self._retire(pool)
             self._pools[name] = InstancePool(definition, self._factory, self.clock, self._instance_tasks)
+            self._pools[name].set_share(self.accounting.share)
         if self._started and not self._closed:
             self._prepare_factory()
             await asyncio.gather(*(pool.ensure_provisioned() for pool in self._pools.values()))
@@ -281,6 +284,13 @@ class Dispatcher:
         """A reloaded config's account limits; calls in flight keep their slots."""
         self.config = msgspec.structs.replace(self.config, account=account)
         self.accounting.set_account_concurrency(account.concurrency)
+        self._scheduler.wake()
+
+    def set_share(self, share: Share) -> None:
+        """This node's part of the cluster-wide limits (calls in flight keep their slots)."""
+        self.accounting.set_share(share)
+        for pool in self._pools.values():
+            pool.set_share(share)
         self._scheduler.wake()
 
     def configure_faults(self, config: Config) -> None:
@@ -516,10 +526,15 @@ class Dispatcher:
 
 def _invoker_factory(config: Config, state_dir: Path) -> InstanceFactory:
     # Imported here: the invoker (and its zygote) only when real instances are wanted, not in unit tests.
+    from router.invoker.remote import RemoteFactory  # functions with a `target:` run elsewhere
+
+    inner: InstanceFactory
     if config.invoker.workers > 0:
         from router.invoker.workers import WorkerFactory
 
-        return WorkerFactory(config, config.invoker.workers)
-    from router.invoker.factory import InvokerFactory
+        inner = WorkerFactory(config, config.invoker.workers)
+    else:
+        from router.invoker.factory import InvokerFactory
 
-    return InvokerFactory(config, state_dir)
+        inner = InvokerFactory(config, state_dir)
+    return RemoteFactory(inner, config.billing)

@@ -11,8 +11,9 @@ Contract:
 * An instance that is dead after a call, or whose call was cancelled mid-way (its state is unknown), is
   stopped (its process group killed) and never reused; the next call launches a fresh one.
 * `provisioned` instances (init type "provisioned-concurrency") are launched by `ensure_provisioned()`, are
-  never reaped, and are re-launched when one dies. When they are all busy, calls spill over to on-demand
-  instances, as on Lambda.
+  never reaped, and are re-launched when one dies. In a cluster the count is the cluster's: the pool keeps
+  its `share` of it (`set_share`, router/core/shares.py). When they are all busy, calls spill over to
+  on-demand instances, as on Lambda.
 * `reap(now)` stops on-demand idle instances unused for `idle_timeout_s` (clock.monotonic), down to zero.
 * `retire()`: a new revision replaced this one. Idle instances stop now; busy ones finish their call and
   are stopped after it. `aclose()` stops everything, busy ones included, and waits for the stops.
@@ -34,6 +35,7 @@ from router.core.clock import Clock
 from router.core.errors import DispatchError
 from router.core.results import InvocationResult
 from router.core.retry import Backoff
+from router.core.shares import WHOLE, Share
 from router.dispatch.registry import FunctionDefinition
 from router.dispatch.tasks import TaskSet
 from router.invoker.types import FunctionSpec, InitFailed, InvokeRequest
@@ -83,6 +85,7 @@ class InstancePool:
         self._provision_retry_at = 0.0
         self.retired = False
         self._stops: set[asyncio.Task[None]] = set()
+        self.share: Share = WHOLE
 
     # -- counts ---------------------------------------------------------------------------------------------
 
@@ -110,10 +113,15 @@ class InstancePool:
     def update(self, definition: FunctionDefinition) -> None:
         """Same revision, new dispatcher-side settings (provisioned count, idle timeout)."""
         self.definition = definition
-        surplus = self.provisioned - definition.config.provisioned_concurrency
+        surplus = self.provisioned - self.share.of(definition.config.provisioned_concurrency)
         for member in [m for m in (*self._idle, *self._busy) if m.provisioned][: max(0, surplus)]:
             member.provisioned = False  # now on-demand: reaped when idle long enough
             member.last_used = self._clock.monotonic()
+
+    def set_share(self, share: Share) -> None:
+        """This node's part of the cluster's provisioned concurrency; `maintain()` launches the rest."""
+        self.share = share
+        self.update(self.definition)
 
     # -- calls ----------------------------------------------------------------------------------------------
 
@@ -224,7 +232,7 @@ class InstancePool:
             self._launching_provisioned -= missing
 
     def _missing_provisioned(self) -> int:
-        target = self.definition.config.provisioned_concurrency
+        target = self.share.of(self.definition.config.provisioned_concurrency)
         return target - self.provisioned - self._launching_provisioned
 
     async def _launch_provisioned(self) -> None:

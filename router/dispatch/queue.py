@@ -56,6 +56,8 @@ _Op = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]"]
 class DurableQueue:
     """The AsyncQueue over one SQLite file; the events' metadata mirrored in memory."""
 
+    redelivers_updates = False  # an updated event stays with the scheduler that updated it
+
     def __init__(self, path: Path, *, cache_bytes: int = 64 * 1024 * 1024) -> None:
         self.path = Path(path)
         self._cache: dict[str, bytes] = {}

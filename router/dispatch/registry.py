@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -203,6 +204,33 @@ def make_definition(
     )
 
 
+def remote_definition(name: str, config: FunctionConfig, region: str, account_id: str) -> FunctionDefinition:
+    """A function whose calls go over the Lambda Invoke API (`target:`): no code here; its revision changes
+    with the target and the settings a call carries."""
+    assert config.target is not None
+    target = config.target.lambda_
+    revision = hashlib.sha256(msgspec.json.encode([target, config.timeout_s, config.memory_mb])).hexdigest()
+    spec = FunctionSpec(
+        name=name,
+        runtime="remote",
+        handler=target.function_name,
+        code_dir=Path(),
+        memory_mb=config.memory_mb,
+        timeout_s=config.timeout_s,
+        region=region,
+        account_id=account_id,
+        revision=revision[:16],
+        remote=target,
+    )
+    return FunctionDefinition(
+        name=name,
+        config=config,
+        spec=spec,
+        revision=revision[:16],
+        last_modified=timefmt.lambda_timestamp(time.time()),
+    )
+
+
 def journal_folder(state_dir: Path) -> Path:
     return Path(state_dir) / "writes"
 
@@ -254,6 +282,9 @@ def definitions_from_config(
     defs: dict[str, FunctionDefinition] = {}
     problems: list[str] = []
     for name, fconfig in config.functions.items():
+        if fconfig.target is not None:
+            defs[name] = remote_definition(name, fconfig, config.account.region, config.account.account_id)
+            continue
         try:
             defs[name] = make_definition(
                 name,

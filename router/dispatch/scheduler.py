@@ -267,7 +267,8 @@ class AsyncScheduler:
         # Never wait past the event's expiry: it is then given up at its maximum age, not later.
         event.not_before = min(self._clock.time() + delay, event.enqueued_at + max_age)
         await self._queue.update(event)
-        self.add(event)
+        if not self._queue.redelivers_updates:  # a shared queue hands it back where it is consumed
+            self.add(event)
 
     # -- giving up ------------------------------------------------------------------------------------------
 

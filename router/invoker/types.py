@@ -31,6 +31,7 @@ from pathlib import Path
 
 import msgspec
 
+from router.config.cluster import LambdaTarget
 from router.core.arn import lambda_arn
 from router.core.results import InvocationResult
 
@@ -55,6 +56,7 @@ class FunctionSpec(msgspec.Struct, frozen=True, kw_only=True):
     opt_dir: Path | None = None  # the function's layers merged (router.invoker.code.prepare_layers): its /opt
     cpu: str | float | None = None  # "lambda", "unlimited" or vCPUs; None: the router's setting
     network: bool = True  # False: no network at all (with isolation)
+    remote: LambdaTarget | None = None  # runs elsewhere over the Lambda Invoke API (router/invoker/remote.py)
 
     @property
     def arn(self) -> str:

@@ -8,6 +8,7 @@ functions, and under TYPE_CHECKING).
 * config never imports sources, dispatch or invoker (nor anything above it);
 * shapes are pure builders: core only;
 * edge (what listeners share to refuse bad input) imports core only; sources and control may use it;
+* cluster (the shared backends, router/cluster/) never imports control;
 * no import cycles between modules of router/.
 """
 
@@ -32,6 +33,7 @@ ALLOWED: dict[str, set[str]] = {
     "dispatch": {"core", "config", "shapes", "invoker", "metrics", "logs"},
     "sources": {"core", "config", "shapes", "metrics", "logs", "edge"},
     "record": {"core", "config", "dispatch", "shapes"},
+    "cluster": {"core", "config", "dispatch", "sources", "metrics", "logs"},
     "control": {
         "core",
         "config",

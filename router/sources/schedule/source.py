@@ -227,7 +227,8 @@ class ScheduleSource:
         state = await self._claims.load()
         if state is None:  # never started, or unreadable (logged)
             await self._claims.save(fresh)
-            return fresh
+            # Shared claims (a cluster) keep the state the first node saved: its anchor is everyone's.
+            return await self._claims.load() or fresh
         if (state.expression, state.timezone) != (self._config.expression, self._config.timezone):
             # A new schedule: nothing of the old one is owed, but never fire before what the old one fired.
             log.info("schedule %s: now %r, starting it afresh", self._ctx.name, fresh.expression)
