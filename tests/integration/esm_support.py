@@ -34,8 +34,9 @@ functions:
 
 
 def lines(base: Path, name: str = "sqs.jsonl") -> list[dict[str, Any]]:
-    path = base / name
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    path = base / name  # whole lines only: a write may be under way while the file is read
+    text = path.read_text() if path.exists() else ""
+    return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
 
 
 def bodies(base: Path, *, ok: bool = True) -> list[str]:

@@ -29,8 +29,10 @@ functions:
 
 
 def events(base: Path) -> list[dict[str, Any]]:
+    """The events recorded so far: whole lines only (a write may be under way while the file is read)."""
     path = base / "events.jsonl"
-    return [json.loads(line)["event"] for line in path.read_text().splitlines()] if path.exists() else []
+    text = path.read_text() if path.exists() else ""
+    return [json.loads(line)["event"] for line in text[: text.rfind("\n") + 1].splitlines()]
 
 
 def records(base: Path) -> list[dict[str, Any]]:
