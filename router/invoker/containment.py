@@ -127,6 +127,10 @@ class Sandbox:
     def call_ended(self) -> Reading | None:
         return self.group.end_call() if self.group is not None else None
 
+    def memory_usage(self) -> int | None:
+        """Bytes charged to the instance's memory cgroup now (None without one)."""
+        return self.group.usage_bytes() if self.group is not None else None
+
     def idle(self) -> None:
         """The instance is idle: frozen now, or once idle for freeze_after_s (one timer at a time, so
         back-to-back calls pay for no timer each)."""

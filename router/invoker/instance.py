@@ -8,7 +8,9 @@ How limits are enforced during a call (all from event-loop callbacks; nothing he
 * timeout: a timer at the deadline SIGKILLs the group and the call fails with Sandbox.Timeout;
 * memory, in a cgroup (router/invoker/containment.py): the kernel keeps the instance within memory_mb; a
   kill by the kernel's OOM killer during the call fails it with Runtime.OutOfMemory, and the call's peak is
-  the group's peak counter. Without one: the RSS of the process tree is sampled every `memory_sample_s`;
+  the group's peak counter plus the resident memory charged elsewhere before the instance joined its group
+  (pages shared with the zygote, libraries already cached: measured once at init). Without one: the RSS
+  of the process tree is sampled every `memory_sample_s`;
   past memory_mb the group is killed and the call fails with Runtime.OutOfMemory. The peak (VmHWM, reset per
   call through clear_refs, summed over the tree) is checked once more when the answer arrives, so a short
   spike between samples counts too; it is the call's Max Memory Used. (A lone process is not walked for
@@ -119,6 +121,10 @@ class Instance:
         self._last_used = time.monotonic()
         self._sampled_peak = 0  # bytes, this call
         self._last_peak = 0  # bytes, the last measured peak (a floor when a call dies before any sample)
+        # Resident memory the cgroup's counters do not see: pages charged elsewhere before the instance
+        # joined its group (the zygote's, shared after the fork; libraries already in the page cache).
+        # Lambda's Max Memory Used counts them; added to each call's cgroup peak (measured once, at init).
+        self._uncharged = 0
         self._members: list[int] = []  # the process tree, as of the call's start or the last sample
         self._members_at = -1.0  # loop time of the last walk of the tree
         self._sampler: asyncio.TimerHandle | None = None
@@ -225,6 +231,8 @@ class Instance:
                 batch_scheduling(self._proc.pid)
             self._init_ms = init_ms
             self._last_peak = self._peak(self._tree())
+            charged = self._box.memory_usage() if self._box.kernel_memory else None
+            self._uncharged = max(0, self._last_peak - charged) if charged is not None else 0
             self._cold = self._init_type == "on-demand"
             self._last_used = time.monotonic()
             if not self._cold:
@@ -584,7 +592,8 @@ class Instance:
             self._kill()  # it hit its process limit: whatever it left behind goes with it
         if reading is not None and self._box.kernel_memory:
             over = reading.oom_kills > 0 and ending.kind is not End.TIMEOUT
-            peak = reading.peak_bytes or 0
+            # as on AWS, never past the limit
+            peak = min((reading.peak_bytes or 0) + self._uncharged, self._limit_bytes)
         elif ending.kind in DEATHS:
             return ending
         else:

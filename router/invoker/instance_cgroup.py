@@ -180,6 +180,18 @@ class InstanceGroup:
                 pass
         return Reading(peak, _counter(self._ooms, b"oom_kill"), cpu, _counter(self._pids, b"max"))
 
+    def usage_bytes(self) -> int | None:
+        """The memory charged to the group now (read once per instance, when its init is over)."""
+        h = self._owner.memory
+        if h is None:
+            return None
+        try:
+            return int(
+                (self._dir(h) / ("memory.current" if h.version == 2 else "memory.usage_in_bytes")).read_text()
+            )
+        except (OSError, ValueError):
+            return None
+
     # freezing, killing, removal ------------------------------------------------------------------------
 
     def freeze(self) -> None:

@@ -134,7 +134,8 @@ async def test_cpu_in_proportion_to_memory_unless_unlimited(contain: MakeContain
     small, large = await stretches(contain(cpu="lambda"))
     assert small > 3 * large, (small, large)  # 128 MB gets 128/1769 of a CPU, 1769 MB a whole one
     small, large = await stretches(contain(cpu="unlimited"))
-    assert small < 1.5 * large and large < 1.5 * small, (small, large)
+    # unlimited: alike (a loaded machine stretches either by chance; the quota above stretches 128 MB ~14x)
+    assert small < 2.5 * large and large < 2.5 * small, (small, large)
 
 
 async def test_the_report_line_has_the_cpu_time(contain: MakeContainment, start: Start) -> None:
