@@ -117,6 +117,22 @@ async def test_the_kernel_kills_at_the_memory_limit(
     assert not instance.alive
 
 
+@pytest.mark.parametrize("forked", [False, True], ids=["fresh", "forked"])
+async def test_max_memory_used_counts_the_runtime_itself(
+    contain: MakeContainment, start: Start, forked: bool
+) -> None:
+    """As on Lambda, the interpreter's own memory counts, also the pages a forked instance shares with the
+    zygote (charged to the zygote's group, not the instance's)."""
+    instance = await start("oom", contain(), forked=forked, memory_mb=128)
+    idle = await call(instance, {"mb": 0})
+    assert instance.pid is not None
+    with open(f"/proc/{instance.pid}/status") as f:
+        rss_mb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+    assert idle.ok and idle.max_memory_mb >= rss_mb * 0.8, (idle.max_memory_mb, rss_mb)
+    grown = await call(instance, {"mb": 32})
+    assert grown.ok and grown.max_memory_mb >= idle.max_memory_mb + 32 * 0.9
+
+
 async def test_cpu_in_proportion_to_memory_unless_unlimited(contain: MakeContainment, start: Start) -> None:
     async def stretches(containment: Containment) -> tuple[float, float]:
         """Wall time over CPU time of the same work at 128 and 1769 MB: how much the quota stretched it."""
