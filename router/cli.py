@@ -261,15 +261,27 @@ async def _serve(config: object, path: Path, watch: bool) -> None:
 
 async def watch_config(daemon: Daemon, path: Path) -> None:
     """`serve --watch`: reload the config each time its file changes. The folder is watched, not the file,
-    so an editor that saves by writing a new file and renaming it over the old one is seen too."""
+    so an editor that saves by writing a new file and renaming it over the old one is seen too. A change
+    that leaves the file empty or missing (a save under way) is not reloaded: the next change is."""
     from watchfiles import awatch
 
     log.info("watching the config file for changes", extra={"fields": {"path": str(path)}})
     async for _ in awatch(
         path.parent, watch_filter=lambda _change, changed: Path(changed) == path, recursive=False
     ):
+        empty = await asyncio.to_thread(_empty_or_missing, path)
+        if empty:  # an editor that truncates, then writes: never reload an empty file (it would stop all)
+            log.info("config file changed but is empty or missing: kept the running config")
+            continue
         log.info("config file changed: reloading", extra={"fields": {"path": str(path)}})
         await daemon.reload_from(path)
+
+
+def _empty_or_missing(path: Path) -> bool:
+    try:
+        return not path.read_bytes().strip()
+    except OSError:  # moved away mid-save: the rename that follows is a change too
+        return True
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:

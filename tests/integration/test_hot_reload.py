@@ -91,4 +91,10 @@ async def test_serve_watch_reloads_the_config_file_when_it_changes(make_router, 
     await wait_for_log(router, "reload: applied")
     status, body = await asyncio.to_thread(invoke, router, "second", {"n": 1})
     assert status == 200 and body["event"] == {"n": 1}
+    # An editor that truncates the file before it writes: the empty file is never applied (an empty
+    # config is valid and would stop everything).
+    router.config_path.write_text("")
+    await wait_for_log(router, "kept the running config")
+    status, body = await asyncio.to_thread(invoke, router, "second", {"n": 2})
+    assert status == 200 and body["event"] == {"n": 2}
     assert await router.stop() == 0
