@@ -5,7 +5,7 @@ May import: router.core only.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
@@ -26,6 +26,37 @@ ListenerTimeoutS = Annotated[float, msgspec.Meta(gt=0, le=3600)]
 
 class Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Base of every config Struct: immutable, keyword-only, unknown keys rejected."""
+
+
+def aws_client_args(
+    region: str, endpoint_url: str | None, access_key_id: str | None, secret_access_key: str | None
+) -> dict[str, Any]:
+    """Keyword arguments of an aiobotocore client from the settings every AWS-facing section has."""
+    args: dict[str, Any] = {"region_name": region}
+    if endpoint_url:
+        args["endpoint_url"] = endpoint_url
+    if access_key_id and secret_access_key:
+        args["aws_access_key_id"] = access_key_id
+        args["aws_secret_access_key"] = secret_access_key
+    return args
+
+
+def kafka_client_options(settings: Any) -> dict[str, Any]:
+    """aiokafka's connection options (brokers, client id, security, SASL) from a section that has them
+    (a Kafka source, the cluster's queue); TLS contexts are the caller's."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": list(settings.brokers),
+        "client_id": settings.client_id,
+        "security_protocol": settings.security_protocol,
+        "request_timeout_ms": settings.request_timeout_ms,
+    }
+    if settings.sasl_mechanism is not None:
+        options |= {
+            "sasl_mechanism": settings.sasl_mechanism,
+            "sasl_plain_username": settings.sasl_username,
+            "sasl_plain_password": settings.sasl_password,
+        }
+    return options
 
 
 class LatencyFault(Strict):

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from router.config.base import Strict
+from router.config.base import Strict, aws_client_args, kafka_client_options
 
 Millis = Annotated[int, msgspec.Meta(ge=1, le=3_600_000)]
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=3600)]
@@ -48,18 +48,7 @@ class ClusterKafka(Strict):
     commit_interval_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 5
 
     def client_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {
-            "bootstrap_servers": list(self.brokers),
-            "client_id": self.client_id,
-            "security_protocol": self.security_protocol,
-            "request_timeout_ms": self.request_timeout_ms,
-        }
-        if self.sasl_mechanism is not None:
-            options |= {
-                "sasl_mechanism": self.sasl_mechanism,
-                "sasl_plain_username": self.sasl_username,
-                "sasl_plain_password": self.sasl_password,
-            }
+        options = kafka_client_options(self)
         if self.security_protocol in ("SSL", "SASL_SSL"):
             from aiokafka.helpers import create_ssl_context
 
@@ -78,13 +67,8 @@ class ClusterDynamo(Strict):
     create_table: bool = True  # create it (on-demand billing) when missing
 
     def client_args(self, default_region: str) -> dict[str, Any]:
-        args: dict[str, Any] = {"region_name": self.region or default_region}
-        if self.endpoint_url:
-            args["endpoint_url"] = self.endpoint_url
-        if self.access_key_id and self.secret_access_key:
-            args["aws_access_key_id"] = self.access_key_id
-            args["aws_secret_access_key"] = self.secret_access_key
-        return args
+        region = self.region or default_region
+        return aws_client_args(region, self.endpoint_url, self.access_key_id, self.secret_access_key)
 
 
 class ClusterLeases(Strict):
@@ -123,13 +107,8 @@ class LambdaTarget(Strict):
     connect_timeout_s: Seconds = 5.0
 
     def client_args(self, default_region: str) -> dict[str, Any]:
-        args: dict[str, Any] = {"region_name": self.region or default_region}
-        if self.endpoint_url:
-            args["endpoint_url"] = self.endpoint_url
-        if self.access_key_id and self.secret_access_key:
-            args["aws_access_key_id"] = self.access_key_id
-            args["aws_secret_access_key"] = self.secret_access_key
-        return args
+        region = self.region or default_region
+        return aws_client_args(region, self.endpoint_url, self.access_key_id, self.secret_access_key)
 
 
 class FunctionTarget(Strict):

@@ -24,6 +24,7 @@ from router.config.base import (
     Port,
     Strict,
     TimeoutS,
+    aws_client_args,
 )
 from router.config.cluster import ClusterConfig, FunctionTarget
 from router.config.sources import SourceConfig
@@ -77,13 +78,8 @@ class AwsConfig(Strict):
     secret_access_key: str | None = None
 
     def client_args(self, default_region: str) -> dict[str, Any]:
-        args: dict[str, Any] = {"region_name": self.region or default_region}
-        if self.endpoint_url:
-            args["endpoint_url"] = self.endpoint_url
-        if self.access_key_id and self.secret_access_key:
-            args["aws_access_key_id"] = self.access_key_id
-            args["aws_secret_access_key"] = self.secret_access_key
-        return args
+        region = self.region or default_region
+        return aws_client_args(region, self.endpoint_url, self.access_key_id, self.secret_access_key)
 
 
 class Destination(Strict):

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from router.config.base import SourceSettings
+from router.config.base import SourceSettings, aws_client_args
 
 
 class AwsStreamConfig(SourceSettings):
@@ -21,10 +21,4 @@ class AwsStreamConfig(SourceSettings):
     stop_grace_s: Annotated[float, msgspec.Meta(ge=0, le=900)] = 5.0
 
     def client_args(self) -> dict[str, Any]:
-        args: dict[str, Any] = {"region_name": self.region}
-        if self.endpoint:
-            args["endpoint_url"] = self.endpoint
-        if self.access_key_id and self.secret_access_key:
-            args["aws_access_key_id"] = self.access_key_id
-            args["aws_secret_access_key"] = self.secret_access_key
-        return args
+        return aws_client_args(self.region, self.endpoint, self.access_key_id, self.secret_access_key)

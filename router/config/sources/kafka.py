@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
-from router.config.base import SourceSettings
+from router.config.base import SourceSettings, kafka_client_options
 from router.core.kinds import KindTraits
 
 Millis = Annotated[int, msgspec.Meta(ge=1, le=3_600_000)]
@@ -63,18 +63,7 @@ class Config(SourceSettings, tag="kafka"):
 
     def client_options(self, base_dir: Path | None = None) -> dict[str, Any]:
         """Connection and security settings shared by consumers and the failure-destination producer."""
-        options: dict[str, Any] = {
-            "bootstrap_servers": list(self.brokers),
-            "client_id": self.client_id,
-            "security_protocol": self.security_protocol,
-            "request_timeout_ms": self.request_timeout_ms,
-        }
-        if self.sasl_mechanism is not None:
-            options |= {
-                "sasl_mechanism": self.sasl_mechanism,
-                "sasl_plain_username": self.sasl_username,
-                "sasl_plain_password": self.sasl_password,
-            }
+        options = kafka_client_options(self)
         if self.security_protocol in ("SSL", "SASL_SSL"):
             from aiokafka.helpers import create_ssl_context
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
-from router.config.base import SourceSettings
+from router.config.base import SourceSettings, aws_client_args
 from router.core.arn import parse_arn
 from router.core.kinds import KindTraits
 
@@ -36,10 +36,5 @@ class Config(SourceSettings, tag="sqs"):
 
     def client_args(self, default_region: str) -> dict[str, Any]:
         arn = parse_arn(self.queue_arn) if self.queue_arn else None
-        args: dict[str, Any] = {"region_name": self.region or (arn.region if arn else "") or default_region}
-        if self.endpoint:
-            args["endpoint_url"] = self.endpoint
-        if self.access_key_id and self.secret_access_key:
-            args["aws_access_key_id"] = self.access_key_id
-            args["aws_secret_access_key"] = self.secret_access_key
-        return args
+        region = self.region or (arn.region if arn else "") or default_region
+        return aws_client_args(region, self.endpoint, self.access_key_id, self.secret_access_key)
