@@ -97,6 +97,21 @@ def invalid_parameter(message: str) -> ApiError:
     return ApiError(400, E.INVALID_PARAMETER_VALUE, message)
 
 
+def query_number(request: web.Request, key: str, default: float, low: float, high: float) -> float:
+    """A number from the query string, `default` when absent; 400 InvalidParameterValueException when it is
+    not a number from `low` to `high`."""
+    raw = request.query.get(key)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise invalid_parameter(f"{key}: expected a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise invalid_parameter(f"{key}: expected a number from {low:g} to {high:g}, got {raw!r}")
+    return value
+
+
 def not_found(arn: str) -> ApiError:
     return ApiError(404, E.RESOURCE_NOT_FOUND, f"Function not found: {arn}")
 

@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from router.control.errors import ApiError, invalid_parameter
+from router.control.errors import ApiError, invalid_parameter, query_number
 from router.control.plane import PLANE_KEY, Inspection, inspection
 from router.control.requests import read_body
 from router.core.backends import Invocation, InvocationRecord
@@ -50,19 +50,6 @@ async def _known_function(request: web.Request, ins: Inspection) -> str:
     return name
 
 
-def _number(request: web.Request, key: str, default: float, low: float, high: float) -> float:
-    raw = request.query.get(key)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise invalid_parameter(f"{key}: expected a number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise invalid_parameter(f"{key}: expected a number from {low:g} to {high:g}, got {raw!r}")
-    return value
-
-
 def _page(invocations: list[Invocation], store: InvocationRecord) -> dict[str, Any]:
     cursor = invocations[-1].seq if invocations else store.cursor
     return {"cursor": cursor, "invocations": [view(i) for i in invocations]}
@@ -80,9 +67,9 @@ async def functions(request: web.Request) -> web.Response:
 async def invocations(request: web.Request) -> web.Response:
     ins = inspection(request)
     function = await _known_function(request, ins) if "name" in request.match_info else None
-    after = int(_number(request, "after", 0, 0, float(2**62)))
-    limit = int(_number(request, "limit", -1, 0, 100000))  # -1 (absent): everything the ring holds
-    wait_s = _number(request, "wait_s", 0, 0, MAX_POLL_S)
+    after = int(query_number(request, "after", 0, 0, float(2**62)))
+    limit = int(query_number(request, "limit", -1, 0, 100000))  # -1 (absent): everything the ring holds
+    wait_s = query_number(request, "wait_s", 0, 0, MAX_POLL_S)
     source = request.query.get("source")
     if wait_s:
         found = await ins.store.since(function, after, wait_s, source)

@@ -32,7 +32,7 @@ from aiohttp import web
 
 from router.control.console.api import console_port
 from router.control.console.reports import ReportLines, report_in
-from router.control.errors import invalid_parameter
+from router.control.errors import invalid_parameter, query_number
 from router.control.plane import INSPECTION, PLANE_KEY, Inspection
 from router.core.backends import Invocation
 from router.core.results import InvocationResult
@@ -43,19 +43,6 @@ from router.record.views import ERROR, SUCCESS, view
 CLOSING: web.AppKey[asyncio.Event] = web.AppKey("console_closing", asyncio.Event)
 MAX_BACKLOG = 1000
 _encode = msgspec.json.Encoder().encode
-
-
-def _number(request: web.Request, key: str, default: float, low: float, high: float) -> float:
-    raw = request.query.get(key)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise invalid_parameter(f"{key}: expected a number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise invalid_parameter(f"{key}: expected a number from {low:g} to {high:g}, got {raw!r}")
-    return value
 
 
 def report_of(i: Invocation, reports: ReportLines) -> str | None:
@@ -98,8 +85,8 @@ class Feed:
         self.function = request.query.get("function")
         self.source = request.query.get("source")
         self.outcome = request.query.get("outcome")
-        self.backlog = int(_number(request, "backlog", 100, 0, MAX_BACKLOG))
-        self.interval_s = _number(request, "interval_s", 2.0, 0.2, 60.0)
+        self.backlog = int(query_number(request, "backlog", 100, 0, MAX_BACKLOG))
+        self.interval_s = query_number(request, "interval_s", 2.0, 0.2, 60.0)
         resume = request.query.get("after", request.headers.get("Last-Event-ID"))
         if resume is not None and not resume.isdigit():
             raise invalid_parameter(f"after: expected a whole number, got {resume!r}")
