@@ -8,13 +8,15 @@ the function's output, END and REPORT (INIT_REPORT for an init that failed), the
 prints it. In text mode that text is the message after the usual `time level logger:` prefix, with nothing
 appended; in JSON mode it is `msg`, with `request_id` and `function` (and, on REPORT, the call's figures:
 duration, billed, memory, memory_size, init, cold, cost_usd, outcome) as fields. They are on the hot path,
-so once `setup_logging` has installed the daemon's handler, `CallLines.emit` formats them itself and hands
-all the lines of one emit to the handler's stream in one write (a LogRecord and a write per line would cost
-about 13 us each); without it (the router used as a library, tests) they are ordinary log records.
+so once `setup_logging` has installed the daemon's handler, `CallLines.emit` formats them itself, and all
+the lines emitted in one turn of the event loop reach the handler's stream in one write (a LogRecord and a
+write per line would cost about 13 us each; a write per call is a system call per call); without it (the
+router used as a library, tests) they are ordinary log records.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -56,12 +58,35 @@ class TextFormatter(logging.Formatter):
         return text
 
 
-class _Sink:
-    """The daemon's handler, written to directly by CallLines."""
+class _Handler(logging.StreamHandler[TextIO]):
+    """The daemon's handler: a record waits for the call lines pending before it (the log keeps its order)."""
 
-    def __init__(self, handler: logging.StreamHandler[TextIO], json_format: bool) -> None:
+    sink: _Sink | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.sink is not None and self.sink.pending:
+            self.sink.drain()
+        super().emit(record)
+
+    def flush(self) -> None:
+        if self.sink is not None and self.sink.pending:
+            self.sink.drain()  # drain flushes the stream itself
+            return
+        super().flush()
+
+
+class _Sink:
+    """The daemon's handler, written to directly by CallLines.
+
+    Lines emitted on a running event loop wait in `pending` until the loop has run what is ready: every
+    call that finished in that iteration reaches the stream in one write (stderr is line-buffered, so a
+    write per emit would be a system call per call). Anything else logged in between drains them first,
+    as does the handler's flush (logging's shutdown)."""
+
+    def __init__(self, handler: _Handler, json_format: bool) -> None:
         self.handler = handler
         self.json = json_format
+        self.pending: list[str] = []
         self._second = -1
         self._stamp = ""
 
@@ -91,11 +116,26 @@ class _Sink:
         else:
             prefix = f"{stamp} INFO    {logger}: "
             text = "".join(prefix + line + "\n" for line in lines)
+        if not self.pending:
+            try:
+                asyncio.get_running_loop().call_soon(self.drain)
+            except RuntimeError:  # no loop running in this thread: at once
+                self.pending.append(text)
+                self.drain()
+                return
+        self.pending.append(text)
+
+    def drain(self) -> None:
+        """Write what is pending, in one write."""
+        if not self.pending:
+            return
         handler = self.handler
         handler.acquire()
         try:
+            pending, self.pending = self.pending, []
+            text = "".join(pending)
             handler.stream.write(text)
-            handler.flush()
+            handler.stream.flush()
         except Exception:
             handler.handleError(logging.makeLogRecord({"msg": text}))
         finally:
@@ -141,7 +181,7 @@ def setup_logging(level: str = "info", json_format: bool | None = None) -> None:
     global _sink
     if json_format is None:
         json_format = not sys.stderr.isatty()
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Handler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_format else TextFormatter())
     # One log line per invocation is on the hot path: skip the caller lookup and the thread/process fields
     # that no formatter here prints.
@@ -151,7 +191,7 @@ def setup_logging(level: str = "info", json_format: bool | None = None) -> None:
     logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    _sink = _Sink(handler, json_format)
+    _sink = handler.sink = _Sink(handler, json_format)
     root.setLevel(level.upper())
     for noisy in ("aiokafka", "botocore", "aiobotocore", "mail.log", "watchfiles", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

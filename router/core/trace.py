@@ -30,6 +30,8 @@ from urllib.parse import unquote
 
 import msgspec
 
+from router.core.ids import random_hex
+
 HEADER = "X-Amzn-Trace-Id"  # HTTP header, Kafka record header, mail header
 ENV = "_X_AMZN_TRACE_ID"  # what the function process sees
 XATTR = "user.router.trace"  # extended attribute of a file written into a watched folder
@@ -38,8 +40,7 @@ LINEAGE = "Lineage"
 RandomHex = Callable[[int], str]
 
 
-def _random_hex(n: int) -> str:
-    return os.urandom((n + 1) // 2).hex()[:n]
+_random_hex = random_hex
 
 
 class Trace(msgspec.Struct, frozen=True, kw_only=True):
