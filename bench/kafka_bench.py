@@ -14,7 +14,8 @@ order:
   path of a route without a filter): the work any Lambda-compatible mapping must do per record before
   invoking anything. Printed for context: router / events is what invoking and the engine cost on top;
 * router: `router serve` (a subprocess) with a kafka source in a fresh group, the route's batch size `batch`
-  (window 0), and the `stream_count` fixture function (a real Python process per instance). With
+  (window 0), and the `stream_count` fixture function (a real Python process per instance; 1769 MB, one
+  vCPU, so that its CPU quota, in proportion to memory as on Lambda, does not bound the rate). With
   `--filter` the route has a filter that takes every record, so the router builds an envelope per record
   and matches it (the path of filtered and CloudEvents routes). Progress is read
   from the router's `router_stream_records_total{outcome="delivered"}` metric, polled every 25 ms (every
@@ -167,7 +168,7 @@ def router_config(broker: str, topic: str, port: int, batch: int, *, filtered: b
 server: {{port: {port}}}
 state_dir: state
 functions:
-  count: {{runtime: python3.11, handler: app.handler, code: "{COUNT}", timeout_s: 10}}
+  count: {{runtime: python3.11, handler: app.handler, code: "{COUNT}", timeout_s: 10, memory_mb: 1769}}
 sources:
   topic:
     kind: kafka
