@@ -133,8 +133,8 @@ def start_router(folder: Path, version: str, concurrency: int) -> tuple[subproce
             f"""
             server: {{port: {control}}}
             functions:
-              echo: {{runtime: python3.11, handler: app.handler, code: "{ECHO}", timeout_s: 10, memory_mb: 1769,
-                      provisioned_concurrency: {concurrency}}}
+              echo: {{runtime: python3.11, handler: app.handler, code: "{ECHO}", timeout_s: 10,
+                      memory_mb: 1769, provisioned_concurrency: {concurrency}}}
             sources:
               api: {{kind: http, port: {http}, payload_version: "{version}"}}
             routes:
