@@ -25,6 +25,12 @@ REPO = Path(__file__).resolve().parent.parent
 FUNCTIONS = REPO / "tests" / "functions"
 
 
+def whole_lines(path: Path) -> list[str]:
+    """The complete lines of a file that functions append to (a line being written is left out)."""
+    text = path.read_text() if path.exists() else ""
+    return text[: text.rfind("\n") + 1].splitlines()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.support import RouterProcess, wait_for, wait_until
+from tests.support import RouterProcess, wait_for, wait_until, whole_lines
 from tests.unit.test_control_support import lambda_client
 
 CONFIG = """
@@ -34,9 +34,7 @@ functions:
 
 
 def lines(base: Path, name: str = "sqs.jsonl") -> list[dict[str, Any]]:
-    path = base / name  # whole lines only: a write may be under way while the file is read
-    text = path.read_text() if path.exists() else ""
-    return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
+    return [json.loads(line) for line in whole_lines(base / name)]
 
 
 def bodies(base: Path, *, ok: bool = True) -> list[str]:

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.support import wait_until
+from tests.support import wait_until, whole_lines
 
 CONFIG = """
 server: {port: "${ROUTER_PORT}"}
@@ -29,10 +29,8 @@ functions:
 
 
 def events(base: Path) -> list[dict[str, Any]]:
-    """The events recorded so far: whole lines only (a write may be under way while the file is read)."""
-    path = base / "events.jsonl"
-    text = path.read_text() if path.exists() else ""
-    return [json.loads(line)["event"] for line in text[: text.rfind("\n") + 1].splitlines()]
+    """The events recorded so far (whole lines: a write may be under way while the file is read)."""
+    return [json.loads(line)["event"] for line in whole_lines(base / "events.jsonl")]
 
 
 def records(base: Path) -> list[dict[str, Any]]:
