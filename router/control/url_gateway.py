@@ -16,7 +16,6 @@ them (429 throttled, 503 draining, 500 no such function).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import msgspec
@@ -113,20 +112,7 @@ def url_event(request: web.Request, body: bytes, url: UrlConfigRecord) -> dict[s
     account = request.app[PLANE_KEY].config.account
     raw_path, _, raw_query = request.raw_path.partition("?")
     path = "/" + raw_path[len(PREFIX) + len(url.url_id) :].lstrip("/")
-    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
-    sock = request.transport.get_extra_info("sockname") if request.transport is not None else None
-    facts = RequestFacts(
-        method=request.method,
-        raw_path=path,
-        raw_query=raw_query,
-        headers=[(k.decode("latin-1"), v.decode("utf-8", "replace")) for k, v in request.raw_headers],
-        body=body,
-        source_ip=peer[0] if peer else "127.0.0.1",
-        time=time.time(),
-        request_id=request[REQUEST_ID_KEY],
-        protocol=f"HTTP/{request.version.major}.{request.version.minor}",
-        local_port=sock[1] if sock else 0,
-    )
+    facts = RequestFacts.of(request, request[REQUEST_ID_KEY], path, raw_query, body)
     api = ApiSettings(api_id=url.url_id, account_id=account.account_id, region=account.region)
     event = gateway_event(facts, "2.0", "$default", {}, api)
     context = event["requestContext"]

@@ -25,13 +25,17 @@ import base64
 import fnmatch
 import hashlib
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from router.shapes import apigateway, cloudevents
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 @dataclass
@@ -47,6 +51,34 @@ class RequestFacts:
     protocol: str = "HTTP/1.1"
     scheme: str = "http"
     local_port: int = 0
+
+    @classmethod
+    def of(
+        cls,
+        request: web.BaseRequest,
+        request_id: str,
+        raw_path: str,
+        raw_query: str,
+        body: bytes,
+        default_port: int = 0,
+    ) -> RequestFacts:
+        """The facts of an aiohttp request as it arrived (`default_port` when the socket is gone)."""
+        transport = request.transport
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        sock = transport.get_extra_info("sockname") if transport is not None else None
+        version = request.version
+        return cls(
+            method=request.method,
+            raw_path=raw_path,
+            raw_query=raw_query,
+            headers=[(k.decode("latin-1"), v.decode("utf-8", "replace")) for k, v in request.raw_headers],
+            body=body,
+            source_ip=peer[0] if peer else "127.0.0.1",
+            time=time.time(),
+            request_id=request_id,
+            protocol=f"HTTP/{version.major}.{version.minor}",
+            local_port=sock[1] if sock else default_port,
+        )
 
     def header(self, name: str) -> str | None:
         """The last value of a header (case-insensitive), or None."""

@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from typing import TYPE_CHECKING, Any
 
 from router.config.sources.http import Config
@@ -243,7 +242,7 @@ class HttpSource:
         except BodyRefused as e:
             self.rejects.refused(request.remote, e.status, e.reason)
             return error_reply(e.status)
-        facts = self._facts(request, request_id, raw_path, raw_query, body)
+        facts = RequestFacts.of(request, request_id, raw_path, raw_query, body, self.port or 0)
         for candidate in resolution.candidates:
             try:
                 chosen = self._event(candidate, facts)
@@ -262,25 +261,6 @@ class HttpSource:
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0
         return await read_body(request, limit=self.max_bytes, timeout_s=self.config.body_timeout_s)
-
-    def _facts(
-        self, request: web.BaseRequest, request_id: str, raw_path: str, raw_query: str, body: bytes
-    ) -> RequestFacts:
-        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
-        sock = request.transport.get_extra_info("sockname") if request.transport is not None else None
-        version = request.version
-        return RequestFacts(
-            method=request.method,
-            raw_path=raw_path,
-            raw_query=raw_query,
-            headers=[(k.decode("latin-1"), v.decode("utf-8", "replace")) for k, v in request.raw_headers],
-            body=body,
-            source_ip=peer[0] if peer else "127.0.0.1",
-            time=time.time(),
-            request_id=request_id,
-            protocol=f"HTTP/{version.major}.{version.minor}",
-            local_port=sock[1] if sock else (self.port or 0),
-        )
 
     def _event(self, candidate: Candidate, facts: RequestFacts) -> tuple[RoutePort, Envelope, bytes] | None:
         """(route, envelope, payload) when the candidate's filter takes the request, else None."""
