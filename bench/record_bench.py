@@ -11,7 +11,7 @@ keep-alive connections calling back to back for `--duration` seconds) through th
 
 Printed: per router the medians over the rounds, and the ratios of `durable` to `off` and to `memory`
 (throughput ratio 1.0 = no cost; latency ratio 1.0 = no cost), and the CPU time the router process (all its
-threads: the record's writer thread included; not the function instances) spent per call in the throughput
+threads, and the record's writer process; not the function instances) spent per call in the throughput
 phase, the measure least moved by other load on a shared machine. Every call must answer 200 with its own
 payload; the record's rows are counted at the end to show that the durable record wrote every call.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -89,13 +91,36 @@ async def sequential(url: str, n: int) -> float:
 
 
 def cpu_s(pid: int) -> float:
-    """CPU time (user + system) of a process, all its threads, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """CPU time (user + system) of the router process, all its threads, and of its record writer process
+    (router/record/writer.py), in seconds; not the function instances."""
+    return sum(_cpu(p) for p in (pid, *_writers(pid)))
+
+
+def _cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def throughput(url: str, conc: int, duration: float, pid: int) -> tuple[float, float]:
-    """(calls per second, router CPU microseconds per call)."""
+def _writers(pid: int) -> list[int]:
+    found = []
+    children = (c for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split())
+    for child in children:
+        try:
+            if b"router.record.writer" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(int(child))
+        except OSError:
+            continue
+    return found
+
+
+async def throughput(
+    url: str, conc: int, duration: float, pid: int, written: Callable[[], int]
+) -> tuple[int, float, float]:
+    """(calls made, calls per second, router CPU microseconds per call). The CPU is taken once `written()`
+    (the rows the record holds) has stopped growing: the writer's work for the phase is counted."""
     count = 0
     stop = time.perf_counter() + duration
 
@@ -111,7 +136,20 @@ async def throughput(url: str, conc: int, duration: float, pid: int) -> tuple[fl
         await asyncio.gather(*(worker(session, k) for k in range(conc)))
         elapsed = time.perf_counter() - start_at
         await asyncio.sleep(0.3)  # the record's writer flushes what the phase left (counted in its CPU)
-        return count / elapsed, (cpu_s(pid) - cpu_at) / count * 1e6
+        rows = -1
+        while (now := written()) != rows:
+            rows = now
+            await asyncio.sleep(0.5)
+        return count, count / elapsed, (cpu_s(pid) - cpu_at) / count * 1e6
+
+
+def rows_written(base: Path, name: str) -> int:
+    """Invocations in a durable router's record (0 for the others)."""
+    path = base / name / "state" / "record.db"
+    if name != "durable" or not path.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM invocations").fetchone()[0])
 
 
 async def main() -> None:
@@ -135,7 +173,9 @@ async def main() -> None:
             for name in order:
                 proc, url = routers[name]
                 lat[name].append(await sequential(url, args.seq))
-                calls_s, us = await throughput(url, args.conc, args.duration, proc.pid)
+                _, calls_s, us = await throughput(
+                    url, args.conc, args.duration, proc.pid, lambda n=name: rows_written(base, n)
+                )
                 rate[name].append(calls_s)
                 cpu[name].append(us)
             shown = (f"{n} {rate[n][-1]:.0f}/s p50 {lat[n][-1]:.2f}ms cpu {cpu[n][-1]:.0f}us" for n in names)

@@ -1,5 +1,7 @@
-"""The durable record's SQLite schema, its rows, and retention. Every function here runs on the record's
-own thread, with its one connection (router/record/sqlite.py).
+"""The durable record's SQLite schema, its rows, and retention. Writing (`open_db`, `write_rows`,
+`merge_requests`, `prune`) runs in the record's writer process (router/record/writer.py), on its one
+connection; reading runs on the daemon's record thread on a read-only connection (`open_reader`,
+router/record/sqlite.py); the rows are built on that thread (`rows`, `event_fields`).
 
 Tables:
 
@@ -125,21 +127,37 @@ def open_db(path: str) -> tuple[sqlite3.Connection, int]:
     return db, max(latest, row[0] if row else 0)
 
 
+def open_reader(path: str) -> sqlite3.Connection:
+    """A read-only connection to a record the writer opened (router/record/writer.py)."""
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA query_only=ON")
+    db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+    db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+    return db
+
+
 # -- writing -------------------------------------------------------------------------------------------------
 
 
-def write(
-    db: sqlite3.Connection,
-    invocations: Sequence[Pending],
-    accepted: Sequence[AcceptedEvent],
-    links: Sequence[tuple[str, str, float]],
-    *,
-    log_bytes: int = 4096,
-) -> None:
-    """One transaction for a batch of what was recorded."""
-    rows = [
-        _invocation_row(i) if isinstance(i, Invocation) else _result_row(*i, log_bytes) for i in invocations
+def rows(invocations: Sequence[Pending], log_bytes: int) -> list[tuple[Any, ...]]:
+    """The `invocations` rows of what was recorded (built on the daemon's record thread)."""
+    return [
+        invocation_row(i) if isinstance(i, Invocation) else result_row(*i, log_bytes) for i in invocations
     ]
+
+
+def event_fields(e: AcceptedEvent) -> tuple[Any, ...]:
+    """An accepted event as `event_row` takes it (what the daemon sends the writer)."""
+    return (e.request_id, e.source, e.function, e.time, e.mode, e.trace, e.position, e.fault, e.payload)
+
+
+def write_rows(
+    db: sqlite3.Connection,
+    rows: Sequence[Sequence[Any]],
+    events: Sequence[Sequence[Any]],
+    links: Sequence[Sequence[Any]],
+) -> None:
+    """One transaction: invocation rows, event rows, replay links (router/record/writer.py calls it)."""
     db.execute("BEGIN")
     try:
         db.executemany(_INSERT_INVOCATION, rows)
@@ -147,7 +165,7 @@ def write(
         db.executemany(
             "INSERT INTO events (request_id, source, function, time, mode, trace, position, fault, event) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [_event_row(e) for e in accepted],
+            events,
         )
         db.executemany("INSERT OR REPLACE INTO replays VALUES (?, ?, ?)", links)
         if rows:
@@ -182,7 +200,7 @@ def seqs_of(db: sqlite3.Connection, request_id: str) -> list[int]:
     return sorted(r[0] for r in rows)
 
 
-def _result_row(
+def result_row(
     seq: int, function: str, call: Call, result: InvocationResult, log_bytes: int
 ) -> tuple[Any, ...]:
     """The row of a finished call, built here rather than on the hot path (router/record/sqlite.py)."""
@@ -197,7 +215,7 @@ def _result_row(
     )  # fmt: skip
 
 
-def _invocation_row(i: Invocation) -> tuple[Any, ...]:
+def invocation_row(i: Invocation) -> tuple[Any, ...]:
     return (
         i.seq, i.function, i.request_id, i.source, i.invocation_type, i.attempt, i.time, i.duration_ms,
         i.billed_ms, i.init_ms, i.memory_mb, i.max_memory_mb, i.outcome, i.error_type, int(i.cold), i.trace,
@@ -205,12 +223,23 @@ def _invocation_row(i: Invocation) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def _event_row(e: AcceptedEvent) -> tuple[Any, ...]:
+def event_row(
+    request_id: str,
+    source: str,
+    function: str,
+    time: float,
+    mode: str,
+    trace: str | None,
+    position_: str | None,
+    fault: str | None,
+    payload: bytes,
+) -> tuple[Any, ...]:
+    """An `events` row; the source position is read from the event when the route did not give it."""
     try:
-        where = position(_decode(e.payload)) if e.position is None else e.position
+        where = position(_decode(payload)) if position_ is None else position_
     except (msgspec.DecodeError, KeyError, TypeError, IndexError):
         where = None
-    return (e.request_id, e.source, e.function, e.time, e.mode, e.trace, where, e.fault, e.payload)
+    return (request_id, source, function, time, mode, trace, where, fault, payload)
 
 
 # -- reading -------------------------------------------------------------------------------------------------

@@ -8,13 +8,19 @@ Contract (beyond the seam's, router/record/base.py):
 
 * Recording (the dispatcher's hooks) appends to a list in memory and returns: no I/O, no encoding. A
   writer task hands what accumulated to the record's own thread every `flush_ms`, or as soon as
-  `batch_rows` are waiting, as one transaction (WAL, synchronous=NORMAL: a crash of the router loses
-  nothing committed; a power cut may lose the last batches, never corrupt the file).
+  `batch_rows` are waiting; that thread builds the rows and sends them to the record's writer process
+  (router/record/writer.py, which owns the connection that writes), which writes them as one transaction
+  (WAL, synchronous=NORMAL: a crash of the router loses nothing committed, nor what the writer was sent; a
+  power cut may lose the last batches, never corrupt the file). The daemon reads on a connection of its
+  own (read-only, on the record's thread).
+* Memory stays bounded: while `max_pending` invocations wait to be written (the writer cannot keep up: every
+  core busy, the disk stalled), further ones are not recorded; `stats()["dropped"]` counts them, and one
+  warning says so.
 * Readers see everything recorded before they asked: a read first writes what is pending (on the same
   thread, in order), then queries. `recent` without `limit` returns at most `PAGE` invocations after the
   cursor (the oldest first); ask again after the returned cursor for the next page.
 * `seq` continues across restarts (kept in the file even when every row has been pruned).
-* Retention runs on the record's thread at open and every `prune_every_s`: rows older than `retention_s`
+* Retention runs in the writer at open and every `prune_every_s`: rows older than `retention_s`
   go, then the oldest until the file holds at most `max_bytes`.
 * Views cut events and results at `max_payload_bytes` (read with `substr`, so a large event is never read
   whole to list it); `select` (replay) reads them whole.
@@ -35,6 +41,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from router.core.backends import AcceptedEvent, Invocation, Recorded, RecordQuery
 from router.record import schema
 from router.record.base import PAGE, RecordBase
+from router.record.writer import WriterClient, WriterError
 
 if TYPE_CHECKING:
     from router.core.results import InvocationResult
@@ -57,6 +64,7 @@ class SqliteRecord(RecordBase):
         max_payload_bytes: int = 256 * 1024,
         log_bytes: int = 4096,
         prune_every_s: float = 60.0,
+        max_pending: int = 100_000,
     ) -> None:
         super().__init__(log_bytes=log_bytes)
         self.path = Path(path)
@@ -70,11 +78,14 @@ class SqliteRecord(RecordBase):
         self._accepted: list[AcceptedEvent] = []
         self._links: list[tuple[str, str, float]] = []
         self._executor: ThreadPoolExecutor | None = None
-        self._db: sqlite3.Connection | None = None
+        self._db: sqlite3.Connection | None = None  # the daemon's, for reading
+        self._client = WriterClient(str(self.path))
         self._writer: asyncio.Task[None] | None = None
         self._full = asyncio.Event()
         self._unmerged = 0  # request ids written since the last merge (router/record/schema.py)
         self.write_errors = 0
+        self.max_pending = max_pending
+        self.dropped = 0  # invocations not recorded because max_pending were waiting
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
@@ -83,7 +94,8 @@ class SqliteRecord(RecordBase):
             return
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-record")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db, seq = await self._run(lambda: schema.open_db(str(self.path)))
+        seq = await self._run(self._client.open)
+        self._db = await self._run(lambda: schema.open_reader(str(self.path)))
         self._seq = max(self._seq, seq)
         await self.prune()
         self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name="router-record-writer")
@@ -103,6 +115,7 @@ class SqliteRecord(RecordBase):
         db, self._db = self._db, None
         if db is not None:
             await self._run(db.close)
+        await self._run(self._client.close)
         self._executor.shutdown(wait=True)
         self._executor = None
 
@@ -110,13 +123,25 @@ class SqliteRecord(RecordBase):
 
     def record_result(self, function: str, call: Call, result: InvocationResult) -> None:
         """As RecordBase's, but the row is built on the record's thread: the hot path only appends."""
+        if len(self._invocations) >= self.max_pending:
+            self._drop()
+            return
         self._seq += 1
         self._invocations.append((self._seq, function, call, result))
         if len(self._invocations) >= self.batch_rows:
             self._full.set()
         self._wake()
 
+    def _drop(self) -> None:
+        if not self.dropped:
+            log.warning("record: the writer is %d invocations behind; not recording until it catches up",
+                        len(self._invocations))  # fmt: skip
+        self.dropped += 1
+
     def _add(self, invocation: Invocation) -> None:
+        if len(self._invocations) >= self.max_pending:
+            self._drop()
+            return
         self._invocations.append(invocation)
         if len(self._invocations) >= self.batch_rows:
             self._full.set()
@@ -143,7 +168,7 @@ class SqliteRecord(RecordBase):
                 if time.monotonic() - last_prune >= self.prune_every_s:
                     last_prune = time.monotonic()
                     await self.prune()
-            except (sqlite3.Error, OSError) as e:
+            except (WriterError, sqlite3.Error, OSError) as e:
                 self.write_errors += 1
                 log.error("record: write failed, batch lost: %s", e)
 
@@ -157,19 +182,19 @@ class SqliteRecord(RecordBase):
         merge = self._unmerged >= schema.MERGE_ROWS
         if merge:
             self._unmerged = 0
-        db = self._connection()
+        self._connection()
+        invocations, accepted, links = batch
 
         def write() -> None:
-            schema.write(db, *batch, log_bytes=self.log_bytes)
-            if merge:
-                schema.merge_requests(db)
+            rows = schema.rows(invocations, self.log_bytes)
+            self._client.write(rows, [schema.event_fields(e) for e in accepted], links, merge)
 
         await self._run(write)
 
     async def prune(self) -> int:
-        db = self._connection()
+        self._connection()
         cutoff = time.time() - self.retention_s
-        return await self._run(lambda: schema.prune(db, cutoff=cutoff, max_bytes=self.max_bytes))
+        return await self._run(lambda: self._client.prune(cutoff, self.max_bytes))
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
@@ -240,4 +265,5 @@ class SqliteRecord(RecordBase):
         return await self._read(read)
 
     def stats(self) -> dict[str, Any]:
-        return {"path": str(self.path), "pending": len(self._invocations), "write_errors": self.write_errors}
+        return {"path": str(self.path), "pending": len(self._invocations), "write_errors": self.write_errors,
+                "dropped": self.dropped}  # fmt: skip
