@@ -1,6 +1,7 @@
 """The cost of the durable record on the Invoke hot path: `router serve` with recording on against off.
 
     python bench/record_bench.py [--rounds 5] [--duration 3] [--conc 16] [--seq 300]
+    python bench/record_bench.py --peer ../shared/peers/bench_invoke.py [--peer-runs 5]
 
 Starts real routers (subprocesses, a Python echo function of 1769 MB as in the peer benchmark) that differ
 only in their record: `durable` (the default, `record: {enabled: true}`: SQLite under state_dir, written
@@ -14,6 +15,10 @@ Printed: per router the medians over the rounds, and the ratios of `durable` to 
 threads, and the record's writer process; not the function instances) spent per call in the throughput
 phase, the measure least moved by other load on a shared machine. Every call must answer 200 with its own
 payload; the record's rows are counted at the end to show that the durable record wrote every call.
+
+With `--peer`, the same routers (durable and off) are measured by the peer kit's load generator instead
+(the issue's "peer benchmark with recording on against off, same run"): both URLs in one run of
+bench_invoke.py, phase by phase interleaved, with each router's process tree for the CPU figures.
 """
 
 from __future__ import annotations
@@ -143,6 +148,19 @@ async def throughput(
         return count, count / elapsed, (cpu_s(pid) - cpu_at) / count * 1e6
 
 
+def peer(script: str, runs: int, routers: dict[str, tuple[subprocess.Popen[bytes], str]], base: Path) -> None:
+    """The peer benchmark on two routers at once: its phases interleaved across them, each router's process
+    tree (daemon, record writer, instances) measured; medians of the per-run ratios durable/off."""
+    out = base / "peer.jsonl"
+    argv = [sys.executable, script, *(url for _, url in routers.values())]
+    for name, (proc, _) in routers.items():
+        argv += ["--label", name, "--server-pid", str(proc.pid)]
+    for run in range(runs):
+        print(f"peer run {run + 1} of {runs}", flush=True)
+        subprocess.run([*argv, "--json-out", str(out)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, script, "--summarize", str(out)], check=True)
+
+
 def rows_written(base: Path, name: str) -> int:
     """Invocations in a durable router's record (0 for the others)."""
     path = base / name / "state" / "record.db"
@@ -158,10 +176,20 @@ async def main() -> None:
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--conc", type=int, default=16)
     ap.add_argument("--seq", type=int, default=300)
+    ap.add_argument(
+        "--peer",
+        metavar="BENCH_INVOKE_PY",
+        help="instead, run the peer kit's load generator (../shared/peers/bench_invoke.py) over the durable "
+        "and off routers in the same run, --peer-runs times, and print its medians",
+    )
+    ap.add_argument("--peer-runs", type=int, default=5)
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="record-bench-"))
     routers = {name: start(base, name) for name in RECORDS}
     try:
+        if args.peer:
+            peer(args.peer, args.peer_runs, {n: routers[n] for n in ("durable", "off")}, base)
+            return
         for _, url in routers.values():
             await sequential(url, 100)  # warm: instances started, connections and caches hot
         lat: dict[str, list[float]] = {n: [] for n in routers}
