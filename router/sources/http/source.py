@@ -133,6 +133,7 @@ class HttpSource:
         self._runner: web.BaseRunner | None = None
         self._inflight: set[asyncio.Task[InvocationResult | Exception]] = set()
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def url(self) -> str:
@@ -143,6 +144,7 @@ class HttpSource:
     async def run(self) -> None:
         from aiohttp import web
 
+        self._loop = asyncio.get_running_loop()  # kept: each get_running_loop() is a getpid() on 3.11
         limits = HttpLimits.of(self.config)
         guard = Guard(render=self._render_refusal, rejects=self.rejects, limits=limits)
         server = GuardedServer(self._handle, guard=guard, access_log=None, **limits.handler_args())
@@ -299,7 +301,7 @@ class HttpSource:
     async def _invoke(self, route: RoutePort, envelope: Envelope, payload: bytes, request_id: str) -> Reply:
         if self._closed:
             return error_reply(503)
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         task = loop.create_task(self._call(route, payload, envelope.trace, waiter))
         self._inflight.add(task)
@@ -336,7 +338,7 @@ class HttpSource:
             log.error("http source %s: invocation failed", self.ctx.name, exc_info=e)
             return e
         finally:
-            task = asyncio.current_task()
+            task = asyncio.current_task(self._loop)  # with the loop: no get_running_loop (a getpid on 3.11)
             if task is not None:
                 self._inflight.discard(task)
             _wake(waiter)
