@@ -45,8 +45,8 @@ class IdleDelay:
     fresh instance and for one whose last gap between calls was `cap` or longer; `cap` = max(base,
     FREEZE_AFTER_MAX_S) for one in steady use (called again within `cap`). Its gaps have a long tail (at
     c=16 on the 2-core bench machine: p50 2-4 ms, p90 7-12, p99 32-50 when instances are taken most
-    recently used first): 5% of the calls found their instance frozen with a fixed 10 ms, 0.15% with
-    this, and none of them were frozen later than `cap` after their call."""
+    recently used first): 5% of the calls found their instance frozen with a fixed 10 ms, 0.3% with this
+    (docs/performance.md). Either way an idle instance is frozen at most `cap` after its call."""
 
     __slots__ = ("base", "cap", "steady")
 
