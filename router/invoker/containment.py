@@ -104,6 +104,7 @@ class Sandbox:
         self._delay = IdleDelay(self._freeze_after) if self._freeze_after else None  # None: at once, or never
         self._due = 0.0  # loop time the idle instance is frozen at
         self._freezer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # kept: get_running_loop is a getpid() each
 
     @property
     def kernel_memory(self) -> bool:
@@ -122,8 +123,8 @@ class Sandbox:
 
     def call_started(self) -> None:
         """Counters read before the call; still frozen (`thaw()` once the event is handed over)."""
-        if self._idle_since is not None and self._delay is not None:
-            self._delay.reused(asyncio.get_running_loop().time() - self._idle_since)
+        if self._idle_since is not None and self._delay is not None and self._loop is not None:
+            self._delay.reused(self._loop.time() - self._idle_since)
         self._idle_since = None
         if self.group is not None:
             self.group.begin_call()
@@ -140,7 +141,9 @@ class Sandbox:
         at a time, so back-to-back calls pay for no timer each; a timer due earlier re-arms for the rest)."""
         if self._freeze_after is None or self.group is None:
             return
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         self._idle_since = now = loop.time()
         if self._delay is None:
             self.group.freeze()
@@ -153,11 +156,11 @@ class Sandbox:
         self._freezer = None
         if self._idle_since is None or self.group is None:
             return  # in a call (its end schedules again), or released
-        loop = asyncio.get_running_loop()
-        if loop.time() >= self._due:
+        assert self._loop is not None  # set by idle(), which armed this timer
+        if self._loop.time() >= self._due:
             self.group.freeze()
         else:
-            self._freezer = loop.call_at(self._due, self._freeze_if_idle)
+            self._freezer = self._loop.call_at(self._due, self._freeze_if_idle)
 
     def thaw(self) -> None:
         if self.group is not None:
