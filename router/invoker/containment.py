@@ -48,7 +48,7 @@ from typing import Any
 from router.config import InvokerConfig
 from router.invoker import cgroups, isolation, leftovers, netns, procs
 from router.invoker.cgroups import Cgroups
-from router.invoker.instance_cgroup import IdleDelay, InstanceGroup, Reading
+from router.invoker.instance_cgroup import InstanceGroup, Reading
 from router.invoker.types import FunctionSpec
 
 log = logging.getLogger("router.invoker")
@@ -101,8 +101,6 @@ class Sandbox:
         self._records = records
         self._pgid: int | None = None
         self._idle_since: float | None = None  # loop time the instance became idle; None while in a call
-        self._delay = IdleDelay(self._freeze_after) if self._freeze_after else None  # None: at once, or never
-        self._due = 0.0  # loop time the idle instance is frozen at
         self._freezer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # kept: get_running_loop is a getpid() each
 
@@ -123,8 +121,6 @@ class Sandbox:
 
     def call_started(self) -> None:
         """Counters read before the call; still frozen (`thaw()` once the event is handed over)."""
-        if self._idle_since is not None and self._delay is not None and self._loop is not None:
-            self._delay.reused(self._loop.time() - self._idle_since)
         self._idle_since = None
         if self.group is not None:
             self.group.begin_call()
@@ -137,30 +133,29 @@ class Sandbox:
         return self.group.usage_bytes() if self.group is not None else None
 
     def idle(self) -> None:
-        """The instance is idle: frozen now (freeze_after_s 0), or once idle for its `IdleDelay` (one timer
-        at a time, so back-to-back calls pay for no timer each; a timer due earlier re-arms for the rest)."""
+        """The instance is idle: frozen now, or once idle for freeze_after_s (one timer at a time, so
+        back-to-back calls pay for no timer each)."""
         if self._freeze_after is None or self.group is None:
             return
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
-        self._idle_since = now = loop.time()
-        if self._delay is None:
+        self._idle_since = loop.time()
+        if self._freeze_after <= 0:
             self.group.freeze()
-            return
-        self._due = now + self._delay.delay
-        if self._freezer is None:
-            self._freezer = loop.call_at(self._due, self._freeze_if_idle)
+        elif self._freezer is None:
+            self._freezer = loop.call_later(self._freeze_after, self._freeze_if_idle)
 
     def _freeze_if_idle(self) -> None:
         self._freezer = None
-        if self._idle_since is None or self.group is None:
+        if self._idle_since is None or self.group is None or self._freeze_after is None:
             return  # in a call (its end schedules again), or released
+        due = self._idle_since + self._freeze_after
         assert self._loop is not None  # set by idle(), which armed this timer
-        if self._loop.time() >= self._due:
+        if self._loop.time() >= due:
             self.group.freeze()
         else:
-            self._freezer = self._loop.call_at(self._due, self._freeze_if_idle)
+            self._freezer = self._loop.call_at(due, self._freeze_if_idle)
 
     def thaw(self) -> None:
         if self.group is not None:

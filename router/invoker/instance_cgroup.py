@@ -8,12 +8,9 @@ its counters kept open.
   process-limit hits, as counters read from the group on descriptors kept open: the peak's reset at the
   start, four preads at the end. A call's baseline is the previous call's end, so what an idle instance
   uses before it is frozen counts to its next call (nothing is left out of the sum of its calls).
-* `group.freeze()`, `group.thaw()`; `IdleDelay` says how long an idle instance waits before it is frozen:
-  `invoker.freeze_after_ms`, or FREEZE_AFTER_MAX_S (100 ms) for an instance called again within that, so
-  one in steady use is not frozen and thawed between its calls;
-* `group.kill()` SIGKILLs every member (also those that left the process group: double forks, setsid);
-  `group.remove()` removes it once empty (False while members exit); `group.bury()` leaves that to the
-  router's next sweep.
+* `group.freeze()`, `group.thaw()`; `group.kill()` SIGKILLs every member (also those that left the process
+  group: double forks, setsid); `group.remove()` removes it once empty (False while members exit);
+  `group.bury()` leaves that to the router's next sweep.
 """
 
 from __future__ import annotations
@@ -36,32 +33,6 @@ from router.invoker.cgroups import (
     optional,
     write,
 )
-
-FREEZE_AFTER_MAX_S = 0.1  # how long an instance in steady use stays idle unfrozen (unless the base is longer)
-
-
-class IdleDelay:
-    """How long an idle instance waits before it is frozen: `base` (invoker.freeze_after_ms, > 0) for a
-    fresh instance and for one whose last gap between calls was `cap` or longer; `cap` = max(base,
-    FREEZE_AFTER_MAX_S) for one in steady use (called again within `cap`). Its gaps have a long tail (at
-    c=16 on the 2-core bench machine: p50 2-4 ms, p90 7-12, p99 32-50 when instances are taken most
-    recently used first): 5% of the calls found their instance frozen with a fixed 10 ms, 0.3% with this
-    (docs/performance.md). Either way an idle instance is frozen at most `cap` after its call."""
-
-    __slots__ = ("base", "cap", "steady")
-
-    def __init__(self, base: float) -> None:
-        self.base = base
-        self.cap = max(base, FREEZE_AFTER_MAX_S)
-        self.steady = False
-
-    def reused(self, idle_s: float) -> None:
-        """A call came `idle_s` after the instance's previous one ended."""
-        self.steady = idle_s < self.cap
-
-    @property
-    def delay(self) -> float:
-        return self.cap if self.steady else self.base
 
 
 def _counter(fd: int | None, key: bytes) -> int:
