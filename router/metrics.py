@@ -5,6 +5,12 @@ do not collide). The dispatcher's metrics are created here by name; other parts 
 `counter()`, `gauge()` and `histogram()`, which return the existing metric when the name is already known
 (so a reload or a second source of the same kind does not raise "Duplicated timeseries").
 
+The per-invocation metrics (router_invocations_total, cold and warm starts, the duration histograms, max
+memory, CPU, cost) are plain attributes of one `FunctionMetrics` per function, which the dispatcher updates
+on every call and `CallMetrics` (a collector, prometheus_client's custom collector API) renders at scrape
+with the names, labels, types, buckets and _created series prometheus_client's own metric classes would
+give: a call pays a few additions, not a lock and a child lookup per metric. Both run on the event loop.
+
 Gauges that are a view of live state (concurrency in use, idle instances, queue depth) are not pushed on
 every change: a part registers a refresh callback with `add_refresh(fn)`, and `render()` calls every
 callback before it serialises, so a scrape always sees the state of that moment.
@@ -13,10 +19,19 @@ callback before it serialises, so a scrape always sees the state of that moment.
 from __future__ import annotations
 
 import logging
+import math
+import time
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
+from itertools import accumulate
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import metrics as prometheus_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 log = logging.getLogger(__name__)
 
@@ -31,37 +46,18 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._metrics: dict[str, Counter | Gauge | Histogram] = {}
         self._refresh: list[Callable[[], None]] = []
-        self._functions: dict[str, FunctionMetrics] = {}
+        self._collected: set[str] = set()  # names served by a collector (not through _get_or_create)
         fn = ("function",)
-        # Per invocation (sync and async attempts alike).
-        self.invocations = self.counter(
-            "router_invocations_total", "Function invocations, by invocation type", (*fn, "invocation_type")
-        )
+        # Per invocation (sync and async attempts alike): plain attributes per function, rendered at scrape
+        # by `CallMetrics` (router_invocations_total, cold and warm starts, durations, memory, CPU, cost).
+        self.calls = CallMetrics(DURATION_BUCKETS)
+        self.registry.register(self.calls)
+        self._collected.update(CallMetrics.NAMES)
         self.errors = self.counter(
             "router_errors_total", "Invocations that ended in a function error", (*fn, "error_type")
         )
         self.throttles = self.counter(
             "router_throttles_total", "Synchronous calls refused over a limit", (*fn, "reason")
-        )
-        self.cold_starts = self.counter(
-            "router_cold_starts_total", "Invocations that launched an instance", fn
-        )
-        self.warm_starts = self.counter(
-            "router_warm_starts_total", "Invocations served by an idle instance", fn
-        )
-        self.duration = self.histogram("router_duration_seconds", "Invocation duration", fn, DURATION_BUCKETS)
-        self.billed_duration = self.histogram(
-            "router_billed_duration_seconds", "Billed invocation duration", fn, DURATION_BUCKETS
-        )
-        self.init_duration = self.histogram(
-            "router_init_duration_seconds", "Cold start init duration", fn, DURATION_BUCKETS
-        )
-        self.max_memory = self.gauge(
-            "router_max_memory_used_mb", "Highest peak memory measured in one call", fn
-        )
-        self.cost = self.counter("router_cost_usd_total", "Cost of invocations at the configured prices", fn)
-        self.cpu = self.counter(
-            "router_cpu_seconds_total", "CPU time used by instances during calls (measured by cgroups)", fn
         )
         # Live state, refreshed at render time by the dispatcher.
         self.concurrency = self.gauge("router_concurrent_executions", "Calls in flight", fn)
@@ -100,11 +96,8 @@ class Metrics:
         )
 
     def function(self, name: str) -> FunctionMetrics:
-        """The per-function children, bound once (labels() is a lock and a lookup: too slow per call)."""
-        bound = self._functions.get(name)
-        if bound is None:
-            bound = self._functions[name] = FunctionMetrics(self, name)
-        return bound
+        """A function's per-invocation figures (created at its first call)."""
+        return self.calls.function(name)
 
     # -- registering metrics (also for other parts) -------------------------------------------------------
 
@@ -120,6 +113,8 @@ class Metrics:
         return self._get_or_create(Histogram, name, doc, labels, buckets=tuple(buckets))  # type: ignore[return-value]
 
     def _get_or_create(self, cls: type, name: str, doc: str, labels: Sequence[str], **kw: object) -> object:
+        if name in self._collected:
+            raise ValueError(f"metric {name!r} is the router's own per-invocation metric")
         existing = self._metrics.get(name)
         if existing is not None:
             if not isinstance(existing, cls):
@@ -149,17 +144,138 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class FunctionMetrics:
-    """One function's labelled children of the per-invocation metrics."""
+class Tally:
+    """A histogram's counts: `counts[i]` observations in bucket i alone (not cumulative; last: +Inf)."""
 
-    def __init__(self, metrics: Metrics, name: str) -> None:
-        self.sync_invocations = metrics.invocations.labels(name, "RequestResponse")
-        self.async_invocations = metrics.invocations.labels(name, "Event")
-        self.cold_starts = metrics.cold_starts.labels(name)
-        self.warm_starts = metrics.warm_starts.labels(name)
-        self.duration = metrics.duration.labels(name)
-        self.billed_duration = metrics.billed_duration.labels(name)
-        self.init_duration = metrics.init_duration.labels(name)
-        self.max_memory = metrics.max_memory.labels(name)
-        self.cost = metrics.cost.labels(name)
-        self.cpu = metrics.cpu.labels(name)
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds  # ends with +Inf
+        self.counts = [0] * len(bounds)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        """Like prometheus_client's Histogram: the first bucket whose bound is >= value."""
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulative, labelled as prometheus_client labels them."""
+        return [
+            (floatToGoString(b), float(c)) for b, c in zip(self.bounds, accumulate(self.counts), strict=True)
+        ]
+
+
+class FunctionMetrics:
+    """One function's per-invocation figures, as plain attributes: `publish` (router/dispatch/stats.py)
+    updates them on the event loop, `CallMetrics.collect` reads them at scrape (same thread), so no lock."""
+
+    __slots__ = (
+        "async_invocations",
+        "billed_duration",
+        "cold_starts",
+        "cost",
+        "cpu",
+        "created",
+        "duration",
+        "init_duration",
+        "max_memory",
+        "name",
+        "sync_invocations",
+        "warm_starts",
+    )
+
+    def __init__(self, name: str, bounds: tuple[float, ...]) -> None:
+        self.name = name
+        self.created = time.time()  # the _created series of its counters and histograms
+        self.sync_invocations = 0
+        self.async_invocations = 0
+        self.cold_starts = 0
+        self.warm_starts = 0
+        self.duration = Tally(bounds)  # seconds
+        self.billed_duration = Tally(bounds)
+        self.init_duration = Tally(bounds)
+        self.max_memory = 0  # MB, highest peak of one call
+        self.cost = 0.0  # USD
+        self.cpu = 0.0  # seconds
+
+
+class CallMetrics(Collector):
+    """The per-invocation metrics, rendered from `FunctionMetrics` at scrape (prometheus_client's custom
+    collector API): the names, labels, types, buckets and _created series prometheus_client's own Counter,
+    Histogram and Gauge would give, without their lock and child lookup on every call."""
+
+    NAMES = (
+        "router_invocations_total",
+        "router_cold_starts_total",
+        "router_warm_starts_total",
+        "router_duration_seconds",
+        "router_billed_duration_seconds",
+        "router_init_duration_seconds",
+        "router_max_memory_used_mb",
+        "router_cost_usd_total",
+        "router_cpu_seconds_total",
+    )
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        bounds = tuple(float(b) for b in buckets)
+        self._bounds = bounds if bounds[-1] == math.inf else (*bounds, math.inf)
+        self._functions: dict[str, FunctionMetrics] = {}
+
+    def function(self, name: str) -> FunctionMetrics:
+        found = self._functions.get(name)
+        if found is None:
+            found = self._functions[name] = FunctionMetrics(name, self._bounds)
+        return found
+
+    def describe(self) -> list[Metric]:
+        return self._families([])
+
+    def collect(self) -> list[Metric]:
+        return self._families(list(self._functions.values()))
+
+    def _families(self, functions: list[FunctionMetrics]) -> list[Metric]:
+        created = getattr(prometheus_metrics, "_use_created", True)  # PROMETHEUS_DISABLE_CREATED_SERIES
+        fn = ["function"]
+        invocations = CounterMetricFamily(
+            "router_invocations", "Function invocations, by invocation type", labels=[*fn, "invocation_type"]
+        )
+        cold = CounterMetricFamily("router_cold_starts", "Invocations that launched an instance", labels=fn)
+        warm = CounterMetricFamily("router_warm_starts", "Invocations served by an idle instance", labels=fn)
+        histograms = [
+            (HistogramMetricFamily("router_duration_seconds", "Invocation duration", labels=fn), "duration"),
+            (
+                HistogramMetricFamily(
+                    "router_billed_duration_seconds", "Billed invocation duration", labels=fn
+                ),
+                "billed_duration",
+            ),
+            (
+                HistogramMetricFamily("router_init_duration_seconds", "Cold start init duration", labels=fn),
+                "init_duration",
+            ),
+        ]
+        memory = GaugeMetricFamily(
+            "router_max_memory_used_mb", "Highest peak memory measured in one call", labels=fn
+        )
+        cost = CounterMetricFamily(
+            "router_cost_usd", "Cost of invocations at the configured prices", labels=fn
+        )
+        cpu = CounterMetricFamily(
+            "router_cpu_seconds", "CPU time used by instances during calls (measured by cgroups)", labels=fn
+        )
+        for f in functions:
+            at = f.created if created else None
+            invocations.add_metric([f.name, "RequestResponse"], f.sync_invocations, created=at)
+            invocations.add_metric([f.name, "Event"], f.async_invocations, created=at)
+            cold.add_metric([f.name], f.cold_starts, created=at)
+            warm.add_metric([f.name], f.warm_starts, created=at)
+            for family, attr in histograms:
+                tally: Tally = getattr(f, attr)
+                family.add_metric([f.name], tally.buckets(), tally.sum)
+                if at is not None:
+                    family.samples.append(Sample(family.name + "_created", {"function": f.name}, at))
+            memory.add_metric([f.name], f.max_memory)
+            cost.add_metric([f.name], f.cost, created=at)
+            cpu.add_metric([f.name], f.cpu, created=at)
+        return [invocations, cold, warm, *(h for h, _ in histograms), memory, cost, cpu]

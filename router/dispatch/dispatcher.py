@@ -142,6 +142,7 @@ class Dispatcher:
         self._instance_tasks = TaskSet("instances")
         self._background = TaskSet("dispatcher")
         self._sync_calls: set[asyncio.Task[InvocationResult]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the first sync call
         self._started = self._draining = self._closed = False
         self._scheduler = AsyncScheduler(
             queue=self.queue,
@@ -361,7 +362,10 @@ class Dispatcher:
         )
         with slot:
             # The call runs in its own task so that drain can cancel it without cancelling the caller.
-            task = asyncio.get_running_loop().create_task(self._run(call))
+            loop = self._loop
+            if loop is None:  # kept: asyncio.get_running_loop() is a getpid() system call each (3.11)
+                loop = self._loop = asyncio.get_running_loop()
+            task = loop.create_task(self._run(call))
             self._sync_calls.add(task)
             try:
                 return await task

@@ -100,7 +100,7 @@ class History:
         if len(bucket.durations) < SAMPLES:
             bucket.durations.append(result.duration_ms)
         else:
-            slot = self._random.randrange(bucket.seen)
+            slot = int(self._random.random() * bucket.seen)  # randrange costs 10x more; the bias is < 2^-40
             if slot < SAMPLES:
                 bucket.durations[slot] = result.duration_ms
         if result.max_memory_mb > bucket.max_memory_mb:

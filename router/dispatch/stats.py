@@ -149,21 +149,28 @@ def account_stats(accounting: Accounting, queue: AsyncQueue, now: float) -> Acco
 
 
 def publish(metrics: Metrics, call: Call, result: InvocationResult, counters: Counters) -> None:
-    """One invocation (already recorded in the function's `counters`) into the Prometheus metrics."""
+    """One invocation (already recorded in the function's `counters`) into the Prometheus metrics: plain
+    attributes of the function's `FunctionMetrics`, rendered at scrape (router/metrics.py)."""
     m = metrics.function(call.function)
-    (m.async_invocations if call.invocation_type == EVENT else m.sync_invocations).inc()
+    if call.invocation_type == EVENT:
+        m.async_invocations += 1
+    else:
+        m.sync_invocations += 1
     if result.function_error is not None:
         metrics.errors.labels(call.function, result.error_type or result.function_error).inc()
-    (m.cold_starts if result.cold else m.warm_starts).inc()
+    if result.cold:
+        m.cold_starts += 1
+    else:
+        m.warm_starts += 1
     m.duration.observe(result.duration_ms / 1000)
     m.billed_duration.observe(result.billed_ms / 1000)
     if result.init_ms is not None:
         m.init_duration.observe(result.init_ms / 1000)
-    m.max_memory.set(counters.max_memory_mb)
+    m.max_memory = counters.max_memory_mb
     if result.cpu_ms is not None:
-        m.cpu.inc(result.cpu_ms / 1000)
+        m.cpu += result.cpu_ms / 1000
     if result.cost_usd:
-        m.cost.inc(result.cost_usd)
+        m.cost += result.cost_usd
 
 
 def publish_state(metrics: Metrics, stats: DispatcherStats) -> None:

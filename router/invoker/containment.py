@@ -102,6 +102,7 @@ class Sandbox:
         self._pgid: int | None = None
         self._idle_since: float | None = None  # loop time the instance became idle; None while in a call
         self._freezer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # kept: get_running_loop is a getpid() each
 
     @property
     def kernel_memory(self) -> bool:
@@ -136,7 +137,9 @@ class Sandbox:
         back-to-back calls pay for no timer each)."""
         if self._freeze_after is None or self.group is None:
             return
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         self._idle_since = loop.time()
         if self._freeze_after <= 0:
             self.group.freeze()
@@ -148,11 +151,11 @@ class Sandbox:
         if self._idle_since is None or self.group is None or self._freeze_after is None:
             return  # in a call (its end schedules again), or released
         due = self._idle_since + self._freeze_after
-        loop = asyncio.get_running_loop()
-        if loop.time() >= due:
+        assert self._loop is not None  # set by idle(), which armed this timer
+        if self._loop.time() >= due:
             self.group.freeze()
         else:
-            self._freezer = loop.call_at(due, self._freeze_if_idle)
+            self._freezer = self._loop.call_at(due, self._freeze_if_idle)
 
     def thaw(self) -> None:
         if self.group is not None:

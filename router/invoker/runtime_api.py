@@ -109,6 +109,7 @@ class RuntimeApi:
         self._initialized = False
         self._pending: Event | None = None
         self._parked: asyncio.Future[Response] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # start()'s (get_running_loop is a getpid() each)
         self._current: str | None = None
         self._answered: str | None = None
 
@@ -119,7 +120,7 @@ class RuntimeApi:
         namespace, router/invoker/netns.py); returns the `host:port` for AWS_LAMBDA_RUNTIME_API. With `unix`,
         the same API is also served on a Unix socket in `socket_dir()`: the router's own bootstraps use it
         (no TCP stack on each of the two messages of a call), `provided` ones keep TCP."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         protocol = serve(self, max_body=MAX_RESPONSE_BYTES)
         if sock is not None:
             self._server = await loop.create_server(protocol, sock=sock, backlog=16)
@@ -239,7 +240,7 @@ class RuntimeApi:
             self._on_ready()
         if self._pending is not None:
             return self._take()
-        self._parked = Parked(loop=asyncio.get_running_loop())
+        self._parked = Parked(loop=self._loop or asyncio.get_running_loop())
         return self._parked
 
     def _take(self) -> Response:

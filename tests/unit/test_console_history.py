@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
+import pytest
 
 from router.control.console.reports import ReportLines, report_in
 from router.control.console.sources import HIDDEN, redact
 from router.core.clock import FakeClock
 from router.core.ports import SourceStatus
 from router.core.results import InvocationResult
-from router.dispatch.history import FIELDS, History, percentile
+from router.dispatch.history import FIELDS, SAMPLES, History, percentile
 from router.dispatch.stats import EVENT, AccountStats, Call, DispatcherStats, FunctionStats
 
 ACCOUNT = AccountStats(
@@ -86,6 +87,20 @@ async def test_a_bucket_holds_the_increase_of_the_counters_and_the_results_figur
     assert field(still_open, "t") == 1010.0
     assert field(still_open, "invocations") == 0 and field(still_open, "p50_ms") == 0  # a fresh bucket
     assert field(still_open, "idle") == 2  # gauges are levels, not increases
+
+
+def test_past_the_reservoir_durations_are_kept_uniformly() -> None:
+    """Past SAMPLES calls in a bucket, each call's duration replaces a kept one with chance SAMPLES / seen:
+    of 8 * SAMPLES calls timed 0, 1, 2, ... about as many of each eighth are kept (the seed is fixed)."""
+    history = History(Stats(), clock=FakeClock(start=0.0), step_s=10)
+    calls = 8 * SAMPLES
+    for n in range(calls):
+        history.record("f", call(), result(float(n)))
+    kept = history._open["f"].durations
+    assert len(kept) == SAMPLES
+    per_eighth = [sum(1 for d in kept if i * SAMPLES <= d < (i + 1) * SAMPLES) for i in range(8)]
+    assert all(SAMPLES / 8 * 0.7 < k < SAMPLES / 8 * 1.3 for k in per_eighth), per_eighth
+    assert field(history.current()["f"], "p50_ms") == pytest.approx(calls / 2, rel=0.1)
 
 
 async def test_quiet_buckets_are_left_out_and_old_ones_age_away() -> None:
