@@ -30,17 +30,19 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import msgspec
 
 from router.core.backends import AcceptedEvent, Invocation, RecordQuery
-from router.core.results import InvocationResult
-from router.dispatch.stats import Call
 from router.shapes.positions import position
 
+if TYPE_CHECKING:  # not imported at run time: the writer process starts faster without the dispatcher
+    from router.core.results import InvocationResult
+    from router.dispatch.stats import Call
+
 # What waits to be written: a recorded Invocation, or (seq, function, call, result) of a finished call.
-Pending = Invocation | tuple[int, str, Call, InvocationResult]
+Pending: TypeAlias = "Invocation | tuple[int, str, Call, InvocationResult]"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS invocations (
