@@ -283,6 +283,9 @@ class Daemon:
         store = self.backends.record
         await store.open()
         store.attach(self.dispatcher)
+        bind = getattr(store, "bind_metrics", None)  # the durable record's own counters
+        if bind is not None:
+            bind(self.metrics)
         self.inspect = store
         inspection = Inspection(store=store, sources=lambda: self.contexts, config=lambda: self.config)
         return {INSPECTION: inspection}

@@ -46,6 +46,7 @@ from router.record.writer import WriterClient, WriterError
 if TYPE_CHECKING:
     from router.core.results import InvocationResult
     from router.dispatch.stats import Call
+    from router.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +164,18 @@ class SqliteRecord(RecordBase):
                 async with asyncio.timeout(self.flush_s):
                     await self._full.wait()
             self._full.clear()
-            try:
-                await self.flush()
-                if time.monotonic() - last_prune >= self.prune_every_s:
-                    last_prune = time.monotonic()
-                    await self.prune()
-            except (WriterError, sqlite3.Error, OSError) as e:
-                self.write_errors += 1
-                log.error("record: write failed, batch lost: %s", e)
+            await self._write_once()
+            if time.monotonic() - last_prune >= self.prune_every_s:
+                last_prune = time.monotonic()
+                await self._write_once(prune=True)
+
+    async def _write_once(self, prune: bool = False) -> None:
+        """Write what is pending (or prune); a failure loses that batch, is counted and logged."""
+        try:
+            await (self.prune() if prune else self.flush())
+        except (WriterError, sqlite3.Error, OSError) as e:
+            self.write_errors += 1
+            log.error("record: write failed, batch lost: %s", e)
 
     async def flush(self) -> None:
         """Write everything recorded so far (one transaction)."""
@@ -263,6 +268,27 @@ class SqliteRecord(RecordBase):
             return [Recorded(invocation=i, accepted=accepted.get(i.request_id)) for i in chosen]
 
         return await self._read(read)
+
+    def bind_metrics(self, metrics: Metrics) -> None:
+        """Counters and a gauge read from the record before every /metrics render."""
+        pending = metrics.gauge(
+            "router_record_pending", "Invocations recorded and not yet sent to the writer"
+        )
+        dropped = metrics.counter(
+            "router_record_dropped_total", "Invocations not recorded: max_pending were waiting"
+        )
+        failed = metrics.counter(
+            "router_record_write_errors_total", "Batches the record's writer could not write (lost)"
+        )
+        shown = {"dropped": 0, "failed": 0}
+
+        def refresh() -> None:
+            pending.set(len(self._invocations))
+            dropped.inc(self.dropped - shown["dropped"])
+            failed.inc(self.write_errors - shown["failed"])
+            shown.update(dropped=self.dropped, failed=self.write_errors)
+
+        metrics.add_refresh(refresh)
 
     def stats(self) -> dict[str, Any]:
         return {"path": str(self.path), "pending": len(self._invocations), "write_errors": self.write_errors,

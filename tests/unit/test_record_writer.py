@@ -94,3 +94,28 @@ async def test_the_record_stops_recording_while_too_much_waits(tmp_path: Path) -
     record(store, "f", {"n": 8}, rid="r8")  # written: room again
     assert [i.request_id for i in await store.recent("f", after=5)] == ["r8"]
     await store.aclose()
+
+
+async def test_the_records_losses_show_in_metrics(tmp_path: Path) -> None:
+    from router.metrics import Metrics
+    from tests.unit.test_record_sqlite import record
+
+    metrics = Metrics()
+    store = SqliteRecord(tmp_path / "record.db", flush_ms=10_000, batch_rows=10_000, max_pending=2)
+    await store.open()
+    store.bind_metrics(metrics)
+    for n in range(3):
+        record(store, "f", {"n": n}, rid=f"r{n}")
+    text = metrics.render().decode()
+    assert "router_record_pending 2.0" in text and "router_record_dropped_total 1.0" in text
+    writer = store._client._proc
+    assert writer is not None
+    writer.kill()
+    writer.wait(10)
+    await store._write_once()  # the batch that finds the writer dead is lost, and counted
+    text = metrics.render().decode()
+    assert "router_record_pending 0.0" in text and "router_record_write_errors_total 1.0" in text
+    assert metrics.render().decode().count("router_record_write_errors_total 1.0") == 1  # not counted twice
+    record(store, "f", {"n": 9}, rid="r9")
+    assert [i.request_id for i in await store.recent("f")] == ["r9"]  # a new writer took over
+    await store.aclose()
