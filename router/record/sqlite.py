@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from router.core.backends import AcceptedEvent, Invocation, Recorded, RecordQuery
 from router.record import schema
@@ -46,9 +46,17 @@ from router.record.writer import WriterClient, WriterError
 if TYPE_CHECKING:
     from router.core.results import InvocationResult
     from router.dispatch.stats import Call
-    from router.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+
+class Registry(Protocol):
+    """What `bind_metrics` uses of router.metrics.Metrics (the record layer does not import it)."""
+
+    def gauge(self, name: str, doc: str) -> Any: ...
+    def counter(self, name: str, doc: str) -> Any: ...
+    def add_refresh(self, callback: Callable[[], None]) -> None: ...
+
 
 T = TypeVar("T")
 
@@ -269,7 +277,7 @@ class SqliteRecord(RecordBase):
 
         return await self._read(read)
 
-    def bind_metrics(self, metrics: Metrics) -> None:
+    def bind_metrics(self, metrics: Registry) -> None:
         """Counters and a gauge read from the record before every /metrics render."""
         pending = metrics.gauge(
             "router_record_pending", "Invocations recorded and not yet sent to the writer"
