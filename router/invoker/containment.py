@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from router.config import InvokerConfig
+from router.core.spawned import SPAWNED
 from router.invoker import cgroups, isolation, leftovers, netns, procs
 from router.invoker.cgroups import Cgroups
 from router.invoker.instance_cgroup import InstanceGroup, Reading
@@ -274,7 +275,7 @@ class Containment:
 
     def _sweep_orphans(self) -> None:
         self._sweeper = None
-        for pid in procs.orphans(procs.SPAWNED):
+        for pid in procs.orphans(SPAWNED):
             if self.records.stray(pid):
                 log.info(
                     "pid %d left its instance's process tree: it goes with its cgroup or the router", pid
@@ -299,7 +300,7 @@ class Containment:
         except OSError as e:
             log.warning("could not start the keeper (%s): leftovers are cleaned at the next start only", e)
             return
-        procs.SPAWNED.add(self._keeper.pid)
+        SPAWNED.add(self._keeper.pid)
 
     async def aclose(self) -> None:
         """Kill and remove every instance group and stray, drop the records, stop the keeper."""
@@ -315,7 +316,7 @@ class Containment:
             await _until(lambda: cgroups_in_force.sweep() == 0, 2.0)
             self.cgroups.close()
         if procs.is_subreaper():
-            procs.orphans(procs.SPAWNED)
+            procs.orphans(SPAWNED)
         self.records.close()
         await self._stop_keeper()
 
@@ -329,7 +330,7 @@ class Containment:
         if keeper.poll() is None:
             keeper.kill()
             keeper.wait()
-        procs.SPAWNED.discard(keeper.pid)
+        SPAWNED.discard(keeper.pid)
 
 
 async def _until(done: Callable[[], bool], limit_s: float) -> None:

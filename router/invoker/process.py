@@ -28,6 +28,7 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
+from router.core.spawned import SPAWNED
 from router.invoker import procs
 from router.invoker.launch import Launch
 from router.invoker.runtimes import confine as confinement
@@ -97,11 +98,11 @@ class InstanceProcess:
         finally:
             os.close(write_fd)
         os.set_blocking(read_fd, False)
-        procs.SPAWNED.add(popen.pid)
+        SPAWNED.add(popen.pid)
 
         def reap(done: Callable[[int | None], None]) -> None:
             returncode = popen.poll()
-            procs.SPAWNED.discard(popen.pid)
+            SPAWNED.discard(popen.pid)
             done(returncode)
 
         return cls(popen.pid, reap, read_fd, on_line, on_exit, max_line, on_kill)

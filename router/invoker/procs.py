@@ -13,7 +13,7 @@ processes vanishing between two reads: a process that is gone simply does not co
 * `kill_group(pgid, sig)`: os.killpg, ignoring a group that is already gone.
 * `become_subreaper()`: orphaned descendants of instances (double forks) become the router's children
   instead of init's, so they stay findable; `orphans(known)` reaps those that exited and returns the live
-  ones (every child of ours not in `known`, the children the router started itself, in `SPAWNED`).
+  ones (every child of ours not in `known`: the children the router started itself, router/core/spawned.py).
 * `Tree(root)`: the same readings for one instance, cheaper on the warm path: the leader's `children`,
   `status` and `clear_refs` files stay open and are re-read with pread (no path lookup, no open/close), and
   its thread list is only listed when it has more than one thread (the link count of /proc/PID/task is
@@ -31,7 +31,6 @@ import struct
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
-SPAWNED: set[int] = set()  # processes the router started itself (subprocess reaps them, not orphans())
 
 # These run on every call of the warm path: raw os.open/os.read, no file objects.
 

@@ -31,6 +31,7 @@ import msgspec
 from router.config import Config
 from router.core.errors import FUNCTION_UNHANDLED, RUNTIME_EXIT_ERROR
 from router.core.results import InvocationResult
+from router.core.spawned import SPAWNED
 from router.invoker import outcomes
 from router.invoker.types import FunctionSpec, InitFailed, InvokeRequest
 from router.invoker.worker import (
@@ -136,11 +137,14 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 await asyncio.to_thread(proc.wait)
+            SPAWNED.discard(proc.pid)
 
 
 def _spawn(argv: list[str], fd: int) -> subprocess.Popen[bytes]:
     # In the daemon's process group (a worker ignores SIGTERM and SIGINT; it ends when its socket closes).
-    return subprocess.Popen(argv, pass_fds=[fd], stdin=subprocess.DEVNULL)
+    popen = subprocess.Popen(argv, pass_fds=[fd], stdin=subprocess.DEVNULL)
+    SPAWNED.add(popen.pid)  # not a stray for the orphan sweep (router/core/spawned.py)
+    return popen
 
 
 class RemoteInstance:

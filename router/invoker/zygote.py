@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from router.core.spawned import SPAWNED
 from router.invoker import launch, procs
 from router.invoker.process import InstanceProcess
 from router.invoker.runtimes import confine as confinement
@@ -229,7 +230,7 @@ class Zygote:
             self._loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = None
-        procs.SPAWNED.discard(self._popen.pid)
+        SPAWNED.discard(self._popen.pid)
         self._log_output()
         self._close_output()
         if self._popen.returncode not in (0, -signal.SIGKILL):
@@ -277,7 +278,7 @@ def _spawn() -> tuple[subprocess.Popen[bytes], socket.socket, int]:
         os.close(write_fd)
     ours.setblocking(False)
     os.set_blocking(read_fd, False)
-    procs.SPAWNED.add(popen.pid)
+    SPAWNED.add(popen.pid)
     return popen, ours, read_fd
 
 

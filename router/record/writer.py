@@ -41,6 +41,7 @@ from typing import Any
 
 import msgspec
 
+from router.core.spawned import SPAWNED
 from router.record import schema
 
 HEADER = struct.Struct(">I")
@@ -113,6 +114,7 @@ class WriterClient:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            SPAWNED.discard(proc.pid)
 
     def _call(self, op: str, *args: Any, fresh: bool = False) -> Any:
         if self._sock is None:
@@ -142,6 +144,7 @@ class WriterClient:
         try:
             argv = [sys.executable, "-m", "router.record.writer", str(theirs.fileno())]
             self._proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+            SPAWNED.add(self._proc.pid)  # not a stray for a subreaper router's orphan sweep
         except BaseException:
             ours.close()
             raise

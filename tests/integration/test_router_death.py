@@ -76,11 +76,19 @@ def logged_pids(router: RouterProcess) -> list[list[int]]:
 
 
 def helpers_of(router: RouterProcess) -> list[int]:
-    """The router's own helpers: its zygote and its keeper."""
+    """The router's own helpers: its zygote, its keeper and its record's writer."""
     zygotes = [int(z) for z in re.findall(r"python zygote (\d+) started", router.log_text())]
     state = str(router.base_dir / "state")
     keepers = [int(e) for e in os.listdir("/proc") if e.isdigit() and "leftovers " + state in cmdline(int(e))]
-    return zygotes + keepers
+    return zygotes + keepers + writers_of(router)
+
+
+def writers_of(router: RouterProcess) -> list[int]:
+    """The router's record writer process (router/record/writer.py), a child of one of its threads."""
+    assert router.proc is not None
+    tasks = Path(f"/proc/{router.proc.pid}/task")
+    children = [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()]
+    return [c for c in children if "router.record.writer" in cmdline(c)]
 
 
 def invoke_async(router: RouterProcess, function: str, event: dict[str, object]) -> None:
@@ -118,6 +126,7 @@ async def busy_router(make_router: MakeRouter) -> tuple[RouterProcess, list[int]
 async def test_kill_9_of_the_router_leaves_no_process_behind(make_router: MakeRouter) -> None:
     router, pids = await busy_router(make_router)
     helpers = helpers_of(router)
+    assert len(writers_of(router)) == 1  # the record's writer, which ends at EOF of its socket
     groups = instance_groups(cgroup_dirs(router))
     assert router.proc is not None
     router.proc.kill()
@@ -149,3 +158,20 @@ async def test_what_survives_the_router_and_its_keeper_dies_at_the_next_start(
     dirs = cgroup_dirs(router)
     await router.stop()
     assert not any(d.exists() for d in dirs)  # a clean stop removes the router's own groups too
+
+
+async def test_the_routers_own_processes_are_not_taken_for_strays(make_router: MakeRouter) -> None:
+    """The router is a child subreaper: a child it did not start is a stray from an instance's tree, killed
+    with the router. Its own (the record's writer, the zygote, the keeper) must not be taken for one."""
+    router = await make_router(CONFIG)
+    await asyncio.to_thread(invoke_async, router, "looping", {"mode": "child"})  # instances: the sweep runs
+    await wait_until(lambda: logged_pids(router), "the instance started", context=router.log_text)
+    writer = writers_of(router)
+    assert len(writer) == 1
+    await asyncio.sleep(2.5)  # the orphan sweep runs every second
+    run = router.base_dir / "state" / "run"
+    strays = sorted(int(p.stem.split("-", 1)[1]) for p in run.glob("stray-*.json"))
+    own = set(helpers_of(router))
+    assert not own & set(strays), (strays, own, [cmdline(p) for p in strays])
+    for pid in own:
+        assert f"pid {pid} left its instance's process tree" not in router.log_text()
