@@ -21,7 +21,9 @@ from tests.support import RouterProcess, wait_until
 pytestmark = pytest.mark.integration
 
 BATCH = 10
-FUNCTIONS = """
+# One function logging every record it gets, behind a Kinesis stream or a DynamoDB table's stream:
+# % (kind, "stream" or "table", its name, batch size).
+STREAM_CONFIG = """
 functions:
   log:
     runtime: python3.11
@@ -29,7 +31,7 @@ functions:
     code: "${FUNCTIONS}/stream_log"
     environment: {LOG_FILE: "${SHARED}/log-${NODE}.jsonl"}
 sources:
-  stream: {kind: kinesis, poll_interval_s: 0.05, shard_refresh_s: 0.5, endpoint: "${MOTO}", stream: "%s",
+  stream: {kind: %s, poll_interval_s: 0.05, shard_refresh_s: 0.5, endpoint: "${MOTO}", %s: "%s",
            starting_position: TRIM_HORIZON}
 routes:
   - {source: stream, function: log, batch: {size: %d}}
@@ -59,7 +61,7 @@ async def test_shards_move_from_a_killed_node_with_their_checkpoints(
 ) -> None:
     name = unique("events")
     client = await asyncio.to_thread(kinesis_stream, moto_server, name, 4)
-    config = cluster_yaml(FUNCTIONS % (name, BATCH))
+    config = cluster_yaml(STREAM_CONFIG % ("kinesis", "stream", name, BATCH))
     nodes = await start_nodes(make_router, config, 3, kafka=kafka_broker, moto=moto_server, shared=tmp_path)
     sent = 0
     async with aiohttp.ClientSession() as session:
@@ -106,21 +108,6 @@ async def test_shards_move_from_a_killed_node_with_their_checkpoints(
         assert len(twice) <= BATCH, (shard, len(twice))
 
 
-TABLE_SOURCE = """
-functions:
-  log:
-    runtime: python3.11
-    handler: app.handler
-    code: "${FUNCTIONS}/stream_log"
-    environment: {LOG_FILE: "${SHARED}/log-${NODE}.jsonl"}
-sources:
-  stream: {kind: dynamodb, poll_interval_s: 0.05, shard_refresh_s: 0.5, endpoint: "${MOTO}", table: "%s",
-           starting_position: TRIM_HORIZON}
-routes:
-  - {source: stream, function: log, batch: {size: %d}}
-"""
-
-
 def put_items(client: Any, name: str, start: int, count: int) -> None:
     for n in range(start, start + count):
         client.put_item(TableName=name, Item={"id": {"S": f"i{n}"}})
@@ -131,7 +118,7 @@ async def test_a_table_stream_moves_to_the_other_node(
 ) -> None:
     name = unique("orders")
     client = await asyncio.to_thread(dynamodb_table, moto_server, name)
-    config = cluster_yaml(TABLE_SOURCE % (name, BATCH))
+    config = cluster_yaml(STREAM_CONFIG % ("dynamodb", "table", name, BATCH))
     nodes = await start_nodes(make_router, config, 2, kafka=kafka_broker, moto=moto_server, shared=tmp_path)
 
     def inserted() -> set[str]:
