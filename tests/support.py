@@ -235,6 +235,15 @@ class RouterProcess:
             _wait_gone(keepers)
 
 
+def children(pid: int) -> list[int]:
+    """A process's children, those of all its threads (a child started from a worker thread is that
+    thread's)."""
+    found = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        found += [int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
+    return found
+
+
 KEEPER = b"router.invoker.leftovers"  # the router's keeper: it kills what the router leaves, once it is gone
 
 

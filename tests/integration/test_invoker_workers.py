@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.support import RouterProcess
+from tests.support import RouterProcess, children
 
 CONFIG = """
 server: {port: "${ROUTER_PORT}"}
@@ -36,13 +36,6 @@ def invoke(router: RouterProcess, name: str, payload: dict[str, object]) -> tupl
     except urllib.error.HTTPError as e:
         with e:
             return e.code, dict(e.headers), e.read()
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        found += [int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
-    return found
 
 
 def workers_of(router: RouterProcess) -> list[int]:

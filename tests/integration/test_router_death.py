@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MakeRouter
-from tests.support import RouterProcess, wait_until
+from tests.support import RouterProcess, children, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -86,9 +86,7 @@ def helpers_of(router: RouterProcess) -> list[int]:
 def writers_of(router: RouterProcess) -> list[int]:
     """The router's record writer process (router/record/writer.py), a child of one of its threads."""
     assert router.proc is not None
-    tasks = Path(f"/proc/{router.proc.pid}/task")
-    children = [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()]
-    return [c for c in children if "router.record.writer" in cmdline(c)]
+    return [c for c in children(router.proc.pid) if "router.record.writer" in cmdline(c)]
 
 
 def invoke_async(router: RouterProcess, function: str, event: dict[str, object]) -> None:
