@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from support import free_port, stop, wait_http
+from support import descendants, free_port, stop, wait_http
 
 REPO = Path(__file__).resolve().parent.parent
 ECHO = REPO / "tests" / "functions" / "echo"
@@ -137,19 +137,6 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def descendants(pid: int) -> list[int]:
-    found, i = [pid], 0
-    while i < len(found):
-        try:
-            for tid in os.listdir(f"/proc/{found[i]}/task"):
-                with open(f"/proc/{found[i]}/task/{tid}/children", "rb") as f:
-                    found.extend(int(c) for c in f.read().split())
-        except OSError:
-            pass
-        i += 1
-    return found
 
 
 @dataclass

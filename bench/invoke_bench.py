@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from support import free_port, stop, wait_http
+from support import descendants, free_port, stop, wait_http
 
 REPO = Path(__file__).resolve().parent.parent
 PATH = "/2015-03-31/functions/echo/invocations"
@@ -114,24 +114,11 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / CLOCK_TICKS
 
 
-def tree(pid: int) -> list[int]:
-    found, i = [pid], 0
-    while i < len(found):
-        try:
-            for tid in os.listdir(f"/proc/{found[i]}/task"):
-                with open(f"/proc/{found[i]}/task/{tid}/children", "rb") as f:
-                    found.extend(int(c) for c in f.read().split())
-        except OSError:
-            pass
-        i += 1
-    return found
-
-
 def daemons(pid: int) -> list[int]:
     """The server's own processes in its tree (the daemon and any workers), not function instances (whose
     command line names a runtime bootstrap: the router's own, or a `provided` one)."""
     own = []
-    for p in tree(pid):
+    for p in descendants(pid):
         try:
             with open(f"/proc/{p}/cmdline", "rb") as f:
                 argv = f.read()
@@ -255,7 +242,7 @@ async def run_calls(url: str, connections: int, seconds: float, phase: Phase) ->
 async def measured(url: str, pid: int, connections: int, seconds: float, phase: Phase) -> None:
     own = daemons(pid)
     helpers = [p for p in own if p != pid]  # invoker workers (and the zygote, which is idle meanwhile)
-    kids = [p for p in tree(pid) if p not in own]
+    kids = [p for p in descendants(pid) if p not in own]
     d0, h0, k0, c0 = (
         cpu_seconds(pid),
         sum(map(cpu_seconds, helpers)),

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
-from support import free_port
+from support import descendants, free_port
 
 RECORDS = {
     "durable": "record: {enabled: true}",
@@ -111,11 +111,10 @@ def _cpu(pid: int) -> float:
 
 def _writers(pid: int) -> list[int]:
     found = []
-    children = (c for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split())
-    for child in children:
+    for child in descendants(pid)[1:]:
         try:
             if b"router.record.writer" in Path(f"/proc/{child}/cmdline").read_bytes():
-                found.append(int(child))
+                found.append(child)
         except OSError:
             continue
     return found

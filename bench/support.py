@@ -1,6 +1,6 @@
-"""What the benchmarks share to run their servers: free ports, waiting for a server to answer, stopping a
-process group, and a tansu broker. Imported as `support` (the scripts run as `python bench/<name>.py`, so
-their own folder is on sys.path)."""
+"""What the benchmarks share to run their servers: free ports, waiting for a server to answer, a process's
+descendants, stopping a process group, and a tansu broker. Imported as `support` (the scripts run as
+`python bench/<name>.py`, so their own folder is on sys.path)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 
 def free_port() -> int:
@@ -22,32 +23,57 @@ def free_port() -> int:
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     """Until something accepts connections on 127.0.0.1:`port` (RuntimeError if `proc` exits first)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}")
+
+    def accepts() -> bool:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
         except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"nothing on port {port}")
+            return False
+        return True
+
+    _wait(accepts, proc, timeout, 0.02, f"nothing on port {port}")
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     """Until `url` answers at all, any status (RuntimeError if `proc` exits first)."""
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answers
+        except OSError:
+            return False
+
+    _wait(answers, proc, timeout, 0.05, f"{url} not answering after {timeout}s")
+
+
+def _wait(
+    ready: Callable[[], bool], proc: subprocess.Popen[bytes], timeout: float, pause: float, late: str
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        if ready():
+            return
+        time.sleep(pause)
+    raise TimeoutError(late)
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it, whichever of their threads started them (from /proc)."""
+    found, i = [pid], 0
+    while i < len(found):
         try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except urllib.error.HTTPError:
-            return  # it answers
+            for tid in os.listdir(f"/proc/{found[i]}/task"):
+                with open(f"/proc/{found[i]}/task/{tid}/children", "rb") as f:
+                    found.extend(int(c) for c in f.read().split())
         except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"{url} not answering after {timeout}s")
+            pass
+        i += 1
+    return found
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
