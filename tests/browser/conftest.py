@@ -3,7 +3,8 @@ through its `executable_path` (no browser is ever downloaded: `playwright instal
 
 * `chromium_path` (session): /usr/bin/chromium; when it is missing and the tests run as root, it is
   installed with `apt-get install -y chromium` once (one pytest-xdist worker at a time); where that cannot
-  be done, the browser tests are skipped with the reason (the only skip in the suite).
+  be done, the browser tests fail with the reason (install Debian's chromium, or run as root): a missing
+  browser is never a silent pass of the console's tier.
 * `browser`: a fresh headless Chromium (Playwright gives it its own empty profile; the flags a root user needs
   on this kind of machine: no sandbox, no background networking), closed after the test.
 * `shots`: the folder the tests save their screenshots in (artefacts under pytest's temp folder; printed at
@@ -58,7 +59,7 @@ def chromium_path() -> str:
             fcntl.flock(lock, fcntl.LOCK_EX)
             reason = "" if Path(CHROMIUM).exists() else _install()
         if reason:
-            pytest.skip(f"the console's browser tests need Debian's chromium: {reason}")
+            pytest.fail(f"the console's browser tests need Debian's chromium: {reason}", pytrace=False)
     return CHROMIUM
 
 
