@@ -132,28 +132,25 @@ class SqliteRecord(RecordBase):
 
     def record_result(self, function: str, call: Call, result: InvocationResult) -> None:
         """As RecordBase's, but the row is built on the record's thread: the hot path only appends."""
-        if len(self._invocations) >= self.max_pending:
-            self._drop()
-            return
-        self._seq += 1
-        self._invocations.append((self._seq, function, call, result))
-        if len(self._invocations) >= self.batch_rows:
-            self._full.set()
-        self._wake()
-
-    def _drop(self) -> None:
-        if not self.dropped:
-            log.warning("record: the writer is %d invocations behind; not recording until it catches up",
-                        len(self._invocations))  # fmt: skip
-        self.dropped += 1
+        if self._queue((self._seq + 1, function, call, result)):
+            self._seq += 1
+            self._wake()
 
     def _add(self, invocation: Invocation) -> None:
+        self._queue(invocation)
+
+    def _queue(self, pending: schema.Pending) -> bool:
+        """Append an invocation to write; False (dropped, counted) while max_pending wait."""
         if len(self._invocations) >= self.max_pending:
-            self._drop()
-            return
-        self._invocations.append(invocation)
+            if not self.dropped:
+                log.warning("record: the writer is %d invocations behind; not recording until it catches up",
+                            len(self._invocations))  # fmt: skip
+            self.dropped += 1
+            return False
+        self._invocations.append(pending)
         if len(self._invocations) >= self.batch_rows:
             self._full.set()
+        return True
 
     def _accept(self, event: AcceptedEvent) -> None:
         self._accepted.append(event)
