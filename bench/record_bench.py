@@ -166,7 +166,7 @@ def rows_written(base: Path, name: str) -> int:
     if name != "durable" or not path.exists():
         return 0
     with contextlib.closing(sqlite3.connect(path)) as db:
-        return int(db.execute("SELECT COUNT(*) FROM invocations").fetchone()[0])
+        return int(db.execute("SELECT COALESCE(SUM(invocations), 0) FROM segments").fetchone()[0])
 
 
 async def main() -> None:
@@ -228,10 +228,7 @@ async def main() -> None:
             os.killpg(proc.pid, 15)
         for proc, _ in routers.values():
             proc.wait(30)
-    rows = sqlite3.connect(base / "durable" / "state" / "record.db").execute(
-        "SELECT COUNT(*) FROM invocations"
-    )
-    print(f"durable record: {rows.fetchone()[0]} invocations written")
+    print(f"durable record: {rows_written(base, 'durable')} invocations written")
 
 
 if __name__ == "__main__":

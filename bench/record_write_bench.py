@@ -1,17 +1,18 @@
-"""What the durable record's writer spends per recorded call, and on what: the SQLite side of its cost.
+"""What the durable record spends per recorded call on its SQLite side, segments against a row per call.
 
     python bench/record_write_bench.py [--rows 90000] [--batch 600] [--rounds 3]
 
-Writes the same invocation rows (the size of an Invoke of the peer benchmark's echo: a 98-byte event and
-result, a 305-byte log tail with START/END/REPORT, a trace header) with router/record/schema.py's
-`write_rows`, in batches as the writer process gets them, into fresh files, in variants taken in turn:
+Takes the same invocation rows (the size of an Invoke of the peer benchmark's echo: a 98-byte event and
+result, a 305-byte log tail with START/END/REPORT, a trace header) in batches as the record's thread gets
+them, into fresh files, in variants taken in turn:
 
-* `record`: the record as it is (the table, its four indexes, the request ids' append-only table);
-* `table only`: the same rows without the secondary indexes and request ids (the floor of the table);
-* `no log`: the record as it is with an empty log tail (what the stored START/END/REPORT lines cost).
+* `segments`: the record as it is (router/record/schema.py): the record's thread packs each batch into
+  segments (`build`, in the daemon), the writer process inserts them (`write`);
+* `row per call`: the earlier layout's floor, the baseline: one table row per invocation, without the
+  indexes and the request ids' index it needed (those cost it another 5 us per row).
 
-Printed: user and system CPU per row, medians over the rounds, and each variant against `record`. The
-baseline is the table-only floor measured in the same run. Rows are built before the clock starts.
+Printed: user and system CPU per row, medians over the rounds, and each variant against `row per call`.
+Rows are built before the clock starts.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ LOG = (
     b"Memory Size: 1769 MB\tMax Memory Used: 12 MB\tInit Duration: 31.60 ms\tCPU Time: 0.32 ms\n"
 )
 TRACE = "Root=1-6b165eaa-666eca8038aaef8961abaefe;Parent=b4d2b9bea17d9a09;Sampled=0;Lineage=f80bc0b3:0"
-INDEXES = ("invocations_function", "invocations_source", "invocations_time", "invocations_failed")
+ROW_PER_CALL = f"""CREATE TABLE invocations ({", ".join(schema.FIELDS)}, PRIMARY KEY (seq))"""
 
 
 def batches(rows: int, size: int, log: bytes) -> list[list[tuple[object, ...]]]:
@@ -59,19 +60,24 @@ def cpu() -> tuple[float, float]:
 def measure(variant: str, rows: int, size: int, folder: Path) -> tuple[float, float]:
     """(user, system) microseconds of CPU per row."""
     db, _ = schema.open_db(str(folder / f"{variant.replace(' ', '-')}.db"))
-    plain = variant == "table only"
-    if plain:
-        for index in INDEXES:
-            db.execute(f"DROP INDEX {index}")
-    work = batches(rows, size, b"" if variant == "no log" else LOG)
-    u0, s0 = cpu()
-    for batch in work:
-        if plain:
+    work = batches(rows, size, LOG)
+    if variant == "row per call":
+        db.execute(ROW_PER_CALL)
+        insert = f"INSERT INTO invocations VALUES ({', '.join('?' * len(schema.FIELDS))})"
+        u0, s0 = cpu()
+        for batch in work:
             db.execute("BEGIN")
-            db.executemany(schema._INSERT_INVOCATION, batch)
+            db.executemany(insert, batch)
             db.execute("COMMIT")
-        else:
-            schema.write_rows(db, batch, [], [])
+    elif variant == "segments: build":
+        u0, s0 = cpu()
+        for batch in work:
+            schema.segments(batch, ())
+    else:
+        built = [schema.segments(batch, ()) for batch in work]
+        u0, s0 = cpu()
+        for segments in built:
+            schema.write_segments(db, segments, [])
     u1, s1 = cpu()
     db.close()
     return (u1 - u0) / rows * 1e6, (s1 - s0) / rows * 1e6
@@ -83,18 +89,21 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=600)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    variants = ("record", "table only", "no log")
+    variants = ("segments: build", "segments: write", "row per call")
     got: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
     for r in range(args.rounds):
         for v in variants[r % 3 :] + variants[: r % 3]:
             with tempfile.TemporaryDirectory(prefix="record-write-bench-") as folder:
                 got[v].append(measure(v, args.rows, args.batch, Path(folder)))
     total = {v: statistics.median(u + s for u, s in got[v]) for v in variants}
+    base = total["row per call"]
     for v in variants:
         user = statistics.median(u for u, _ in got[v])
         system = statistics.median(s for _, s in got[v])
-        ratios = f"/record {total[v] / total['record']:.2f}, /table only {total[v] / total['table only']:.2f}"
-        print(f"{v:11} user {user:5.1f} us  system {system:4.1f} us  per row   ({ratios})")
+        ratio = total[v] / base
+        print(f"{v:16} user {user:5.1f} us  system {system:4.1f} us  per row   (/row per call {ratio:.2f})")
+    both = total["segments: build"] + total["segments: write"]
+    print(f"segments, build and write: {both:.1f} us per row   (/row per call {both / base:.2f})")
 
 
 if __name__ == "__main__":

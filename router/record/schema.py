@@ -1,35 +1,45 @@
-"""The durable record's SQLite schema, its rows, and retention. Writing (`open_db`, `write_rows`,
-`merge_requests`, `prune`) runs in the record's writer process (router/record/writer.py), on its one
-connection; reading runs on the daemon's record thread on a read-only connection (`open_reader`,
-router/record/sqlite.py); the rows are built on that thread (`rows`, `event_fields`).
+"""The durable record's SQLite layout: segments, their rows, reading them, and retention.
 
-Tables:
+Writing (`open_db`, `write_segments`, `prune`) runs in the record's writer process
+(router/record/writer.py), on its one connection; reading runs on the daemon's record thread on a
+read-only connection (`open_reader`, router/record/sqlite.py). An invocation's row is built when it is
+recorded (`result_row`, `invocation_row`: a tuple, about 1.5 us, which the GC stops tracking, unlike the
+call and its result); the segments of a batch are built on the record's thread (`segments`).
 
-* `invocations`: one row per invocation (seq is the cursor) with its event and result whole (for replay),
-  indexed by function, source, time, and outcome for those that did not succeed (a partial index: most
-  calls succeed).
-* `requests`: request id -> seq, the index of invocations by request id, filled by merges: new pairs are
-  appended to `requests_recent` (no index) and moved into `requests` (a WITHOUT ROWID B-tree) in request
-  id order once `MERGE_ROWS` of them wait (`merge_requests`). A lookup reads both.
-* `events`: one row per event a route accepted (request id, source, function, time, mode, trace, position,
-  injected fault, the event), indexed by request id, source and time, function and time.
-* `replays`: request id -> the request id it replayed. `meta`: the latest seq (the cursor survives the
-  retention of every row).
+A **segment** is one row of the `segments` table holding a batch: up to `SEGMENT_ROWS` invocations and the
+events accepted in the same batch, each kind as one msgpack blob (a list of rows), with the columns a read
+uses to find the segments it needs without opening their blobs:
 
-Every index costs every write, and an index on random keys (request ids, uuids) the most: each insert
-dirties a page anywhere in it, and every batch writes those pages to the log again. Hence the merges (a
-sorted insert of many keys dirties each page once), one index per table on time-ordered keys otherwise, and
-a page cache large enough for the hot pages (`CACHE_KIB`) over a memory-mapped file.
+* `seq_lo`, `seq_hi`: the seq range of its invocations (the cursor; NULL when it holds none);
+* `time_lo`, `time_hi`: the range of its invocations' start times and events' times;
+* `invocations`, `accepted`, `failed`: how many invocations, accepted events, and invocations that did not
+  succeed it holds; `counts`: invocations per function (JSON);
+* `functions`, `sources`: the function and source names in it, each between two `SEP`s, found with
+  `instr`;
+* `request_ids`: the request ids in it, each between two newlines (a request id is found with `instr`,
+  a byte search SQLite runs without decoding anything).
 
-Retention (`prune`): rows older than the retention go; then, while the file holds more than `max_bytes`, the
-oldest tenth of the invocations and whatever is older than the oldest left. Freed pages are returned to
-the file system (auto_vacuum=INCREMENTAL).
+Reads select segments on those columns (a superset) and filter the decoded rows exactly. Why segments: a
+row per invocation cost the writer 13 us of CPU per call (8 us for the table alone, the rest for its
+indexes and the request ids' index), which on a 2-core machine already busy with the client, the router
+and its instances cost about 8% of the calls per second (docs/record.md). A segment costs one insert per
+batch, its bytes, and nothing per call.
+
+Other tables: `replays` (request id -> the request id it replayed), `meta` (the latest seq: the cursor
+survives the retention of every segment).
+
+Retention (`prune`): what is older than the retention goes (a segment wholly older is deleted; one that
+straddles the cutoff is written again without its older rows); then, while the file holds more than
+`max_bytes`, the oldest tenth of the invocations. Freed pages go back to the file system
+(auto_vacuum=INCREMENTAL). A record of the earlier layout (a row per invocation and per event) is moved
+into segments when it is opened (`_migrate`).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import msgspec
@@ -41,81 +51,59 @@ if TYPE_CHECKING:  # not imported at run time: the writer process starts faster 
     from router.core.results import InvocationResult
     from router.dispatch.stats import Call
 
-# What waits to be written: a recorded Invocation, or (seq, function, call, result) of a finished call.
-Pending: TypeAlias = "Invocation | tuple[int, str, Call, InvocationResult]"
+Row: TypeAlias = "Sequence[Any]"
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS invocations (
-    seq INTEGER PRIMARY KEY,
-    function TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    source TEXT,
-    invocation_type TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    time REAL NOT NULL,
-    duration_ms REAL NOT NULL,
-    billed_ms INTEGER NOT NULL,
-    init_ms REAL,
-    memory_mb INTEGER NOT NULL,
-    max_memory_mb INTEGER NOT NULL,
-    outcome TEXT NOT NULL,
-    error_type TEXT,
-    cold INTEGER NOT NULL,
-    trace TEXT,
-    fault TEXT,
-    event BLOB NOT NULL,
-    event_size INTEGER NOT NULL,
-    result BLOB NOT NULL,
-    result_size INTEGER NOT NULL,
-    log BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS invocations_function ON invocations (function, seq);
-CREATE INDEX IF NOT EXISTS invocations_source ON invocations (source, seq);
-CREATE INDEX IF NOT EXISTS invocations_time ON invocations (time);
-CREATE INDEX IF NOT EXISTS invocations_failed ON invocations (outcome, seq) WHERE outcome != 'success';
-CREATE TABLE IF NOT EXISTS requests_recent (request_id TEXT NOT NULL, seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS requests (
-    request_id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (request_id, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
+CREATE TABLE IF NOT EXISTS segments (
     id INTEGER PRIMARY KEY,
-    request_id TEXT NOT NULL,
-    source TEXT NOT NULL,
-    function TEXT NOT NULL,
-    time REAL NOT NULL,
-    mode TEXT NOT NULL,
-    trace TEXT,
-    position TEXT,
-    fault TEXT,
-    event BLOB NOT NULL
+    seq_lo INTEGER,
+    seq_hi INTEGER,
+    time_lo REAL NOT NULL,
+    time_hi REAL NOT NULL,
+    invocations INTEGER NOT NULL,
+    accepted INTEGER NOT NULL,
+    failed INTEGER NOT NULL,
+    counts TEXT NOT NULL,
+    functions TEXT NOT NULL,
+    sources TEXT NOT NULL,
+    request_ids BLOB NOT NULL,
+    invocation_rows BLOB NOT NULL,
+    accepted_rows BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_request ON events (request_id);
-CREATE INDEX IF NOT EXISTS events_source ON events (source, time);
-CREATE INDEX IF NOT EXISTS events_function ON events (function, time);
-CREATE INDEX IF NOT EXISTS events_time ON events (time);
+CREATE INDEX IF NOT EXISTS segments_seq ON segments (seq_hi) WHERE seq_hi IS NOT NULL;
+CREATE INDEX IF NOT EXISTS segments_time ON segments (time_lo);
 CREATE TABLE IF NOT EXISTS replays (request_id TEXT PRIMARY KEY, original TEXT NOT NULL, time REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS replays_time ON replays (time);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
-_COLUMNS = (
-    "i.seq, i.function, i.request_id, i.source, i.invocation_type, i.attempt, i.time, i.duration_ms, "
-    "i.billed_ms, i.init_ms, i.memory_mb, i.max_memory_mb, i.outcome, i.error_type, i.cold, i.trace, "
-    "i.fault, i.event_size, i.result_size, r.original"
-)
-_FIELDS = [c.split(".", 1)[1] for c in _COLUMNS.split(", ")]
-_FIELDS[-1] = "replay_of"
-_JOINS = "FROM invocations i LEFT JOIN replays r ON r.request_id = i.request_id"
-CACHE_KIB = 65536
-MERGE_ROWS = 50_000
+# An invocation row: the fields of router.core.backends.Invocation but replay_of (in `replays`), in order.
+FIELDS = (
+    "seq", "function", "request_id", "source", "invocation_type", "attempt", "time", "duration_ms",
+    "billed_ms", "init_ms", "memory_mb", "max_memory_mb", "outcome", "error_type", "cold", "trace", "fault",
+    "event", "event_size", "result", "result_size", "log",
+)  # fmt: skip
+SEQ, FUNCTION, REQUEST_ID, SOURCE, TIME, OUTCOME, COLD = 0, 1, 2, 3, 6, 12, 14
+EVENT, EVENT_SIZE, RESULT, RESULT_SIZE, LOG = 17, 18, 19, 20, 21
+# An accepted event's row.
+EVENT_FIELDS = ("request_id", "source", "function", "time", "mode", "trace", "position", "fault")
+SEGMENT_COLUMNS = (
+    "seq_lo", "seq_hi", "time_lo", "time_hi", "invocations", "accepted", "failed", "counts", "functions",
+    "sources", "request_ids", "invocation_rows", "accepted_rows",
+)  # fmt: skip
+SEP = "\x1f"  # between the names of `functions` and `sources`
+SEGMENT_ROWS = 256  # invocations per segment at most
+SEGMENT_BYTES = 8 * 1024 * 1024  # a segment is cut once its events and results reach this
+CACHE_KIB = 16384
 MMAP_BYTES = 256 * 1024 * 1024
-_INSERT_INVOCATION = f"INSERT INTO invocations VALUES ({', '.join('?' * 22)})"
-_decode = msgspec.json.Decoder().decode
+_INSERT = f"INSERT INTO segments ({', '.join(SEGMENT_COLUMNS)}) VALUES ({', '.join('?' * 13)})"
+_pack = msgspec.msgpack.Encoder().encode
+_unpack = msgspec.msgpack.Decoder().decode
+_json = msgspec.json.Decoder().decode
 
 
 def open_db(path: str) -> tuple[sqlite3.Connection, int]:
-    """Open (or create) the record; returns the connection and the latest seq. Request ids left unmerged
-    by the last run are merged."""
+    """Open (or create) the record; returns the connection and the latest seq."""
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # only takes effect on a new file, before the tables
     db.execute("PRAGMA journal_mode=WAL")
@@ -123,9 +111,9 @@ def open_db(path: str) -> tuple[sqlite3.Connection, int]:
     db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     db.executescript(SCHEMA)
+    _migrate(db)
     row = db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
-    latest = db.execute("SELECT MAX(seq) FROM invocations").fetchone()[0] or 0
-    merge_requests(db)
+    latest = db.execute("SELECT MAX(seq_hi) FROM segments").fetchone()[0] or 0
     return db, max(latest, row[0] if row else 0)
 
 
@@ -138,74 +126,18 @@ def open_reader(path: str) -> sqlite3.Connection:
     return db
 
 
-# -- writing -------------------------------------------------------------------------------------------------
-
-
-def rows(invocations: Sequence[Pending], log_bytes: int) -> list[tuple[Any, ...]]:
-    """The `invocations` rows of what was recorded (built on the daemon's record thread)."""
-    return [
-        invocation_row(i) if isinstance(i, Invocation) else result_row(*i, log_bytes) for i in invocations
-    ]
+# -- building (the daemon's record thread) -------------------------------------------------------------------
 
 
 def event_fields(e: AcceptedEvent) -> tuple[Any, ...]:
-    """An accepted event as `event_row` takes it (what the daemon sends the writer)."""
+    """An accepted event's row: EVENT_FIELDS, then the event."""
     return (e.request_id, e.source, e.function, e.time, e.mode, e.trace, e.position, e.fault, e.payload)
-
-
-def write_rows(
-    db: sqlite3.Connection,
-    rows: Sequence[Sequence[Any]],
-    events: Sequence[Sequence[Any]],
-    links: Sequence[Sequence[Any]],
-) -> None:
-    """One transaction: invocation rows, event rows, replay links (router/record/writer.py calls it)."""
-    db.execute("BEGIN")
-    try:
-        db.executemany(_INSERT_INVOCATION, rows)
-        db.executemany("INSERT INTO requests_recent VALUES (?, ?)", [(r[2], r[0]) for r in rows if r[2]])
-        db.executemany(
-            "INSERT INTO events (request_id, source, function, time, mode, trace, position, fault, event) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            events,
-        )
-        db.executemany("INSERT OR REPLACE INTO replays VALUES (?, ?, ?)", links)
-        if rows:
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (rows[-1][0],))
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
-def merge_requests(db: sqlite3.Connection) -> None:
-    """Move the request ids waiting in `requests_recent` into the `requests` index, in key order."""
-    db.execute("BEGIN")
-    try:
-        db.execute(
-            "INSERT OR IGNORE INTO requests "
-            "SELECT request_id, seq FROM requests_recent ORDER BY request_id, seq"
-        )
-        db.execute("DELETE FROM requests_recent")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
-def seqs_of(db: sqlite3.Connection, request_id: str) -> list[int]:
-    rows = db.execute(
-        "SELECT seq FROM requests WHERE request_id = ? "
-        "UNION SELECT seq FROM requests_recent WHERE request_id = ?",
-        (request_id, request_id),
-    )
-    return sorted(r[0] for r in rows)
 
 
 def result_row(
     seq: int, function: str, call: Call, result: InvocationResult, log_bytes: int
 ) -> tuple[Any, ...]:
-    """The row of a finished call, built here rather than on the hot path (router/record/sqlite.py)."""
+    """The row of a finished call (router/record/sqlite.py builds it when the call is recorded)."""
     r, c = result, call
     failed = r.function_error is not None
     outcome, error_type = ("error", r.error_type or r.function_error) if failed else ("success", None)
@@ -225,113 +157,265 @@ def invocation_row(i: Invocation) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def event_row(
-    request_id: str,
-    source: str,
-    function: str,
-    time: float,
-    mode: str,
-    trace: str | None,
-    position_: str | None,
-    fault: str | None,
-    payload: bytes,
-) -> tuple[Any, ...]:
-    """An `events` row; the source position is read from the event when the route did not give it."""
+def segments(invocations: Sequence[Row], accepted: Sequence[Row]) -> list[tuple[Any, ...]]:
+    """The segments (SEGMENT_COLUMNS) of a batch: its invocations cut at SEGMENT_ROWS or SEGMENT_BYTES, the
+    accepted events with the first."""
+    out: list[tuple[Any, ...]] = []
+    start, size = 0, 0
+    for n, row in enumerate(invocations):
+        size += row[EVENT_SIZE] + row[RESULT_SIZE]
+        if n + 1 - start >= SEGMENT_ROWS or size >= SEGMENT_BYTES:
+            out.append(segment(invocations[start : n + 1], accepted if not out else ()))
+            start, size = n + 1, 0
+    if start < len(invocations) or (accepted and not out):
+        out.append(segment(invocations[start:], accepted if not out else ()))
+    return out
+
+
+def segment(invocations: Sequence[Row], accepted: Sequence[Row]) -> tuple[Any, ...]:
+    times = [r[TIME] for r in invocations]
+    times += [e[3] for e in accepted]
+    counts: dict[str, int] = {}
+    for r in invocations:
+        counts[r[FUNCTION]] = counts.get(r[FUNCTION], 0) + 1
+    functions = set(counts).union(e[2] for e in accepted)
+    sources = {r[SOURCE] for r in invocations if r[SOURCE]}.union(e[1] for e in accepted)
+    ids = {r[REQUEST_ID] for r in invocations if r[REQUEST_ID]}.union(e[0] for e in accepted)
+    return (
+        invocations[0][SEQ] if invocations else None,
+        invocations[-1][SEQ] if invocations else None,
+        min(times),
+        max(times),
+        len(invocations),
+        len(accepted),
+        sum(r[OUTCOME] != "success" for r in invocations),
+        json.dumps(counts),
+        _names(functions),
+        _names(sources),
+        ("\n" + "\n".join(ids) + "\n").encode(),
+        _pack(invocations),
+        _pack(accepted),
+    )
+
+
+def _names(names: Iterable[str]) -> str:
+    return SEP + SEP.join(sorted(names)) + SEP
+
+
+# -- writing (the writer process) ----------------------------------------------------------------------------
+
+
+def write_segments(
+    db: sqlite3.Connection, segments: Sequence[Sequence[Any]], links: Sequence[Sequence[Any]]
+) -> None:
+    """One transaction: segments, replay links, the latest seq (router/record/writer.py calls it)."""
+    db.execute("BEGIN")
     try:
-        where = position(_decode(payload)) if position_ is None else position_
-    except (msgspec.DecodeError, KeyError, TypeError, IndexError):
-        where = None
-    return (request_id, source, function, time, mode, trace, where, fault, payload)
+        db.executemany(_INSERT, segments)
+        db.executemany("INSERT OR REPLACE INTO replays VALUES (?, ?, ?)", links)
+        seqs = [s[1] for s in segments if s[1] is not None]
+        if seqs:
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (max(seqs),))
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Move a record of the earlier layout (tables `invocations`, `events`, `requests`) into segments."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "invocations" not in tables:
+        return
+    db.execute("BEGIN")
+    try:
+        latest = db.execute("SELECT MAX(seq) FROM invocations").fetchone()[0]
+        cursor = db.execute(f"SELECT {', '.join(FIELDS)} FROM invocations ORDER BY seq")
+        while batch := cursor.fetchmany(SEGMENT_ROWS):
+            db.executemany(_INSERT, segments(batch, ()))
+        if "events" in tables:
+            cursor = db.execute(f"SELECT {', '.join(EVENT_FIELDS)}, event FROM events ORDER BY id")
+            while accepted := cursor.fetchmany(SEGMENT_ROWS):
+                db.executemany(_INSERT, segments((), accepted))
+        if latest is not None:
+            db.execute(
+                "INSERT INTO meta VALUES ('seq', ?) ON CONFLICT (key) DO UPDATE "
+                "SET value = MAX(value, excluded.value)",
+                (latest,),
+            )
+        for table in ("invocations", "events", "requests", "requests_recent"):
+            db.execute(f"DROP TABLE IF EXISTS {table}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 # -- reading -------------------------------------------------------------------------------------------------
 
 
-def invocations(
+def _found(
+    db: sqlite3.Connection, where: Sequence[str], params: Sequence[Any], blob: str, newest: bool = False
+) -> Iterator[list[Row]]:
+    """The decoded `blob` of each segment matching `where`, oldest first (newest first when `newest`)."""
+    sql = f"SELECT {blob} FROM segments"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY id {'DESC' if newest else 'ASC'}"
+    for (data,) in db.execute(sql, params):
+        yield _unpack(data)
+
+
+def _named(column: str, name: str | None, where: list[str], params: list[Any]) -> None:
+    if name is not None:
+        where.append(f"instr({column}, ?) > 0")
+        params.append(SEP + name + SEP)
+
+
+def recent(
     db: sqlite3.Connection,
     *,
-    where: Iterable[str],
-    params: Sequence[Any],
+    function: str | None,
+    source: str | None,
+    after: int,
+    limit: int,
+    newest: bool,
     payload_limit: int | None,
-    order: str = "i.seq",
-    limit: int | None = None,
-    newest: bool = False,
-    logs: bool = True,
 ) -> list[Invocation]:
-    """Invocations matching `where` (conditions on `i`), in `order`; the newest `limit` when `newest`."""
-    event, result = "i.event", "i.result"
-    if payload_limit is not None:
-        event, result = (
-            f"substr({event}, 1, {int(payload_limit)})",
-            f"substr({result}, 1, {int(payload_limit)})",
-        )
-    log = "i.log" if logs else "x''"
-    sql = f"SELECT {_COLUMNS}, {event}, {result}, {log} {_JOINS}"
-    conditions = list(where)
-    if conditions:
-        sql += " WHERE " + " AND ".join(conditions)
-    sql += f" ORDER BY {order} {'DESC' if newest else 'ASC'}"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    rows = db.execute(sql, params).fetchall()
-    if newest:
-        rows.reverse()
-    return [_invocation(row) for row in rows]
+    """Invocations after seq `after` of a function and/or source, oldest first: the oldest `limit`, or the
+    newest `limit` when `newest`."""
+    where, params = ["seq_hi > ?"], [after]
+    _named("functions", function, where, params)
+    _named("sources", source, where, params)
+    picked: list[Row] = []
+    for found in _found(db, where, params, "invocation_rows", newest):
+        for row in reversed(found) if newest else found:
+            if (
+                row[SEQ] > after
+                and (function is None or row[FUNCTION] == function)
+                and (source is None or row[SOURCE] == source)
+            ):
+                picked.append(row)
+        if len(picked) >= limit:
+            break
+    picked.sort(key=lambda r: r[SEQ])
+    picked = picked[-limit:] if newest else picked[:limit]
+    return _invocations(db, picked, payload_limit=payload_limit, logs=False)
 
 
-def _invocation(row: Sequence[Any]) -> Invocation:
-    fields = dict(zip(_FIELDS, row[: len(_FIELDS)], strict=True))
-    fields["cold"] = bool(fields["cold"])
-    event, result, log = row[len(_FIELDS) :]
-    return Invocation(event=bytes(event or b""), result=bytes(result or b""), log=bytes(log or b""), **fields)
-
-
-def accepted_events(db: sqlite3.Connection, request_ids: Sequence[str]) -> list[AcceptedEvent]:
-    found = []
-    for start in range(0, len(request_ids), 500):  # under SQLite's limit of bound parameters
-        found.extend(_accepted_events(db, request_ids[start : start + 500]))
-    return found
-
-
-def _accepted_events(db: sqlite3.Connection, request_ids: Sequence[str]) -> list[AcceptedEvent]:
-    marks = ", ".join("?" * len(request_ids))
-    rows = db.execute(
-        "SELECT request_id, source, function, time, mode, trace, position, fault, event "
-        f"FROM events WHERE request_id IN ({marks}) ORDER BY id",
-        list(request_ids),
-    ).fetchall()
-    names = ("request_id", "source", "function", "time", "mode", "trace", "position", "fault")
-    return [AcceptedEvent(payload=bytes(r[8] or b""), **dict(zip(names, r[:8], strict=True))) for r in rows]
+def request(
+    db: sqlite3.Connection, request_id: str, payload_limit: int | None
+) -> tuple[list[AcceptedEvent], list[Invocation]]:
+    """The events accepted under a request id and its invocations (every attempt, logs included)."""
+    where, params = ["instr(request_ids, ?) > 0"], [f"\n{request_id}\n".encode()]
+    accepted, invoked = [], []
+    for data, rows_ in db.execute(
+        f"SELECT accepted_rows, invocation_rows FROM segments WHERE {where[0]} ORDER BY id", params
+    ):
+        accepted += [e for e in _unpack(data) if e[0] == request_id]
+        invoked += [r for r in _unpack(rows_) if r[REQUEST_ID] == request_id]
+    return [_accepted(e) for e in accepted], _invocations(db, invoked, payload_limit=payload_limit, logs=True)
 
 
 def functions(db: sqlite3.Connection) -> dict[str, int]:
-    rows = db.execute("SELECT function, COUNT(*) FROM invocations GROUP BY function ORDER BY function")
-    return {name: count for name, count in rows}
+    totals: dict[str, int] = {}
+    for (counts,) in db.execute("SELECT counts FROM segments WHERE invocations > 0"):
+        for name, n in _json(counts).items():
+            totals[name] = totals.get(name, 0) + n
+    return dict(sorted(totals.items()))
 
 
-def select(db: sqlite3.Connection, query: RecordQuery) -> list[Invocation]:
-    """The latest invocation of each request the query picks, whole payloads, oldest first."""
-    inner: list[str] = ["request_id != ''"]
+def select(db: sqlite3.Connection, query: RecordQuery) -> list[tuple[Invocation, AcceptedEvent | None]]:
+    """The latest invocation of each request the query picks (replays only when asked for by source), its
+    accepted event if recorded; whole payloads, by time."""
+    where: list[str] = ["invocations > 0"]
     params: list[Any] = []
-    for column, value in (("function", query.function), ("source", query.source)):
-        if value is not None:
-            inner.append(f"{column} = ?")
-            params.append(value)
-    if query.source is None:
-        inner.append("(source IS NULL OR source != 'replay')")  # replays are not replayed again unasked
+    _named("functions", query.function, where, params)
+    _named("sources", query.source, where, params)
     if query.since is not None:
-        inner.append("time >= ?")
+        where.append("time_hi >= ?")
         params.append(query.since)
     if query.until is not None:
-        inner.append("time < ?")
+        where.append("time_lo < ?")
         params.append(query.until)
-    where = [f"i.seq IN (SELECT MAX(seq) FROM invocations WHERE {' AND '.join(inner)} GROUP BY request_id)"]
-    if query.outcome is not None:
-        where.append("i.outcome = ?")
-        params.append(query.outcome)
-    return invocations(
-        db, where=where, params=params, payload_limit=None, order="i.time", limit=query.limit, logs=False
+    latest: dict[str, Row] = {}
+    for found in _found(db, where, params, "invocation_rows"):
+        for row in found:
+            source = row[SOURCE]
+            if (
+                row[REQUEST_ID]
+                and (query.function is None or row[FUNCTION] == query.function)
+                and (source == query.source if query.source is not None else source != "replay")
+                and (query.since is None or row[TIME] >= query.since)
+                and (query.until is None or row[TIME] < query.until)
+            ):
+                latest[row[REQUEST_ID]] = row
+    chosen = sorted(
+        (r for r in latest.values() if query.outcome is None or r[OUTCOME] == query.outcome),
+        key=lambda r: (r[TIME], r[SEQ]),
     )
+    if query.limit is not None:
+        chosen = chosen[: query.limit]
+    invocations = _invocations(db, chosen, payload_limit=None, logs=False)
+    events = accepted_events(db, {i.request_id for i in invocations})
+    return [(i, events.get(i.request_id)) for i in invocations]
+
+
+def accepted_events(db: sqlite3.Connection, request_ids: set[str]) -> dict[str, AcceptedEvent]:
+    """The latest accepted event of each of these request ids that has one."""
+    found: dict[str, AcceptedEvent] = {}
+    if not request_ids:
+        return found
+    for ids, data in db.execute(
+        "SELECT request_ids, accepted_rows FROM segments WHERE accepted > 0 ORDER BY id"
+    ):
+        if request_ids.isdisjoint(bytes(ids).decode().split("\n")):
+            continue
+        for e in _unpack(data):
+            if e[0] in request_ids:
+                found[e[0]] = _accepted(e)
+    return found
+
+
+def _invocations(
+    db: sqlite3.Connection, rows_: Sequence[Row], *, payload_limit: int | None, logs: bool
+) -> list[Invocation]:
+    links = _replay_links(db, [r[REQUEST_ID] for r in rows_ if r[REQUEST_ID]])
+    out = []
+    for row in rows_:
+        fields = dict(zip(FIELDS, row, strict=True))
+        fields["cold"] = bool(fields["cold"])
+        if payload_limit is not None:
+            fields["event"] = fields["event"][:payload_limit]
+            fields["result"] = fields["result"][:payload_limit]
+        if not logs:
+            fields["log"] = b""
+        out.append(Invocation(replay_of=links.get(row[REQUEST_ID]), **fields))
+    return out
+
+
+def _replay_links(db: sqlite3.Connection, request_ids: Sequence[str]) -> dict[str, str]:
+    links: dict[str, str] = {}
+    for start in range(0, len(request_ids), 500):  # under SQLite's limit of bound parameters
+        chunk = request_ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        links.update(
+            db.execute(f"SELECT request_id, original FROM replays WHERE request_id IN ({marks})", chunk)
+        )
+    return links
+
+
+def _accepted(e: Row) -> AcceptedEvent:
+    """An accepted event from its row; its source position is read from the event when the route did not
+    give it (here, when read, rather than when written)."""
+    fields = dict(zip(EVENT_FIELDS, e, strict=False))
+    payload = bytes(e[8])
+    if fields["position"] is None:
+        try:
+            fields["position"] = position(_json(payload))
+        except (msgspec.DecodeError, KeyError, TypeError, IndexError):
+            pass
+    return AcceptedEvent(payload=payload, **fields)
 
 
 # -- retention -----------------------------------------------------------------------------------------------
@@ -343,39 +427,82 @@ def size_bytes(db: sqlite3.Connection) -> int:
 
 
 def prune(db: sqlite3.Connection, *, cutoff: float, max_bytes: int) -> int:
-    """Delete what is older than `cutoff`, then the oldest until the record fits `max_bytes`. Returns the
-    number of invocations deleted."""
+    """Delete what is older than `cutoff`, then the oldest invocations until the record fits `max_bytes`.
+    Returns the number of invocations and events deleted."""
     deleted = _delete_before(db, cutoff)
     while size_bytes(db) > max_bytes:
-        count = db.execute("SELECT COUNT(*) FROM invocations").fetchone()[0]
-        if count == 0:
-            if not _delete_before(db, float("inf")):
-                break
-            continue
-        row = db.execute(
-            "SELECT time FROM invocations ORDER BY time LIMIT 1 OFFSET ?", (max(1, count // 10) - 1,)
-        ).fetchone()
-        deleted += _delete_before(db, row[0], inclusive=True)
+        total = db.execute("SELECT COALESCE(SUM(invocations), 0), COUNT(*) FROM segments").fetchone()
+        if total[1] == 0:
+            break
+        deleted += _delete_oldest(db, max(1, total[0] // 10))
     if deleted:
         db.executescript("PRAGMA incremental_vacuum;")  # run to its end: each step frees one page
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the file shrinks only once the log is written back
     return deleted
 
 
-def _delete_before(db: sqlite3.Connection, cutoff: float, inclusive: bool = False) -> int:
-    op = "<=" if inclusive else "<"
+def _delete_before(db: sqlite3.Connection, cutoff: float) -> int:
+    """Segments wholly older than `cutoff` go; those that straddle it are written again without their
+    older rows."""
     db.execute("BEGIN")
     try:
-        deleted = db.execute(f"DELETE FROM invocations WHERE time {op} ?", (cutoff,)).rowcount
-        if deleted:
-            oldest = db.execute("SELECT MIN(seq) FROM invocations").fetchone()[0]
-            below = oldest if oldest is not None else 2**62
-            db.execute("DELETE FROM requests WHERE seq < ?", (below,))
-            db.execute("DELETE FROM requests_recent WHERE seq < ?", (below,))
-        deleted += db.execute(f"DELETE FROM events WHERE time {op} ?", (cutoff,)).rowcount
-        db.execute(f"DELETE FROM replays WHERE time {op} ?", (cutoff,))
+        deleted = db.execute(
+            "SELECT COALESCE(SUM(invocations + accepted), 0) FROM segments WHERE time_hi < ?", (cutoff,)
+        ).fetchone()[0]
+        db.execute("DELETE FROM segments WHERE time_hi < ?", (cutoff,))
+        straddling = db.execute(
+            "SELECT id, invocation_rows, accepted_rows FROM segments WHERE time_lo < ?", (cutoff,)
+        ).fetchall()
+        for id_, invocations, accepted in straddling:
+            kept = [r for r in _unpack(invocations) if r[TIME] >= cutoff]
+            kept_events = [e for e in _unpack(accepted) if e[3] >= cutoff]
+            deleted += _rewrite(db, id_, kept, kept_events)
+        db.execute("DELETE FROM replays WHERE time < ?", (cutoff,))
     except BaseException:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
     return int(deleted)
+
+
+def _delete_oldest(db: sqlite3.Connection, count: int) -> int:
+    """The oldest `count` invocations (at least) go, with the events of the segments that held them."""
+    deleted = 0
+    db.execute("BEGIN")
+    try:
+        for id_, n, accepted in db.execute(
+            "SELECT id, invocations, accepted FROM segments ORDER BY id"
+        ).fetchall():
+            if count <= 0:
+                break
+            if n <= count:
+                db.execute("DELETE FROM segments WHERE id = ?", (id_,))
+                deleted += n + accepted
+            else:  # the segment's newer invocations stay, and its events
+                invocations, events = db.execute(
+                    "SELECT invocation_rows, accepted_rows FROM segments WHERE id = ?", (id_,)
+                ).fetchone()
+                deleted += _rewrite(db, id_, _unpack(invocations)[count:], _unpack(events))
+            count -= n
+        oldest = db.execute("SELECT MIN(time_lo) FROM segments").fetchone()[0]
+        db.execute("DELETE FROM replays WHERE time < ?", (oldest if oldest is not None else float("inf"),))
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return deleted
+
+
+def _rewrite(db: sqlite3.Connection, id_: int, invocations: Sequence[Row], accepted: Sequence[Row]) -> int:
+    """Segment `id_` written again with only these rows (deleted when none is left); returns how many rows
+    it lost."""
+    before = db.execute("SELECT invocations + accepted FROM segments WHERE id = ?", (id_,)).fetchone()[0]
+    if invocations or accepted:
+        columns = segment(invocations, accepted)
+        db.execute(
+            f"UPDATE segments SET {', '.join(f'{c} = ?' for c in SEGMENT_COLUMNS)} WHERE id = ?",
+            (*columns, id_),
+        )
+    else:
+        db.execute("DELETE FROM segments WHERE id = ?", (id_,))
+    return int(before) - len(invocations) - len(accepted)

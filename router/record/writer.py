@@ -1,23 +1,21 @@
 """The record's writer: a process of its own that owns the record's SQLite connection for writing.
 
-Why a process: SQLite's inserts cost ~12 us of CPU per invocation, and in a thread of the daemon they cost
-the daemon two to three times that, because the sqlite3 module takes and gives back the GIL around every
-row it steps, so the writer thread and the event loop hand the GIL to each other hundreds of times per
-batch (docs/record.md: throughput 0.86-0.92 of no record with the thread, the same as no record when the
-inserts were skipped). In a process of its own the inserts run on any free core and never wait for, or
-hold up, the event loop.
+Why a process: when the record wrote a row per invocation, SQLite cost ~12 us of CPU per invocation, and
+in a thread of the daemon two to three times that, because the sqlite3 module takes and gives back the GIL
+around every row it steps (docs/record.md). The record now writes a segment per batch
+(router/record/schema.py), but the writes, the file's syncs and retention still run here, on any free core,
+and never wait for, or hold up, the event loop.
 
 `WriterClient(path)` is the daemon's side, used from the record's one thread (router/record/sqlite.py): each
 method sends one request and blocks (GIL released) until the answer:
 
-    open() -> latest seq      write(rows, events, links, merge)      prune(cutoff, max_bytes) -> deleted
+    open() -> latest seq      write(segments, links)      prune(cutoff, max_bytes) -> deleted
     close()
 
 The process (`python -m router.record.writer FD`) gets one end of a Unix socket pair; requests and answers
 are msgpack lists framed by a 4-byte big-endian length, answered in order: `["ok", value]` or `["error",
-"<exception type>: <message>"]` (raised on the daemon's side as `WriterError`). Rows arrive built
-(router/record/schema.py `rows`); accepted events arrive as their fields and get their source position
-here.
+"<exception type>: <message>"]` (raised on the daemon's side as `WriterError`). Segments arrive built
+(router/record/schema.py `segments`): the writer inserts them and does nothing per invocation.
 
 * Priority: the writer runs at nice +10 (`NICE`): when a core is contended, the daemon and the instances go
   first and the record waits (router/record/sqlite.py bounds what may wait).
@@ -97,8 +95,8 @@ class WriterClient:
     def open(self) -> int:
         return int(self._call("open", self.path, fresh=True))
 
-    def write(self, rows: list[Any], events: list[Any], links: list[Any], merge: bool) -> None:
-        self._call("write", rows, events, links, merge)
+    def write(self, segments: list[Any], links: list[Any]) -> None:
+        self._call("write", segments, links)
 
     def prune(self, cutoff: float, max_bytes: int) -> int:
         return int(self._call("prune", cutoff, max_bytes))
@@ -170,10 +168,8 @@ class Writer:
         if db is None:
             raise RuntimeError("the record is not open")
         if op == "write":
-            rows, events, links, merge = args
-            schema.write_rows(db, rows, [schema.event_row(*e) for e in events], links)
-            if merge:
-                schema.merge_requests(db)
+            segments, links = args
+            schema.write_segments(db, segments, links)
             return None
         if op == "prune":
             return schema.prune(db, cutoff=args[0], max_bytes=args[1])

@@ -146,29 +146,76 @@ async def test_writes_are_batched_off_the_hot_path_and_waits_see_them(tmp_path: 
     await store.aclose()
 
 
-async def test_request_ids_are_found_before_and_after_their_merge(tmp_path: Path, monkeypatch: Any) -> None:
+async def test_request_ids_are_found_across_segments_and_go_with_retention(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
     from router.record import schema
 
-    monkeypatch.setattr(schema, "MERGE_ROWS", 4)
+    monkeypatch.setattr(schema, "SEGMENT_ROWS", 2)
     store = await opened(tmp_path / "record.db", retention_s=3600)
     now = time.time()
-    for n in range(6):
-        record(store, "f", {"n": n}, rid=f"r{n % 3}", at=now - 7200 if n < 2 else now - n, attempt=n)
-        await store.flush()  # six batches: a merge after the fourth
+    for n in range(6):  # r0 r1 r2 r0 r1 r2: the two oldest calls older than the retention
+        record(store, "f", {"n": n}, rid=f"r{n % 3}", at=now - 7200 if n < 2 else now - 10 + n, attempt=n)
+    store.record_accepted(AcceptedEvent(request_id="r2", source="s", function="f", time=now, mode="queued",
+                                        payload=b'{"n": 2}'))  # fmt: skip
+    await store.flush()  # one batch: three segments of two invocations, the event in the first
     db = store._connection()
-    counts = await store._run(lambda: [db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                                       for t in ("requests", "requests_recent")])  # fmt: skip
-    assert counts == [4, 2]
+    assert await store._run(lambda: db.execute("SELECT COUNT(*) FROM segments").fetchone()) == (3,)
     for rid, attempts in (("r0", [0, 3]), ("r1", [1, 4]), ("r2", [2, 5])):
-        _, found = await store.request(rid)
+        accepted, found = await store.request(rid)
         assert [i.attempt for i in found] == attempts, rid
-    await store.prune()  # the two oldest calls go, and their request ids with them
+        assert [a.request_id for a in accepted] == (["r2"] if rid == "r2" else [])
+    assert await store.functions() == {"f": 6}
+    assert await store.prune() == 2  # the first segment straddles the cutoff: written again without them
     assert [[i.attempt for i in (await store.request(r))[1]] for r in ("r0", "r1")] == [[3], [4]]
+    assert (await store.request("r2"))[0][0].payload == b'{"n": 2}'
+    assert [i.seq for i in await store.recent(limit=3)] == [4, 5, 6] and await store.functions() == {"f": 4}
     await store.aclose()
-    again = await opened(tmp_path / "record.db")  # what was left unmerged is merged at open
-    left = await again._run(
-        lambda: again._connection().execute("SELECT COUNT(*) FROM requests_recent").fetchone()
+
+
+ROW_PER_INVOCATION = """
+CREATE TABLE invocations (seq INTEGER PRIMARY KEY, function TEXT, request_id TEXT, source TEXT,
+    invocation_type TEXT, attempt INTEGER, time REAL, duration_ms REAL, billed_ms INTEGER, init_ms REAL,
+    memory_mb INTEGER, max_memory_mb INTEGER, outcome TEXT, error_type TEXT, cold INTEGER, trace TEXT,
+    fault TEXT, event BLOB, event_size INTEGER, result BLOB, result_size INTEGER, log BLOB);
+CREATE TABLE requests (request_id TEXT, seq INTEGER, PRIMARY KEY (request_id, seq)) WITHOUT ROWID;
+CREATE TABLE requests_recent (request_id TEXT, seq INTEGER);
+CREATE TABLE events (id INTEGER PRIMARY KEY, request_id TEXT, source TEXT, function TEXT, time REAL,
+    mode TEXT, trace TEXT, position TEXT, fault TEXT, event BLOB);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+async def test_a_record_of_the_row_per_invocation_layout_is_moved_into_segments(tmp_path: Path) -> None:
+    import sqlite3
+
+    now = time.time()
+    with sqlite3.connect(tmp_path / "record.db") as old:
+        old.executescript(ROW_PER_INVOCATION)
+        for seq in (1, 2):
+            old.execute(
+                "INSERT INTO invocations VALUES (?, 'f', ?, 'clicks', 'Event', 1, ?, 1.5, 2, NULL, 128, 20, "
+                "?, NULL, 0, NULL, NULL, ?, 8, x'7b7d', 2, x'')",
+                (seq, f"q{seq}", now - seq, "success" if seq == 1 else "error", b'{"n": %d}' % seq),
+            )
+        old.execute("INSERT INTO events VALUES (1, 'q2', 'clicks', 'f', ?, 'queued', NULL, NULL, NULL, ?)",
+                    (now - 3, json.dumps(sample("kafka")).encode()))  # fmt: skip
+        old.execute("INSERT INTO meta VALUES ('seq', 7)")  # later calls had been pruned
+    store = await opened(tmp_path / "record.db")
+    assert store.cursor == 7 and await store.functions() == {"f": 2}
+    assert [(i.request_id, i.outcome) for i in await store.recent("f")] == [
+        ("q1", "success"),
+        ("q2", "error"),
+    ]
+    accepted, invocations = await store.request("q2")
+    assert [accepted_view(a)["position"] for a in accepted] == ["clicks-0@15"]
+    assert [i.event for i in invocations] == [b'{"n": 2}']
+    picked = await store.select(RecordQuery(function="f", outcome="error"))
+    assert [(r.invocation.request_id, r.accepted is not None) for r in picked] == [("q2", True)]
+    tables = await store._run(
+        lambda: {
+            r[0] for r in store._connection().execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
     )
-    assert left == (0,)
-    assert [i.attempt for i in (await again.request("r2"))[1]] == [2, 5]
-    await again.aclose()
+    assert "invocations" not in tables and "events" not in tables
+    await store.aclose()

@@ -27,9 +27,15 @@ def row(seq: int) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def segment(*seqs: int) -> list[Any]:
+    """A write request's segments holding these invocations."""
+    return schema.segments([row(seq) for seq in seqs], ())
+
+
 def count(path: Path) -> int:
+    """Invocations in the record's file."""
     with sqlite3.connect(path) as db:
-        return int(db.execute("SELECT COUNT(*) FROM invocations").fetchone()[0])
+        return int(db.execute("SELECT COALESCE(SUM(invocations), 0) FROM segments").fetchone()[0])
 
 
 def test_what_was_sent_is_written_when_the_daemons_side_closes_without_waiting(tmp_path: Path) -> None:
@@ -38,7 +44,7 @@ def test_what_was_sent_is_written_when_the_daemons_side_closes_without_waiting(t
     sock, proc = client._sock, client._proc
     assert sock is not None and proc is not None
     for batch in range(20):  # as a daemon killed with batches in flight: sent, never answered
-        body = _encode(["write", [row(batch * 50 + k + 1) for k in range(50)], [], [], False])
+        body = _encode(["write", segment(*range(batch * 50 + 1, batch * 50 + 51)), []])
         sock.sendall(HEADER.pack(len(body)) + body)
     sock.close()
     assert proc.wait(30) == 0
@@ -48,14 +54,14 @@ def test_what_was_sent_is_written_when_the_daemons_side_closes_without_waiting(t
 def test_a_dead_writer_fails_one_request_and_is_started_again(tmp_path: Path) -> None:
     client = WriterClient(str(tmp_path / "record.db"))
     client.open()
-    client.write([row(1)], [], [], False)
+    client.write(segment(1), [])
     first = client._proc
     assert first is not None
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     with pytest.raises(WriterError):
-        client.write([row(2)], [], [], False)
-    client.write([row(3)], [], [], False)  # a new writer, the record opened again
+        client.write(segment(2), [])
+    client.write(segment(3), [])  # a new writer, the record opened again
     assert client._proc is not None and client._proc.pid != first.pid
     client.close()
     assert count(tmp_path / "record.db") == 2
@@ -65,10 +71,11 @@ def test_sqlite_errors_come_back_and_the_writer_goes_on(tmp_path: Path) -> None:
     client = WriterClient(str(tmp_path / "record.db"))
     client.open()
     with pytest.raises(WriterError, match="ProgrammingError"):
-        client.write([row(1)[:5]], [], [], False)  # 5 values for 22 columns
+        client.write([segment(1)[0][:5]], [])  # 5 values for 13 columns
+    no_time = (*segment(3)[0][:2], None, *segment(3)[0][3:])
     with pytest.raises(WriterError, match="IntegrityError"):
-        client.write([row(2), row(2)], [], [], False)  # the same seq twice: the whole batch is rolled back
-    client.write([row(3)], [], [], False)
+        client.write([*segment(2), no_time], [])  # the whole batch is rolled back
+    client.write(segment(3), [])
     client.close()
     assert count(tmp_path / "record.db") == 1
 
