@@ -37,9 +37,10 @@ into segments when it is opened (`_migrate`).
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import msgspec
@@ -158,18 +159,24 @@ def invocation_row(i: Invocation) -> tuple[Any, ...]:
 
 
 def segments(invocations: Sequence[Row], accepted: Sequence[Row]) -> list[tuple[Any, ...]]:
-    """The segments (SEGMENT_COLUMNS) of a batch: its invocations cut at SEGMENT_ROWS or SEGMENT_BYTES, the
-    accepted events with the first."""
-    out: list[tuple[Any, ...]] = []
+    """The segments (SEGMENT_COLUMNS) of a batch: its invocations and its accepted events, each cut at
+    SEGMENT_ROWS rows or SEGMENT_BYTES of payloads, the n-th group of each in the n-th segment."""
+    calls = _cut(invocations, lambda r: r[EVENT_SIZE] + r[RESULT_SIZE])
+    events = _cut(accepted, lambda e: len(e[8]))
+    return [segment(c, e) for c, e in itertools.zip_longest(calls, events, fillvalue=())]
+
+
+def _cut(rows_: Sequence[Row], size_of: Callable[[Row], int]) -> list[Sequence[Row]]:
+    groups: list[Sequence[Row]] = []
     start, size = 0, 0
-    for n, row in enumerate(invocations):
-        size += row[EVENT_SIZE] + row[RESULT_SIZE]
+    for n, row in enumerate(rows_):
+        size += size_of(row)
         if n + 1 - start >= SEGMENT_ROWS or size >= SEGMENT_BYTES:
-            out.append(segment(invocations[start : n + 1], accepted if not out else ()))
+            groups.append(rows_[start : n + 1])
             start, size = n + 1, 0
-    if start < len(invocations) or (accepted and not out):
-        out.append(segment(invocations[start:], accepted if not out else ()))
-    return out
+    if start < len(rows_):
+        groups.append(rows_[start:])
+    return groups
 
 
 def segment(invocations: Sequence[Row], accepted: Sequence[Row]) -> tuple[Any, ...]:
@@ -307,13 +314,13 @@ def request(
     db: sqlite3.Connection, request_id: str, payload_limit: int | None
 ) -> tuple[list[AcceptedEvent], list[Invocation]]:
     """The events accepted under a request id and its invocations (every attempt, logs included)."""
-    where, params = ["instr(request_ids, ?) > 0"], [f"\n{request_id}\n".encode()]
     accepted, invoked = [], []
-    for data, rows_ in db.execute(
-        f"SELECT accepted_rows, invocation_rows FROM segments WHERE {where[0]} ORDER BY id", params
+    for events, calls in db.execute(
+        "SELECT accepted_rows, invocation_rows FROM segments WHERE instr(request_ids, ?) > 0 ORDER BY id",
+        (f"\n{request_id}\n".encode(),),
     ):
-        accepted += [e for e in _unpack(data) if e[0] == request_id]
-        invoked += [r for r in _unpack(rows_) if r[REQUEST_ID] == request_id]
+        accepted += [e for e in _unpack(events) if e[0] == request_id]
+        invoked += [r for r in _unpack(calls) if r[REQUEST_ID] == request_id]
     return [_accepted(e) for e in accepted], _invocations(db, invoked, payload_limit=payload_limit, logs=True)
 
 

@@ -219,3 +219,20 @@ async def test_a_record_of_the_row_per_invocation_layout_is_moved_into_segments(
     )
     assert "invocations" not in tables and "events" not in tables
     await store.aclose()
+
+
+def test_a_batch_is_cut_into_segments_by_rows_and_by_bytes(monkeypatch: Any) -> None:
+    from router.record import schema
+    from tests.unit.test_record_writer import row
+
+    monkeypatch.setattr(schema, "SEGMENT_ROWS", 2)
+    monkeypatch.setattr(schema, "SEGMENT_BYTES", 1000)
+    events = [(f"q{n}", "s", "f", 1000.0 + n, "queued", None, None, None, b"{}") for n in range(3)]
+    cut = schema.segments([row(n) for n in range(1, 6)], events)
+    columns = [dict(zip(schema.SEGMENT_COLUMNS, s, strict=True)) for s in cut]
+    assert [(c["seq_lo"], c["seq_hi"], c["invocations"], c["accepted"]) for c in columns] == [
+        (1, 2, 2, 2), (3, 4, 2, 1), (5, 5, 1, 0)
+    ]  # fmt: skip
+    assert set(columns[0]["request_ids"].split(b"\n")[1:-1]) == {b"r1", b"r2", b"q0", b"q1"}
+    large = [("big", "s", "f", 1.0, "queued", None, None, None, b"x" * 600) for _ in range(3)]
+    assert [s[5] for s in schema.segments((), large)] == [2, 1]  # 1200 bytes reached after two
