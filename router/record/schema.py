@@ -291,6 +291,8 @@ def recent(
 ) -> list[Invocation]:
     """Invocations after seq `after` of a function and/or source, oldest first: the oldest `limit`, or the
     newest `limit` when `newest`."""
+    if limit <= 0:
+        return []
     where, params = ["seq_hi > ?"], [after]
     _named("functions", function, where, params)
     _named("sources", source, where, params)

@@ -61,6 +61,7 @@ async def test_recorded_invocations_survive_a_reopen_and_seq_goes_on(tmp_path: P
     assert (second.outcome, second.error_type, second.attempt, second.fault) == ("error", "E", 2, "error")
     assert (second.init_ms, second.max_memory_mb, second.duration_ms) == (40.0, 31, 2.5)
     assert [i.seq for i in await again.recent(after=1, limit=1)] == [3]
+    assert await again.recent(limit=0) == []
     assert [i.seq for i in await again.recent(source="uploads")] == [1, 2]
     record(again, "g", {"n": 3}, rid="r3")
     assert again.cursor == 4
