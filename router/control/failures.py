@@ -75,7 +75,10 @@ async def describe(found: FailureDestination, config: Config, limit: int) -> dic
     entry.update(kind=store.kind, target=store.target)
     try:
         async with asyncio.timeout(READ_TIMEOUT_S):
-            count, listed = await store.count(), await store.newest(limit)
+            listed = await store.newest(limit)
+            count = await store.count()  # after the listing: never fewer than it shows
+            if count is not None:
+                count = max(count, len(listed))
     except Exception as e:  # an unreachable broker: listed with the error, the others still answer
         entry.update(count=None, records=None, error=f"cannot read it back: {e!r}")
         return entry

@@ -70,6 +70,21 @@ async def invoke(url: str, function: str, payload: Any) -> None:
             assert response.status == 200, await response.text()
 
 
+async def held(url: str, owner: str, count: int, timeout_s: float = 20.0) -> None:
+    """Wait until a failure destination holds `count` records (it is written after the failed call is
+    recorded, so the Failures view must not be opened before)."""
+    seen = None
+    async with aiohttp.ClientSession() as session:
+        for _ in range(int(timeout_s / 0.05)):
+            async with session.get(f"{url}/inspect/failures") as response:
+                body = await response.json()
+            seen = {d["owner"]: d["count"] for d in body["destinations"]}.get(owner)
+            if seen == count:
+                return
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"{owner} holds {seen} records, not {count}")
+
+
 async def shot(page: Page, folder: Path, name: str) -> None:
     await page.screenshot(path=str(folder / f"{name}.png"), full_page=False)
 
@@ -209,6 +224,7 @@ async def test_inject_filter_failures_redrive_and_replay(make_router, page: Page
     await expect(rows).to_have_count(2)
 
     # Failures: the record held in the destination, a dry-run redrive, a dry-run replay
+    await held(router.url, "functions.fail.async.on_failure", 1)
     await page.keyboard.press("5")
     owner = page.locator('#destinations article[data-owner="functions.fail.async.on_failure"]')
     await expect(owner).to_contain_text("1 held")
