@@ -59,7 +59,9 @@ def cpu() -> tuple[float, float]:
 
 def measure(variant: str, rows: int, size: int, folder: Path) -> tuple[float, float]:
     """(user, system) microseconds of CPU per row."""
-    db, _ = schema.open_db(str(folder / f"{variant.replace(' ', '-')}.db"))
+    blobs = schema.Blobs(str(folder / f"{variant.replace(' ', '-')}.db"))
+    blobs.open_for_append()
+    db, _ = schema.open_db(str(blobs.folder.with_suffix(".db")), blobs)
     work = batches(rows, size, LOG)
     if variant == "row per call":
         db.execute(ROW_PER_CALL)
@@ -77,9 +79,10 @@ def measure(variant: str, rows: int, size: int, folder: Path) -> tuple[float, fl
         built = [schema.segments(batch, ()) for batch in work]
         u0, s0 = cpu()
         for segments in built:
-            schema.write_segments(db, segments, [])
+            schema.write_segments(db, blobs, segments, [])
     u1, s1 = cpu()
     db.close()
+    blobs.close()
     return (u1 - u0) / rows * 1e6, (s1 - s0) / rows * 1e6
 
 

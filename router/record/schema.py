@@ -1,4 +1,4 @@
-"""The durable record's SQLite layout: segments, their rows, reading them, and retention.
+"""The durable record's layout: segments indexed in SQLite, their rows in blob files, reads, and retention.
 
 Writing (`open_db`, `write_segments`, `prune`) runs in the record's writer process
 (router/record/writer.py), on its one connection; reading runs on the daemon's record thread on a
@@ -6,9 +6,11 @@ read-only connection (`open_reader`, router/record/sqlite.py). An invocation's r
 recorded (`result_row`, `invocation_row`: a tuple, about 1.5 us, which the GC stops tracking, unlike the
 call and its result); the segments of a batch are built on the record's thread (`segments`).
 
-A **segment** is one row of the `segments` table holding a batch: up to `SEGMENT_ROWS` invocations and the
-events accepted in the same batch, each kind as one msgpack blob (a list of rows), with the columns a read
-uses to find the segments it needs without opening their blobs:
+A **segment** holds a batch: up to `SEGMENT_ROWS` invocations and the events accepted in the same batch,
+each kind as one msgpack blob (a list of rows). The blobs are appended to a blob file (`Blobs`:
+`<record>.blobs/<n>`, cut every `FILE_BYTES` or a sixteenth of max_bytes); the segment's row in the
+`segments` table says where they are (`file`, `offset`, `invocation_bytes`, `accepted_bytes`) and holds the
+columns a read uses to find the segments it needs without reading their blobs:
 
 * `seq_lo`, `seq_hi`: the seq range of its invocations (the cursor; NULL when it holds none);
 * `time_lo`, `time_hi`: the range of its invocations' start times and events' times;
@@ -23,25 +25,32 @@ Reads select segments on those columns (a superset) and filter the decoded rows 
 row per invocation cost the writer 13 us of CPU per call (8 us for the table alone, the rest for its
 indexes and the request ids' index), which on a 2-core machine already busy with the client, the router
 and its instances cost about 8% of the calls per second (docs/record.md). A segment costs one insert per
-batch, its bytes, and nothing per call.
+batch, its bytes, and nothing per call. Why blob files: SQLite spent about 115 us of CPU per 30 KB blob (a
+Kafka batch's event) with 4 KB pages and 80 with 64 KB ones (each page framed and checksummed in its log,
+and copied again at the checkpoint); an append to a file, about 20. The writer appends a batch's blobs
+before it commits their rows: a row never points at bytes not written (a crash leaves at most a tail no row
+points to; a power cut may lose bytes the file system had not written, and such a segment reads as empty).
 
 Other tables: `replays` (request id -> the request id it replayed), `meta` (the latest seq: the cursor
 survives the retention of every segment).
 
 Retention (`prune`): what is older than the retention goes (a segment wholly older is deleted; one that
-straddles the cutoff is written again without its older rows); then, while the file holds more than
-`max_bytes`, the oldest tenth of the invocations. Freed pages go back to the file system
-(auto_vacuum=INCREMENTAL). A record of the earlier layout (a row per invocation and per event) is moved
-into segments when it is opened (`_migrate`).
+straddles the cutoff is written again without its older rows); then, while the database and the blob
+files hold more than `max_bytes`, the oldest blob file with its segments. Blob files no segment points
+into are deleted; freed pages go back to the file system (auto_vacuum=INCREMENTAL). A record of the earlier
+layout (a row per invocation and per event) is moved into segments when it is opened (`_migrate`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeAlias
 
 import msgspec
 
@@ -68,8 +77,10 @@ CREATE TABLE IF NOT EXISTS segments (
     functions TEXT NOT NULL,
     sources TEXT NOT NULL,
     request_ids BLOB NOT NULL,
-    invocation_rows BLOB NOT NULL,
-    accepted_rows BLOB NOT NULL
+    file INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    invocation_bytes INTEGER NOT NULL,
+    accepted_bytes INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS segments_seq ON segments (seq_hi) WHERE seq_hi IS NOT NULL;
 CREATE INDEX IF NOT EXISTS segments_time_hi ON segments (time_hi);
@@ -92,20 +103,25 @@ SEGMENT_COLUMNS = (
     "seq_lo", "seq_hi", "time_lo", "time_hi", "invocations", "accepted", "failed", "counts", "functions",
     "sources", "request_ids", "invocation_rows", "accepted_rows",
 )  # fmt: skip
+# What the table holds of a segment: its columns but the two blobs, then where the blobs are.
+STORED_COLUMNS = (*SEGMENT_COLUMNS[:-2], "file", "offset", "invocation_bytes", "accepted_bytes")
 SEP = "\x1f"  # between the names of `functions` and `sources`
 SEGMENT_ROWS = 256  # invocations per segment at most
 SEGMENT_BYTES = 8 * 1024 * 1024  # a segment is cut once its events and results reach this
 CACHE_KIB = 16384
 PAGE_BYTES = 65536  # a segment's blobs in few pages: 40% less CPU per byte written than SQLite's 4 KB default
 MMAP_BYTES = 256 * 1024 * 1024
-_INSERT = f"INSERT INTO segments ({', '.join(SEGMENT_COLUMNS)}) VALUES ({', '.join('?' * 13)})"
+_INSERT = f"INSERT INTO segments ({', '.join(STORED_COLUMNS)}) VALUES ({', '.join('?' * 15)})"
+FILE_BYTES = 64 * 1024 * 1024  # a blob file is cut at this, or at a sixteenth of max_bytes when less
+MIN_FILE_BYTES = 256 * 1024
 _pack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder().decode
 _json = msgspec.json.Decoder().decode
 
 
-def open_db(path: str) -> tuple[sqlite3.Connection, int]:
-    """Open (or create) the record; returns the connection and the latest seq."""
+def open_db(path: str, blobs: Blobs) -> tuple[sqlite3.Connection, int]:
+    """Open (or create) the record; returns the connection and the latest seq. `blobs` (opened for
+    appending) gets the blobs of a record of the earlier layout."""
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     db.execute(f"PRAGMA page_size={PAGE_BYTES}")  # this and the next: on a new file only, before the tables
     db.execute("PRAGMA auto_vacuum=INCREMENTAL")
@@ -114,7 +130,7 @@ def open_db(path: str) -> tuple[sqlite3.Connection, int]:
     db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     db.executescript(SCHEMA)
-    _migrate(db)
+    _migrate(db, blobs)
     row = db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
     latest = db.execute("SELECT MAX(seq_hi) FROM segments").fetchone()[0] or 0
     return db, max(latest, row[0] if row else 0)
@@ -127,6 +143,98 @@ def open_reader(path: str) -> sqlite3.Connection:
     db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     return db
+
+
+class Blobs:
+    """A record's blob files, `<record>.blobs/<n>`: the writer appends to the newest (`open_for_append`,
+    `append`), cutting a new one every `file_bytes`; the daemon reads (`read`, `None` for what is gone: a
+    file pruned meanwhile, or bytes a power cut lost). Retention deletes whole files once no segment points
+    into them (`remove_unreferenced`)."""
+
+    def __init__(self, path: str) -> None:
+        self.folder = Path(path).with_suffix(".blobs")
+        self.file_bytes = FILE_BYTES
+        self.current = 0
+        self._out: BinaryIO | None = None
+        self._size = 0
+        self._fds: dict[int, int] = {}  # the reader's open files
+
+    def open_for_append(self) -> None:
+        """Start a new file after the newest there is (a crash may have left the last one with a tail no
+        segment points to)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.current = max(self.numbers(), default=0)
+        self.rotate()
+
+    def rotate(self) -> None:
+        if self._out is not None:
+            self._out.close()
+        self.current += 1
+        self._out = open(self.folder / f"{self.current:08d}", "ab", buffering=0)
+        self._size = 0
+
+    def append(self, data: bytes) -> tuple[int, int]:
+        """Write `data` (one system call) at the end of the current file; returns (file, offset)."""
+        if self._out is None:
+            raise RuntimeError("the blob files are not open for appending")
+        if self._size and self._size + len(data) > self.file_bytes:
+            self.rotate()
+        offset = self._size
+        self._out.write(data)
+        self._size += len(data)
+        return self.current, offset
+
+    def numbers(self) -> list[int]:
+        try:
+            return sorted(int(p.name) for p in self.folder.iterdir() if p.name.isdigit())
+        except FileNotFoundError:
+            return []
+
+    def total_bytes(self) -> int:
+        total = 0
+        for n in self.numbers():
+            with contextlib.suppress(FileNotFoundError):
+                total += (self.folder / f"{n:08d}").stat().st_size
+        return total
+
+    def remove_unreferenced(self, db: sqlite3.Connection) -> None:
+        referenced = {r[0] for r in db.execute("SELECT DISTINCT file FROM segments")}
+        for n in self.numbers():
+            if n not in referenced and n != self.current:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.folder / f"{n:08d}").unlink()
+
+    def read(self, file: int, offset: int, length: int) -> bytes | None:
+        if not length:
+            return b""
+        fd = self._fds.get(file)
+        if fd is None:
+            if len(self._fds) >= 64:
+                self.close()
+            try:
+                fd = self._fds[file] = os.open(self.folder / f"{file:08d}", os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None
+        data = os.pread(fd, length, offset)
+        return data if len(data) == length else None
+
+    def rows(self, file: int, offset: int, length: int) -> list[Row]:
+        """The rows of a blob; none when it is gone or unreadable (a power cut)."""
+        data = self.read(file, offset, length)
+        if data is None:
+            return []
+        try:
+            return list(_unpack(data))
+        except msgspec.DecodeError:
+            return []
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        if self._out is not None:
+            self._out.close()
+            self._out = None
 
 
 # -- building (the daemon's record thread) -------------------------------------------------------------------
@@ -215,12 +323,14 @@ def _names(names: Iterable[str]) -> str:
 
 
 def write_segments(
-    db: sqlite3.Connection, segments: Sequence[Sequence[Any]], links: Sequence[Sequence[Any]]
+    db: sqlite3.Connection, blobs: Blobs, segments: Sequence[Sequence[Any]], links: Sequence[Sequence[Any]]
 ) -> None:
-    """One transaction: segments, replay links, the latest seq (router/record/writer.py calls it)."""
+    """The segments' blobs appended to the blob file, then one transaction: the segments, replay links, the
+    latest seq (router/record/writer.py calls it)."""
+    stored = [_store(blobs, s) for s in segments]
     db.execute("BEGIN")
     try:
-        db.executemany(_INSERT, segments)
+        db.executemany(_INSERT, stored)
         db.executemany("INSERT OR REPLACE INTO replays VALUES (?, ?, ?)", links)
         seqs = [s[1] for s in segments if s[1] is not None]
         if seqs:
@@ -231,7 +341,13 @@ def write_segments(
     db.execute("COMMIT")
 
 
-def _migrate(db: sqlite3.Connection) -> None:
+def _store(blobs: Blobs, segment_: Sequence[Any]) -> tuple[Any, ...]:
+    invocation_rows, accepted_rows = segment_[-2:]
+    file, offset = blobs.append(invocation_rows + accepted_rows)
+    return (*segment_[:-2], file, offset, len(invocation_rows), len(accepted_rows))
+
+
+def _migrate(db: sqlite3.Connection, blobs: Blobs) -> None:
     """Move a record of the earlier layout (tables `invocations`, `events`, `requests`) into segments."""
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "invocations" not in tables:
@@ -241,11 +357,11 @@ def _migrate(db: sqlite3.Connection) -> None:
         latest = db.execute("SELECT MAX(seq) FROM invocations").fetchone()[0]
         cursor = db.execute(f"SELECT {', '.join(FIELDS)} FROM invocations ORDER BY seq")
         while batch := cursor.fetchmany(SEGMENT_ROWS):
-            db.executemany(_INSERT, segments(batch, ()))
+            db.executemany(_INSERT, [_store(blobs, s) for s in segments(batch, ())])
         if "events" in tables:
             cursor = db.execute(f"SELECT {', '.join(EVENT_FIELDS)}, event FROM events ORDER BY id")
             while accepted := cursor.fetchmany(SEGMENT_ROWS):
-                db.executemany(_INSERT, segments((), accepted))
+                db.executemany(_INSERT, [_store(blobs, s) for s in segments((), accepted)])
         if latest is not None:
             db.execute(
                 "INSERT INTO meta VALUES ('seq', ?) ON CONFLICT (key) DO UPDATE "
@@ -263,8 +379,13 @@ def _migrate(db: sqlite3.Connection) -> None:
 # -- reading -------------------------------------------------------------------------------------------------
 
 
+INVOCATION_ROWS = "file, offset, invocation_bytes"
+ACCEPTED_ROWS = "file, offset + invocation_bytes, accepted_bytes"
+
+
 def _found(
     db: sqlite3.Connection,
+    blobs: Blobs,
     where: Sequence[str],
     params: Sequence[Any],
     blob: str,
@@ -278,8 +399,8 @@ def _found(
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY {order} {'DESC' if newest else 'ASC'}"
-    for (data,) in db.execute(sql, params):
-        yield _unpack(data)
+    for file, offset, length in db.execute(sql, params).fetchall():
+        yield blobs.rows(file, offset, length)
 
 
 def _named(column: str, name: str | None, where: list[str], params: list[Any]) -> None:
@@ -290,6 +411,7 @@ def _named(column: str, name: str | None, where: list[str], params: list[Any]) -
 
 def recent(
     db: sqlite3.Connection,
+    blobs: Blobs,
     *,
     function: str | None,
     source: str | None,
@@ -306,7 +428,7 @@ def recent(
     _named("functions", function, where, params)
     _named("sources", source, where, params)
     picked: list[Row] = []
-    for found in _found(db, where, params, "invocation_rows", newest=newest, order="seq_hi"):
+    for found in _found(db, blobs, where, params, INVOCATION_ROWS, newest=newest, order="seq_hi"):
         for row in reversed(found) if newest else found:
             if (
                 row[SEQ] > after
@@ -322,16 +444,17 @@ def recent(
 
 
 def request(
-    db: sqlite3.Connection, request_id: str, payload_limit: int | None
+    db: sqlite3.Connection, blobs: Blobs, request_id: str, payload_limit: int | None
 ) -> tuple[list[AcceptedEvent], list[Invocation]]:
     """The events accepted under a request id and its invocations (every attempt, logs included)."""
     accepted, invoked = [], []
-    for events, calls in db.execute(
-        "SELECT accepted_rows, invocation_rows FROM segments WHERE instr(request_ids, ?) > 0 ORDER BY id",
+    for file, offset, calls, events in db.execute(
+        "SELECT file, offset, invocation_bytes, accepted_bytes FROM segments "
+        "WHERE instr(request_ids, ?) > 0 ORDER BY id",
         (f"\n{request_id}\n".encode(),),
-    ):
-        accepted += [e for e in _unpack(events) if e[0] == request_id]
-        invoked += [r for r in _unpack(calls) if r[REQUEST_ID] == request_id]
+    ).fetchall():
+        accepted += [e for e in blobs.rows(file, offset + calls, events) if e[0] == request_id]
+        invoked += [r for r in blobs.rows(file, offset, calls) if r[REQUEST_ID] == request_id]
     return [_accepted(e) for e in accepted], _invocations(db, invoked, payload_limit=payload_limit, logs=True)
 
 
@@ -343,7 +466,9 @@ def functions(db: sqlite3.Connection) -> dict[str, int]:
     return dict(sorted(totals.items()))
 
 
-def select(db: sqlite3.Connection, query: RecordQuery) -> list[tuple[Invocation, AcceptedEvent | None]]:
+def select(
+    db: sqlite3.Connection, blobs: Blobs, query: RecordQuery
+) -> list[tuple[Invocation, AcceptedEvent | None]]:
     """The latest invocation of each request the query picks (replays only when asked for by source), its
     accepted event if recorded; whole payloads, by time."""
     where: list[str] = ["invocations > 0"]
@@ -357,7 +482,7 @@ def select(db: sqlite3.Connection, query: RecordQuery) -> list[tuple[Invocation,
         where.append("time_lo < ?")
         params.append(query.until)
     latest: dict[str, Row] = {}
-    for found in _found(db, where, params, "invocation_rows", order="time_hi"):  # its index: a window is fast
+    for found in _found(db, blobs, where, params, INVOCATION_ROWS, order="time_hi"):  # its index: a window
         for row in found:
             source = row[SOURCE]
             if (
@@ -377,21 +502,21 @@ def select(db: sqlite3.Connection, query: RecordQuery) -> list[tuple[Invocation,
     if query.limit is not None:
         chosen = chosen[: query.limit]
     invocations = _invocations(db, chosen, payload_limit=None, logs=False)
-    events = accepted_events(db, {i.request_id for i in invocations})
+    events = accepted_events(db, blobs, {i.request_id for i in invocations})
     return [(i, events.get(i.request_id)) for i in invocations]
 
 
-def accepted_events(db: sqlite3.Connection, request_ids: set[str]) -> dict[str, AcceptedEvent]:
+def accepted_events(db: sqlite3.Connection, blobs: Blobs, request_ids: set[str]) -> dict[str, AcceptedEvent]:
     """The latest accepted event of each of these request ids that has one."""
     found: dict[str, AcceptedEvent] = {}
     if not request_ids:
         return found
-    for ids, data in db.execute(
-        "SELECT request_ids, accepted_rows FROM segments WHERE accepted > 0 ORDER BY id"
-    ):
+    for ids, *where in db.execute(
+        f"SELECT request_ids, {ACCEPTED_ROWS} FROM segments WHERE accepted > 0 ORDER BY id"
+    ).fetchall():
         if request_ids.isdisjoint(bytes(ids).decode().split("\n")):
             continue
-        for e in _unpack(data):
+        for e in blobs.rows(*where):
             if e[0] in request_ids:
                 found[e[0]] = _accepted(e)
     return found
@@ -446,38 +571,37 @@ def size_bytes(db: sqlite3.Connection) -> int:
     return int(pages) * int(db.execute("PRAGMA page_size").fetchone()[0])
 
 
-def prune(db: sqlite3.Connection, *, cutoff: float, max_bytes: int) -> int:
-    """Delete what is older than `cutoff`, then the oldest invocations until the record fits `max_bytes`.
-    Returns the number of invocations and events deleted."""
-    deleted = _delete_before(db, cutoff)
-    while size_bytes(db) > max_bytes:
-        total = db.execute("SELECT COALESCE(SUM(invocations), 0), COUNT(*) FROM segments").fetchone()
-        if total[1] == 0:
+def prune(db: sqlite3.Connection, blobs: Blobs, *, cutoff: float, max_bytes: int) -> int:
+    """Delete what is older than `cutoff`, then the oldest blob file and its segments while the record
+    (database and blob files) holds more than `max_bytes`. Returns the number of invocations and events
+    deleted."""
+    blobs.file_bytes = min(FILE_BYTES, max(MIN_FILE_BYTES, max_bytes // 16))  # a file is a 16th at most
+    deleted = _delete_before(db, blobs, cutoff)
+    blobs.remove_unreferenced(db)
+    while size_bytes(db) + blobs.total_bytes() > max_bytes:
+        oldest = db.execute("SELECT MIN(file) FROM segments").fetchone()[0]
+        if oldest is None:
             break
-        deleted += _delete_oldest(db, max(1, total[0] // 10))
+        if oldest == blobs.current:
+            blobs.rotate()
+        deleted += _delete(db, "file = ?", (oldest,))
+        blobs.remove_unreferenced(db)
     if deleted:
         db.executescript("PRAGMA incremental_vacuum;")  # run to its end: each step frees one page
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the file shrinks only once the log is written back
     return deleted
 
 
-def _delete_before(db: sqlite3.Connection, cutoff: float) -> int:
-    """Segments wholly older than `cutoff` go; those that straddle it are written again without their
-    older rows."""
+def _delete(db: sqlite3.Connection, where: str, params: Sequence[Any]) -> int:
+    """The segments matching `where` go, and the replay links older than what is left."""
     db.execute("BEGIN")
     try:
         deleted = db.execute(
-            "SELECT COALESCE(SUM(invocations + accepted), 0) FROM segments WHERE time_hi < ?", (cutoff,)
+            f"SELECT COALESCE(SUM(invocations + accepted), 0) FROM segments WHERE {where}", params
         ).fetchone()[0]
-        db.execute("DELETE FROM segments WHERE time_hi < ?", (cutoff,))
-        straddling = db.execute(
-            "SELECT id, invocation_rows, accepted_rows FROM segments WHERE time_lo < ?", (cutoff,)
-        ).fetchall()
-        for id_, invocations, accepted in straddling:
-            kept = [r for r in _unpack(invocations) if r[TIME] >= cutoff]
-            kept_events = [e for e in _unpack(accepted) if e[3] >= cutoff]
-            deleted += _rewrite(db, id_, kept, kept_events)
-        db.execute("DELETE FROM replays WHERE time < ?", (cutoff,))
+        db.execute(f"DELETE FROM segments WHERE {where}", params)
+        oldest = db.execute("SELECT MIN(time_lo) FROM segments").fetchone()[0]
+        db.execute("DELETE FROM replays WHERE time < ?", (oldest if oldest is not None else float("inf"),))
     except BaseException:
         db.execute("ROLLBACK")
         raise
@@ -485,44 +609,33 @@ def _delete_before(db: sqlite3.Connection, cutoff: float) -> int:
     return int(deleted)
 
 
-def _delete_oldest(db: sqlite3.Connection, count: int) -> int:
-    """The oldest `count` invocations (at least) go, with the events of the segments that held them."""
-    deleted = 0
+def _delete_before(db: sqlite3.Connection, blobs: Blobs, cutoff: float) -> int:
+    """Segments wholly older than `cutoff` go; those that straddle it are written again (appended to the
+    blob file) without their older rows."""
+    deleted = _delete(db, "time_hi < ?", (cutoff,))
+    straddling = db.execute(
+        f"SELECT id, {INVOCATION_ROWS}, accepted_bytes FROM segments WHERE time_lo < ?", (cutoff,)
+    ).fetchall()
+    if not straddling:
+        return deleted
     db.execute("BEGIN")
     try:
-        for id_, n, accepted in db.execute(
-            "SELECT id, invocations, accepted FROM segments ORDER BY id"
-        ).fetchall():
-            if count <= 0:
-                break
-            if n <= count:
+        for id_, file, offset, calls, events in straddling:
+            invocations = [r for r in blobs.rows(file, offset, calls) if r[TIME] >= cutoff]
+            accepted = [e for e in blobs.rows(file, offset + calls, events) if e[3] >= cutoff]
+            before = db.execute("SELECT invocations + accepted FROM segments WHERE id = ?", (id_,)).fetchone()
+            if invocations or accepted:
+                columns = _store(blobs, segment(invocations, accepted))
+                db.execute(
+                    f"UPDATE segments SET {', '.join(f'{c} = ?' for c in STORED_COLUMNS)} WHERE id = ?",
+                    (*columns, id_),
+                )
+            else:
                 db.execute("DELETE FROM segments WHERE id = ?", (id_,))
-                deleted += n + accepted
-            else:  # the segment's newer invocations stay, and its events
-                invocations, events = db.execute(
-                    "SELECT invocation_rows, accepted_rows FROM segments WHERE id = ?", (id_,)
-                ).fetchone()
-                deleted += _rewrite(db, id_, _unpack(invocations)[count:], _unpack(events))
-            count -= n
-        oldest = db.execute("SELECT MIN(time_lo) FROM segments").fetchone()[0]
-        db.execute("DELETE FROM replays WHERE time < ?", (oldest if oldest is not None else float("inf"),))
+            deleted += before[0] - len(invocations) - len(accepted)
+        db.execute("DELETE FROM replays WHERE time < ?", (cutoff,))
     except BaseException:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
     return deleted
-
-
-def _rewrite(db: sqlite3.Connection, id_: int, invocations: Sequence[Row], accepted: Sequence[Row]) -> int:
-    """Segment `id_` written again with only these rows (deleted when none is left); returns how many rows
-    it lost."""
-    before = db.execute("SELECT invocations + accepted FROM segments WHERE id = ?", (id_,)).fetchone()[0]
-    if invocations or accepted:
-        columns = segment(invocations, accepted)
-        db.execute(
-            f"UPDATE segments SET {', '.join(f'{c} = ?' for c in SEGMENT_COLUMNS)} WHERE id = ?",
-            (*columns, id_),
-        )
-    else:
-        db.execute("DELETE FROM segments WHERE id = ?", (id_,))
-    return int(before) - len(invocations) - len(accepted)

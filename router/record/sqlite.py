@@ -87,6 +87,7 @@ class SqliteRecord(RecordBase):
         self._links: list[tuple[str, str, float]] = []
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None  # the daemon's, for reading
+        self._blobs = schema.Blobs(str(self.path))  # the daemon's, for reading
         self._client = WriterClient(str(self.path))
         self._writer: asyncio.Task[None] | None = None
         self._full = asyncio.Event()
@@ -122,6 +123,7 @@ class SqliteRecord(RecordBase):
         db, self._db = self._db, None
         if db is not None:
             await self._run(db.close)
+            await self._run(self._blobs.close)
         await self._run(self._client.close)
         self._executor.shutdown(wait=True)
         self._executor = None
@@ -234,18 +236,19 @@ class SqliteRecord(RecordBase):
 
         def read(db: sqlite3.Connection) -> list[Invocation]:
             return schema.recent(
-                db, function=function, source=source, after=after, limit=count,
+                db, self._blobs, function=function, source=source, after=after, limit=count,
                 newest=newest, payload_limit=self.max_payload_bytes,
             )  # fmt: skip
 
         return await self._read(read)
 
     async def request(self, request_id: str) -> tuple[list[AcceptedEvent], list[Invocation]]:
-        return await self._read(lambda db: schema.request(db, request_id, self.max_payload_bytes))
+        limit = self.max_payload_bytes
+        return await self._read(lambda db: schema.request(db, self._blobs, request_id, limit))
 
     async def select(self, query: RecordQuery) -> list[Recorded]:
         def read(db: sqlite3.Connection) -> list[Recorded]:
-            return [Recorded(invocation=i, accepted=a) for i, a in schema.select(db, query)]
+            return [Recorded(invocation=i, accepted=a) for i, a in schema.select(db, self._blobs, query)]
 
         return await self._read(read)
 

@@ -157,28 +157,33 @@ class WriterClient:
 class Writer:
     def __init__(self) -> None:
         self.db: sqlite3.Connection | None = None
+        self.blobs: schema.Blobs | None = None
 
     def handle(self, op: str, args: list[Any]) -> Any:
         if op == "open":
-            if self.db is not None:
-                self.db.close()
-            self.db, seq = schema.open_db(args[0])
+            self.close()
+            self.blobs = schema.Blobs(args[0])
+            self.blobs.open_for_append()
+            self.db, seq = schema.open_db(args[0], self.blobs)
             return seq
-        db = self.db
-        if db is None:
+        db, blobs = self.db, self.blobs
+        if db is None or blobs is None:
             raise RuntimeError("the record is not open")
         if op == "write":
             segments, links = args
-            schema.write_segments(db, segments, links)
+            schema.write_segments(db, blobs, segments, links)
             return None
         if op == "prune":
-            return schema.prune(db, cutoff=args[0], max_bytes=args[1])
+            return schema.prune(db, blobs, cutoff=args[0], max_bytes=args[1])
         raise ValueError(f"unknown request {op!r}")
 
     def close(self) -> None:
         if self.db is not None:
             self.db.close()
             self.db = None
+        if self.blobs is not None:
+            self.blobs.close()
+            self.blobs = None
 
 
 def serve(sock: socket.socket) -> None:

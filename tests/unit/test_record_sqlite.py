@@ -111,20 +111,26 @@ async def test_select_takes_each_request_once_by_its_latest_attempt(tmp_path: Pa
 
 
 async def test_retention_by_age_then_by_size(tmp_path: Path) -> None:
-    store = await opened(tmp_path / "record.db", retention_s=3600, max_bytes=10**9)
+    store = await opened(tmp_path / "record.db", retention_s=3600, max_bytes=2 * 1024 * 1024)  # files: 256 KB
     now = time.time()
     record(store, "f", {"n": "old"}, rid="old", at=now - 7200)
-    for n in range(200):
-        record(store, "f", {"n": n, "pad": "y" * 20_000}, rid=f"r{n}", at=now - 200 + n)  # 4 MB
     await store.flush()
+    for n in range(200):
+        record(store, "f", {"n": n, "pad": "y" * 20_000}, rid=f"r{n}", at=now - 200 + n)
+        if n % 20 == 19:
+            await store.flush()  # ten segments of 400 KB, each in a blob file of its own
+    blobs = tmp_path / "record.blobs"
+    assert len(list(blobs.iterdir())) >= 10
+    store.max_bytes = 10**9
     await store.prune()
     assert "old" not in {i.request_id for i in await store.recent(limit=1000)}
     assert len(await store.recent(limit=1000)) == 200
     store.max_bytes = 2 * 1024 * 1024
-    await store.prune()
+    await store.prune()  # the oldest files go, with their segments, until the record fits
     left = await store.recent(limit=1000)
-    assert 0 < len(left) < 200 and left[-1].request_id == "r199"  # the oldest went first
-    assert (tmp_path / "record.db").stat().st_size <= 2.5 * 1024 * 1024  # pages given back to the file system
+    assert 0 < len(left) < 200 and left[-1].request_id == "r199" and left[0].request_id.endswith("0")
+    on_disk = (tmp_path / "record.db").stat().st_size + sum(p.stat().st_size for p in blobs.iterdir())
+    assert on_disk <= 2 * 1024 * 1024  # pages and files given back to the file system
     await store.aclose()
 
 
