@@ -2,7 +2,7 @@
 
 `local(state_dir, record=..., ring_size=..., max_payload_bytes=...)` builds the `Backends` the daemon uses
 unless it is given others: the SQLite async queue `<state_dir>/queue.db` (router/dispatch/queue.py), the
-invocation record (`record.enabled`, the default: SQLite `<state_dir>/record.db`, router/record/sqlite.py;
+invocation record (`record.enabled`, the default: `<state_dir>/record.db` and blobs, router/record/sqlite.py;
 otherwise rings of `ring_size` in memory, router/record/memory.py), and for sources a checkpoint file per
 stream mapping, this node owning every shard, and each schedule's state file (router/sources/stream/,
 router/sources/schedule/).

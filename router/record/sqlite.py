@@ -1,8 +1,9 @@
 """The durable invocation record: SQLite under state_dir, written off the hot path.
 
 The `router.core.backends.InvocationRecord` the daemon uses by default (`record: {enabled: true}`):
-`<state_dir>/record.db`, read by the inspection API, `router tail`, request lookups and replay, surviving
-restarts. Its layout (a segment per batch), reads and retention are in router/record/schema.py.
+`<state_dir>/record.db` and `record.blobs/`, read by the inspection API, `router tail`, request lookups,
+replay, surviving restarts. Its layout (a segment per batch), reads and retention are in
+router/record/schema.py.
 
 Contract (beyond the seam's, router/record/base.py):
 
