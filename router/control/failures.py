@@ -75,10 +75,10 @@ async def describe(found: FailureDestination, config: Config, limit: int) -> dic
     entry.update(kind=store.kind, target=store.target)
     try:
         async with asyncio.timeout(READ_TIMEOUT_S):
-            listed = await store.newest(limit)
-            count = await store.count()  # after the listing: never fewer than it shows
+            count = await store.count()
+            listed = await store.newest(limit)  # after the count: what it counted is listed
             if count is not None:
-                count = max(count, len(listed))
+                count = max(count, len(listed))  # and one written in between is counted
     except Exception as e:  # an unreachable broker: listed with the error, the others still answer
         entry.update(count=None, records=None, error=f"cannot read it back: {e!r}")
         return entry
