@@ -31,6 +31,7 @@ from typing import Any
 
 from router.core.backends import QueuedEvent
 from router.core.errors import QueueUnavailable
+from router.core.transactions import transaction
 
 __all__ = ["DurableQueue", "QueuedEvent"]
 
@@ -264,12 +265,6 @@ class DurableQueue:
                     future.set_result(None)
 
     def _commit(self, batch: list[_Op]) -> None:
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._connection(), "BEGIN IMMEDIATE") as db:
             for op, _ in batch:
                 op(db)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeAlias
 import msgspec
 
 from router.core.backends import AcceptedEvent, Invocation, RecordQuery
+from router.core.transactions import transaction
 from router.shapes.positions import position
 
 if TYPE_CHECKING:  # not imported at run time: the writer process starts faster without the dispatcher
@@ -328,17 +329,12 @@ def write_segments(
     """The segments' blobs appended to the blob file, then one transaction: the segments, replay links, the
     latest seq (router/record/writer.py calls it)."""
     stored = [_store(blobs, s) for s in segments]
-    db.execute("BEGIN")
-    try:
+    with transaction(db):
         db.executemany(_INSERT, stored)
         db.executemany("INSERT OR REPLACE INTO replays VALUES (?, ?, ?)", links)
         seqs = [s[1] for s in segments if s[1] is not None]
         if seqs:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (max(seqs),))
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def _store(blobs: Blobs, segment_: Sequence[Any]) -> tuple[Any, ...]:
@@ -352,8 +348,7 @@ def _migrate(db: sqlite3.Connection, blobs: Blobs) -> None:
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "invocations" not in tables:
         return
-    db.execute("BEGIN")
-    try:
+    with transaction(db):
         latest = db.execute("SELECT MAX(seq) FROM invocations").fetchone()[0]
         cursor = db.execute(f"SELECT {', '.join(FIELDS)} FROM invocations ORDER BY seq")
         while batch := cursor.fetchmany(SEGMENT_ROWS):
@@ -370,10 +365,6 @@ def _migrate(db: sqlite3.Connection, blobs: Blobs) -> None:
             )
         for table in ("invocations", "events", "requests", "requests_recent"):
             db.execute(f"DROP TABLE IF EXISTS {table}")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 # -- reading -------------------------------------------------------------------------------------------------
@@ -594,18 +585,13 @@ def prune(db: sqlite3.Connection, blobs: Blobs, *, cutoff: float, max_bytes: int
 
 def _delete(db: sqlite3.Connection, where: str, params: Sequence[Any]) -> int:
     """The segments matching `where` go, and the replay links older than what is left."""
-    db.execute("BEGIN")
-    try:
+    with transaction(db):
         deleted = db.execute(
             f"SELECT COALESCE(SUM(invocations + accepted), 0) FROM segments WHERE {where}", params
         ).fetchone()[0]
         db.execute(f"DELETE FROM segments WHERE {where}", params)
         oldest = db.execute("SELECT MIN(time_lo) FROM segments").fetchone()[0]
         db.execute("DELETE FROM replays WHERE time < ?", (oldest if oldest is not None else float("inf"),))
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
     return int(deleted)
 
 
@@ -618,8 +604,7 @@ def _delete_before(db: sqlite3.Connection, blobs: Blobs, cutoff: float) -> int:
     ).fetchall()
     if not straddling:
         return deleted
-    db.execute("BEGIN")
-    try:
+    with transaction(db):
         for id_, file, offset, calls, events in straddling:
             invocations = [r for r in blobs.rows(file, offset, calls) if r[TIME] >= cutoff]
             accepted = [e for e in blobs.rows(file, offset + calls, events) if e[3] >= cutoff]
@@ -634,8 +619,4 @@ def _delete_before(db: sqlite3.Connection, blobs: Blobs, cutoff: float) -> int:
                 db.execute("DELETE FROM segments WHERE id = ?", (id_,))
             deleted += before[0] - len(invocations) - len(accepted)
         db.execute("DELETE FROM replays WHERE time < ?", (cutoff,))
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
     return deleted
