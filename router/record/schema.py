@@ -96,8 +96,7 @@ FIELDS = (
     "billed_ms", "init_ms", "memory_mb", "max_memory_mb", "outcome", "error_type", "cold", "trace", "fault",
     "event", "event_size", "result", "result_size", "log",
 )  # fmt: skip
-SEQ, FUNCTION, REQUEST_ID, SOURCE, TIME, OUTCOME, COLD = 0, 1, 2, 3, 6, 12, 14
-EVENT, EVENT_SIZE, RESULT, RESULT_SIZE, LOG = 17, 18, 19, 20, 21
+SEQ, FUNCTION, REQUEST_ID, SOURCE, TIME, OUTCOME, EVENT_SIZE, RESULT_SIZE = 0, 1, 2, 3, 6, 12, 18, 20
 # An accepted event's row.
 EVENT_FIELDS = ("request_id", "source", "function", "time", "mode", "trace", "position", "fault")
 SEGMENT_COLUMNS = (
@@ -379,14 +378,13 @@ def _found(
     blobs: Blobs,
     where: Sequence[str],
     params: Sequence[Any],
-    blob: str,
     *,
     newest: bool = False,
     order: str = "id",
 ) -> Iterator[list[Row]]:
-    """The decoded `blob` of each segment matching `where`, oldest first (newest first when `newest`), in
+    """The invocation rows of each segment matching `where`, oldest first (newest first when `newest`), in
     `order`: `seq_hi` (the same order for segments with invocations) walks its index instead of the table."""
-    sql = f"SELECT {blob} FROM segments"
+    sql = f"SELECT {INVOCATION_ROWS} FROM segments"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY {order} {'DESC' if newest else 'ASC'}"
@@ -419,7 +417,7 @@ def recent(
     _named("functions", function, where, params)
     _named("sources", source, where, params)
     picked: list[Row] = []
-    for found in _found(db, blobs, where, params, INVOCATION_ROWS, newest=newest, order="seq_hi"):
+    for found in _found(db, blobs, where, params, newest=newest, order="seq_hi"):
         for row in reversed(found) if newest else found:
             if (
                 row[SEQ] > after
@@ -473,7 +471,7 @@ def select(
         where.append("time_lo < ?")
         params.append(query.until)
     latest: dict[str, Row] = {}
-    for found in _found(db, blobs, where, params, INVOCATION_ROWS, order="time_hi"):  # its index: a window
+    for found in _found(db, blobs, where, params, order="time_hi"):  # its index: a window
         for row in found:
             source = row[SOURCE]
             if (
@@ -600,15 +598,16 @@ def _delete_before(db: sqlite3.Connection, blobs: Blobs, cutoff: float) -> int:
     blob file) without their older rows."""
     deleted = _delete(db, "time_hi < ?", (cutoff,))
     straddling = db.execute(
-        f"SELECT id, {INVOCATION_ROWS}, accepted_bytes FROM segments WHERE time_lo < ?", (cutoff,)
+        f"SELECT id, {INVOCATION_ROWS}, accepted_bytes, invocations + accepted FROM segments "
+        "WHERE time_lo < ?",
+        (cutoff,),
     ).fetchall()
     if not straddling:
         return deleted
     with transaction(db):
-        for id_, file, offset, calls, events in straddling:
+        for id_, file, offset, calls, events, before in straddling:
             invocations = [r for r in blobs.rows(file, offset, calls) if r[TIME] >= cutoff]
             accepted = [e for e in blobs.rows(file, offset + calls, events) if e[3] >= cutoff]
-            before = db.execute("SELECT invocations + accepted FROM segments WHERE id = ?", (id_,)).fetchone()
             if invocations or accepted:
                 columns = _store(blobs, segment(invocations, accepted))
                 db.execute(
@@ -617,6 +616,6 @@ def _delete_before(db: sqlite3.Connection, blobs: Blobs, cutoff: float) -> int:
                 )
             else:
                 db.execute("DELETE FROM segments WHERE id = ?", (id_,))
-            deleted += before[0] - len(invocations) - len(accepted)
+            deleted += before - len(invocations) - len(accepted)
         db.execute("DELETE FROM replays WHERE time < ?", (cutoff,))
     return deleted

@@ -22,7 +22,7 @@ Contract (beyond the seam's, router/record/base.py):
   cursor (the oldest first); ask again after the returned cursor for the next page.
 * `seq` continues across restarts (kept in the file even when every row has been pruned).
 * Retention runs in the writer at open and every `prune_every_s`: rows older than `retention_s`
-  go, then the oldest until the file holds at most `max_bytes`.
+  go, then the oldest until the database and its blob files hold at most `max_bytes`.
 * Views cut events and results at `max_payload_bytes`; `select` (replay) gives them whole.
 """
 
