@@ -19,8 +19,9 @@ import aiohttp
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.integration.inspect_client import Inspector
 from tests.integration.test_quickstart import fresh_clone
-from tests.support import RouterProcess, free_port
+from tests.support import RouterProcess, free_port, wait_for
 
 # The first test may install chromium (the session fixture in conftest.py): more than the usual 120 s.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -68,21 +69,6 @@ async def invoke(url: str, function: str, payload: Any) -> None:
         path = f"{url}/2015-03-31/functions/{function}/invocations"
         async with session.post(path, data=json.dumps(payload)) as response:
             assert response.status == 200, await response.text()
-
-
-async def held(url: str, owner: str, count: int, timeout_s: float = 20.0) -> None:
-    """Wait until a failure destination holds `count` records (it is written after the failed call is
-    recorded, so the Failures view must not be opened before)."""
-    seen = None
-    async with aiohttp.ClientSession() as session:
-        for _ in range(int(timeout_s / 0.05)):
-            async with session.get(f"{url}/inspect/failures") as response:
-                body = await response.json()
-            seen = {d["owner"]: d["count"] for d in body["destinations"]}.get(owner)
-            if seen == count:
-                return
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"{owner} holds {seen} records, not {count}")
 
 
 async def shot(page: Page, folder: Path, name: str) -> None:
@@ -224,7 +210,11 @@ async def test_inject_filter_failures_redrive_and_replay(make_router, page: Page
     await expect(rows).to_have_count(2)
 
     # Failures: the record held in the destination, a dry-run redrive, a dry-run replay
-    await held(router.url, "functions.fail.async.on_failure", 1)
+    # the destination is written after the failed call is recorded: the view must not open before
+    def held(destinations: list[dict[str, Any]]) -> list[int]:
+        return [d["count"] for d in destinations if d["owner"] == "functions.fail.async.on_failure"]
+
+    assert held(await wait_for(Inspector(router.url).failures, lambda ds: held(ds) == [1], 20)) == [1]
     await page.keyboard.press("5")
     owner = page.locator('#destinations article[data-owner="functions.fail.async.on_failure"]')
     await expect(owner).to_contain_text("1 held")
