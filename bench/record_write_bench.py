@@ -1,4 +1,4 @@
-"""What the durable record spends per recorded call on its SQLite side, segments against a row per call.
+"""What the durable record spends per recorded call on its storage side, segments against a row per call.
 
     python bench/record_write_bench.py [--rows 90000] [--batch 600] [--rounds 3]
 
@@ -7,7 +7,8 @@ result, a 305-byte log tail with START/END/REPORT, a trace header) in batches as
 them, into fresh files, in variants taken in turn:
 
 * `segments`: the record as it is (router/record/schema.py): the record's thread packs each batch into
-  segments (`build`, in the daemon), the writer process inserts them (`write`);
+  segments (`build`, in the daemon), the writer process appends their blobs to a blob file and inserts
+  their rows (`write`);
 * `row per call`: the earlier layout's floor, the baseline: one table row per invocation, without the
   indexes and the request ids' index it needed (those cost it another 5 us per row).
 
@@ -59,9 +60,10 @@ def cpu() -> tuple[float, float]:
 
 def measure(variant: str, rows: int, size: int, folder: Path) -> tuple[float, float]:
     """(user, system) microseconds of CPU per row."""
-    blobs = schema.Blobs(str(folder / f"{variant.replace(' ', '-')}.db"))
+    path = str(folder / f"{variant.replace(' ', '-')}.db")
+    blobs = schema.Blobs(path)
     blobs.open_for_append()
-    db, _ = schema.open_db(str(blobs.folder.with_suffix(".db")), blobs)
+    db, _ = schema.open_db(path, blobs)
     work = batches(rows, size, LOG)
     if variant == "row per call":
         db.execute(ROW_PER_CALL)
