@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="invoker worker processes that run the instances (invoker.workers; 0: the daemon itself)",
     )
+    s.add_argument(
+        "--processes",
+        type=int,
+        default=_env_int("ROUTER_PROCESSES"),
+        metavar="N",
+        help="processes serving the Invoke API on the port, each with its own instances (server.processes)",
+    )
     s.set_defaults(func=cmd_serve)
 
     v = sub.add_parser("validate", help="check a config exactly as serve would")
@@ -152,6 +159,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import msgspec
 
@@ -175,6 +187,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return 2
         config = msgspec.structs.replace(
             config, invoker=msgspec.structs.replace(config.invoker, workers=args.workers)
+        )
+    if args.processes is not None:
+        if not 1 <= args.processes <= 64:
+            log.error(f"--processes: expected 1 to 64, got {args.processes}")
+            return 2
+        if args.processes > 1 and config.cluster is not None:
+            log.error("--processes: more than one process with a cluster: section is not supported yet")
+            return 2
+        config = msgspec.structs.replace(
+            config, server=msgspec.structs.replace(config.server, processes=args.processes)
         )
     if config.server.host not in ("127.0.0.1", "localhost", "::1") and not config.server.auth_token.strip():
         log.error(f"server.host: {config.server.host!r} is not loopback; set server.auth_token to expose it")

@@ -68,10 +68,12 @@ from router.core.retry import Backoff
 from router.core.writes import WriteJournal
 from router.dispatch.dispatcher import Dispatcher
 from router.dispatch.history import History
+from router.dispatch.ledger import Ledger, SharedAccounting
 from router.dispatch.registry import journal_folder
 from router.dispatch.routing import Calls, bind_routes
 from router.mapped_sources import MappedSources, ResultNotes
 from router.metrics import Metrics
+from router.processes import FrontProcesses
 from router.sources import kind_module
 
 if TYPE_CHECKING:
@@ -165,6 +167,10 @@ class Daemon:
         )
         self._mapped_task: asyncio.Task[None] | None = None
         self._history_task: asyncio.Task[None] | None = None
+        # server.processes > 1: the other front processes and the ledger that counts their calls
+        # (router/processes.py).
+        self.ledger: Ledger | None = None
+        self.processes: FrontProcesses | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -187,13 +193,21 @@ class Daemon:
 
     async def _start(self) -> None:
         self.writes.reset()
+        accounting = None
+        processes = self.config.server.processes
+        if processes > 1:
+            self.ledger = Ledger.create(processes)
+            accounting = SharedAccounting(self.ledger, self.config.account.concurrency)
         self.dispatcher = Dispatcher(
             self.config,
             state_dir=self.state_dir,
             clock=self.clock,
             metrics=self.metrics,
             queue=self.backends.queue,
+            accounting=accounting,
         )
+        if self.ledger is not None:
+            self.dispatcher.on_change.append(self.ledger.bump)
         if self.cluster is not None:  # no call is admitted before this node has joined
             await self.cluster.start(self.dispatcher.set_share, self.dispatcher.accounting.fits)
         # The catalog (control plane) merges the config's functions with those deployed through the API
@@ -221,11 +235,25 @@ class Daemon:
         server = self.config.server
         try:
             self._listener = await asyncio.get_running_loop().create_server(
-                self._front.protocol, server.host, server.port, reuse_address=True
+                self._front.protocol, server.host, server.port, reuse_address=True, reuse_port=processes > 1
             )
         except OSError as e:
             raise StartError(listen_problem("server", server.host, server.port, e)) from None
         self.control_port = int(self._listener.sockets[0].getsockname()[1])
+        if self.ledger is not None:
+            self.processes = FrontProcesses(
+                processes=processes,
+                ledger=self.ledger,
+                dispatcher=self.dispatcher,
+                front=self._front,
+                config=lambda: self.config,
+                state_dir=self.state_dir,
+                port=self.control_port,
+            )
+            try:
+                await self.processes.start()
+            except RuntimeError as e:
+                raise StartError(str(e)) from None
         for name in self.config.sources:
             self._start_source(name, at_start=True)
         assert self._tg is not None
@@ -298,6 +326,8 @@ class Daemon:
     def is_ready(self) -> bool:
         if self.cluster is not None and not self.cluster.joined():
             return False
+        if self.processes is not None and not self.processes.started:
+            return False  # not before every front process listens
         return not self._draining and all(
             h.ready.is_set() for n, h in self.sources.items() if not self.mapped.owns(n)
         )
@@ -307,6 +337,8 @@ class Daemon:
         if self._stops > 1:
             log.warning("second stop request: skipping the drain grace period")
             self._forced.set()
+            if self.processes is not None:
+                self.processes.force()
         self._stop.set()
 
     async def wait(self) -> None:
@@ -327,10 +359,14 @@ class Daemon:
         if self._history_task is not None:
             self._history_task.cancel()
         await asyncio.gather(*(self._stop_source(n) for n in list(self.sources)))
+        # The front processes drain their calls meanwhile; their last results are recorded here.
+        others = asyncio.ensure_future(self.processes.stop()) if self.processes is not None else None
         if self.dispatcher is not None:
             grace = 0.0 if self._stops > 1 else self.config.limits.drain_grace_s
             log.info("stopping: draining in-flight calls", extra={"fields": {"grace_s": grace}})
             await self._drain(grace)
+        if others is not None:
+            await others
         if self.inspect is not None:
             self.inspect.close()  # long polls of the inspection API return now
         if self._listener is not None:
@@ -345,6 +381,8 @@ class Daemon:
             await self.inspect.aclose()  # what the last calls recorded is written
         if self.cluster is not None:  # after the drain: the others take over this node's share now
             await self.cluster.aclose()
+        if self.ledger is not None:
+            self.ledger.remove()
         log.info("stopped")
 
     async def _drain(self, grace: float) -> None:

@@ -53,6 +53,9 @@ class ServerConfig(Strict):
     max_headers: HeaderCount = 128
     idle_timeout_s: ListenerTimeoutS = 75
     body_timeout_s: ListenerTimeoutS = 60
+    # Processes that serve the Invoke API on this port, each with its own instances (docs/processes.md);
+    # 1: the daemon alone. Concurrency limits are counted across them exactly.
+    processes: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
 
 
 class AccountConfig(Strict):

@@ -60,13 +60,17 @@ BUILD_ERRORS = (OSError, ValueError, CodeError)
 
 
 class FunctionCatalog:
-    def __init__(self, config: Config, state_dir: Path, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self, config: Config, state_dir: Path, dispatcher: Dispatcher, *, read_only: bool = False
+    ) -> None:
         self.config = config
         self.state_dir = state_dir
         self.dispatcher = dispatcher
         self.store = FunctionStore(state_dir / "functions")
         self.layers = LayerStore(state_dir / "layers")
         self.versions = Versions(self)
+        if read_only:  # a front process reads the primary's state_dir, never tidies it (router/processes.py)
+            self.store.tidy = self.layers.tidy = self.versions.store.tidy = False
         self.records: dict[str, FunctionRecord] = {}
         self.lock = asyncio.Lock()
         self._config_defs: dict[str, FunctionDefinition] = {}

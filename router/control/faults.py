@@ -57,5 +57,6 @@ async def put(request: web.Request) -> web.Response:
         faults.set_function(name, settings)
     for name, source_settings in ask.sources.items():
         faults.set_source(name, source_settings)
+    dispatcher.changed()  # front processes hand these functions' calls to the primary (router/processes.py)
     answer: dict[str, Any] = faults.show()
     return web.json_response(answer)

@@ -23,6 +23,10 @@ Contract:
   order. `Connection: close` and HTTP/1.0 without keep-alive close the connection after the answer.
 * `close()` closes the connections still on the lean path (after the dispatcher drained; aiohttp's runner
   closes the ones it took).
+* `Front(plane, server, hand_over=...)`: a front process (router/process_main.py) gives what it does not
+  take to the primary process instead of aiohttp: `hand_over(transport, data)` gets the connection and the
+  bytes read from it and not answered. Its `answer()` may also return None for a request it leaves to the
+  primary (that request's bytes are handed over too).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -61,7 +66,7 @@ class Headers(dict[str, str]):
 
 
 class _Request:
-    __slots__ = ("alias", "body", "headers", "keep_alive", "name", "qualifier")
+    __slots__ = ("alias", "body", "headers", "keep_alive", "name", "qualifier", "raw")
 
     def __init__(self, alias: bool, name: str, qualifier: str | None, headers: Headers, keep_alive: bool):
         self.alias = alias
@@ -70,12 +75,17 @@ class _Request:
         self.headers = headers
         self.keep_alive = keep_alive
         self.body = b""
+        self.raw = b""  # the request's bytes as received (kept for a hand-over of the connection)
+
+
+HandOver = Callable[[asyncio.Transport, bytes], None]
 
 
 class Front:
-    def __init__(self, plane: ControlPlane, server: web.Server) -> None:
+    def __init__(self, plane: ControlPlane, server: web.Server | None, hand_over: HandOver | None = None):
         self.plane = plane
         self.server = server
+        self.hand_over = hand_over
         self.token = plane.config.server.auth_token
         self.connections: set[FrontConnection] = set()
         self._counter = None
@@ -93,13 +103,13 @@ class Front:
     def protocol(self) -> FrontConnection:
         return FrontConnection(self)
 
-    def count(self, alias: bool, status: int) -> None:
+    def count(self, alias: bool, status: int, n: int = 1) -> None:
         if self._counter is None:
             return
         if status == 200:
-            self._ok[alias].inc()
+            self._ok[alias].inc(n)
         else:
-            self._counter.labels(_operation(alias), str(status)).inc()
+            self._counter.labels(_operation(alias), str(status)).inc(n)
 
     def date(self) -> bytes:
         now = int(time.time())
@@ -112,7 +122,7 @@ class Front:
         for connection in list(self.connections):
             connection.close()
 
-    async def answer(self, request: _Request) -> tuple[int, dict[str, str], bytes]:
+    async def answer(self, request: _Request) -> tuple[int, dict[str, str], bytes] | None:
         """What the aiohttp app would answer (its middlewares and invoke handler, in their order)."""
         try:
             if self.token:
@@ -223,6 +233,8 @@ class FrontConnection(asyncio.Protocol):
             self._body_timer.cancel()
             self._body_timer = None
         request.body = bytes(self._buf[end + 4 : end + 4 + length])
+        if self._front.hand_over is not None:
+            request.raw = bytes(self._buf[: end + 4 + length])
         del self._buf[: end + 4 + length]
         self._started = self._loop.time() if self._buf else None
         self._task = self._loop.create_task(self._serve(request))
@@ -239,9 +251,14 @@ class FrontConnection(asyncio.Protocol):
         transport.close()
 
     async def _serve(self, request: _Request) -> None:
-        status, headers, body = await self._front.answer(request)
-        self._front.count(request.alias, status)
+        answer = await self._front.answer(request)
         self._task = None
+        if answer is None:  # left to the primary process: the connection goes, this request first
+            self._buf[:0] = request.raw
+            self._hand_over()
+            return
+        status, headers, body = answer
+        self._front.count(request.alias, status)
         transport = self._transport
         if transport is None:
             return
@@ -274,10 +291,14 @@ class FrontConnection(asyncio.Protocol):
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
+        data, self._buf = bytes(self._buf), bytearray()
+        if self._front.hand_over is not None:
+            self._front.hand_over(transport, data)
+            return
+        assert self._front.server is not None
         handler = self._front.server()
         transport.set_protocol(handler)
         handler.connection_made(transport)
-        data, self._buf = bytes(self._buf), bytearray()
         if data:
             handler.data_received(data)
 

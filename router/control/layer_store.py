@@ -63,6 +63,7 @@ _state_decoder = msgspec.json.Decoder(LayerState)
 class LayerStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.tidy = True  # load() removes what interrupted changes left; False: only reads (front processes)
         self.layers: dict[str, Layer] = {}
 
     def zip_path(self, name: str, version: int) -> Path:
@@ -72,12 +73,14 @@ class LayerStore:
         self.root.mkdir(parents=True, exist_ok=True)
         for entry in sorted(self.root.iterdir()):
             if entry.name.startswith("."):
-                shutil.rmtree(entry, ignore_errors=True)
+                if self.tidy:
+                    shutil.rmtree(entry, ignore_errors=True)
             elif entry.is_dir():
                 self.layers[entry.name] = self._load_one(entry)
 
     def _load_one(self, folder: Path) -> Layer:
-        remove_temporaries(folder)
+        if self.tidy:
+            remove_temporaries(folder)
         layer = Layer()
         try:
             if (folder / STATE).is_file():
@@ -95,7 +98,7 @@ class LayerStore:
             if self.zip_path(folder.name, record.version).is_file():
                 layer.versions[record.version] = record
             layer.last_version = max(layer.last_version, record.version)
-        for path in folder.glob("v*.zip"):
+        for path in folder.glob("v*.zip") if self.tidy else ():
             if int(path.stem[1:]) not in layer.versions:
                 path.unlink(missing_ok=True)
         return layer

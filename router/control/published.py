@@ -71,6 +71,7 @@ _state_decoder = msgspec.json.Decoder(PublishedState)
 class PublishedStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.tidy = True  # load() removes what interrupted changes left; False: only reads (front processes)
 
     def folder(self, name: str) -> Path:
         return self.root / name
@@ -85,13 +86,15 @@ class PublishedStore:
         out: dict[str, Published] = {}
         for entry in sorted(self.root.iterdir()):
             if entry.name.startswith("."):
-                shutil.rmtree(entry, ignore_errors=True)
+                if self.tidy:
+                    shutil.rmtree(entry, ignore_errors=True)
             elif entry.is_dir():
                 out[entry.name] = self._load_one(entry)
         return out
 
     def _load_one(self, folder: Path) -> Published:
-        remove_temporaries(folder)
+        if self.tidy:
+            remove_temporaries(folder)
         published = Published()
         try:
             if (folder / STATE).is_file():
@@ -111,7 +114,8 @@ class PublishedStore:
             if (folder / record.function.code_file).exists():
                 published.versions[record.version] = record
             published.last_version = max(published.last_version, int(record.version))
-        self._remove_orphans(folder, published)
+        if self.tidy:
+            self._remove_orphans(folder, published)
         return published
 
     def _remove_orphans(self, folder: Path, published: Published) -> None:

@@ -72,6 +72,7 @@ def new_code_file() -> str:
 class FunctionStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.tidy = True  # load() removes what interrupted changes left; False: only reads (front processes)
 
     def folder(self, name: str) -> Path:
         return self.root / name
@@ -87,14 +88,16 @@ class FunctionStore:
         records: dict[str, FunctionRecord] = {}
         for entry in sorted(self.root.iterdir()):
             if entry.name.startswith("."):
-                shutil.rmtree(entry, ignore_errors=True)  # .tmp-* / .trash-*: an interrupted create or delete
+                if self.tidy:  # .tmp-* / .trash-*: an interrupted create or delete
+                    shutil.rmtree(entry, ignore_errors=True)
                 continue
             if not entry.is_dir():
                 continue
             record = self._read(entry)
             if record is not None:
                 records[record.name] = record
-                self._remove_stale_code(record)
+                if self.tidy:
+                    self._remove_stale_code(record)
         return records
 
     def _read(self, folder: Path) -> FunctionRecord | None:

@@ -11,6 +11,7 @@ in-flight calls of all nodes together never exceed the limit without any call as
   one more when it does not divide, the lowest indexes first. Splits nest: a node's share
   (`EvenSplit(len(nodes), rank)`) can itself be split among the node's worker processes
   (`EvenSplit(workers, w, outer=node_share)`), and the parts still add up to the limit.
+* `NOTHING`: no part of any limit (a front process keeps no provisioned instances: router/processes.py).
 * `Least(a, b)`: the smaller of two shares, limit by limit (a node moving from one split to another holds
   the lesser of both until the move is safe).
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["WHOLE", "EvenSplit", "Least", "Share", "Whole"]
+__all__ = ["NOTHING", "WHOLE", "EvenSplit", "Least", "Nothing", "Share", "Whole"]
 
 
 @runtime_checkable
@@ -39,6 +40,17 @@ class Whole:
 
 
 WHOLE = Whole()
+
+
+@dataclass(frozen=True)
+class Nothing:
+    """No part of any limit."""
+
+    def of(self, limit: int) -> int:
+        return 0
+
+
+NOTHING = Nothing()
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,7 @@ class Dispatcher:
         system_backoff_s: tuple[float, float] = LAMBDA_SYSTEM_BACKOFF_S,
         reap_interval_s: float = 1.0,
         queue: AsyncQueue | None = None,
+        accounting: Accounting | None = None,
     ) -> None:
         self.config = config
         self.state_dir = Path(state_dir) if state_dir is not None else config.state_path
@@ -127,15 +128,21 @@ class Dispatcher:
         self.metrics = metrics or Metrics()
         self._factory = instance_factory or _invoker_factory(config, self.state_dir)
         self._reap_interval = reap_interval_s
-        self.accounting = Accounting(config.account.concurrency)
+        # Several front processes count in a shared ledger (router/dispatch/ledger.py `SharedAccounting`).
+        self.accounting = accounting if accounting is not None else Accounting(config.account.concurrency)
         self.queue: AsyncQueue = queue if queue is not None else DurableQueue(self.state_dir / "queue.db")
         self.on_result: list[ResultHook] = []
         self.on_accepted: list[Callable[[AcceptedEvent], None]] = []
+        self.on_throttle: list[Callable[[str, str], None]] = []  # (function, Lambda's Reason)
+        self.on_change: list[Callable[[], None]] = []  # functions, limits or faults changed (`changed()`)
         self.faults = Faults(metrics=self.metrics, clock=self.clock)
         self.configure_faults(config)
         self.loops = LoopGuard(config.limits.max_loop_depth, metrics=self.metrics, clock=self.clock)
         self._defs: dict[str, FunctionDefinition] = {}
         self._pools: dict[str, InstancePool] = {}  # "name" ($LATEST) and "name:version"
+        # The share of provisioned concurrency this process keeps warm; None: its accounting's share (a front
+        # process keeps none: the primary serves those functions' calls).
+        self.provisioned_share: Share | None = None
         self._draw: Callable[[], float] = random.random  # alias weights
         self._retiring: list[InstancePool] = []
         self._counters: dict[str, Counters] = {}
@@ -258,11 +265,12 @@ class Dispatcher:
                 log.info("%s: new revision %s; retiring the old instances", name, definition.revision)
                 self._retire(pool)
             self._pools[name] = InstancePool(definition, self._factory, self.clock, self._instance_tasks)
-            self._pools[name].set_share(self.accounting.share)
+            self._pools[name].set_share(self.provisioned_share or self.accounting.share)
         if self._started and not self._closed:
             self._prepare_factory()
             await asyncio.gather(*(pool.ensure_provisioned() for pool in self._pools.values()))
         self._scheduler.wake()
+        self.changed()
 
     def _prepare_factory(self) -> None:
         """Let the instance factory get ready for these functions (the invoker's starts its zygote)."""
@@ -286,6 +294,7 @@ class Dispatcher:
         self.config = msgspec.structs.replace(self.config, account=account)
         self.accounting.set_account_concurrency(account.concurrency)
         self._scheduler.wake()
+        self.changed()
 
     def set_share(self, share: Share) -> None:
         """This node's part of the cluster-wide limits (calls in flight keep their slots)."""
@@ -300,6 +309,13 @@ class Dispatcher:
             {n: f.faults for n, f in config.functions.items()},
             {n: s.faults for n, s in config.sources.items()},
         )
+        self.changed()
+
+    def changed(self) -> None:
+        """Tell the `on_change` listeners that functions, limits or faults changed (the front processes
+        catch up: router/processes.py)."""
+        for listener in list(self.on_change):
+            listener()
 
     def route_hooks(self) -> RouteHooks:
         """What routes bound to this dispatcher report to and draw from (router/dispatch/routing.py)."""
@@ -347,8 +363,7 @@ class Dispatcher:
         try:
             slot = self.accounting.acquire(function)
         except Throttled as e:
-            self._counter(function).throttles += 1
-            self.metrics.throttles.labels(function, e.reason or "").inc()
+            self.throttled(function, e.reason or "")
             raise
         call = Call(
             request_id=new_request_id(),
@@ -403,11 +418,24 @@ class Dispatcher:
         self.faults.injected(fault)
         if draw.kind == "throttle":
             error = self.faults.throttle(call.function)
-            self._counter(call.function).throttles += 1
-            self.metrics.throttles.labels(call.function, error.reason or "").inc()
+            self.throttled(call.function, error.reason or "")
             raise error
         run = FaultRun(draw.kind, pool.definition.spec, self.config.billing, self.clock)
         return await pool.invoke(call, fault=run)
+
+    def throttled(self, function: str, reason: str) -> None:
+        """Count a throttle (here, or one a front process answered: router/processes.py)."""
+        self._counter(function).throttles += 1
+        self.metrics.throttles.labels(function, reason).inc()
+        for hook in self.on_throttle:
+            hook(function, reason)
+
+    def record_remote(self, call: Call, result: InvocationResult) -> None:
+        """A call another front process ran: counted, published and recorded here as one of ours, and
+        whoever waits for capacity is told its slot is free."""
+        self._record(call, result)
+        for listener in self.accounting.on_release:
+            listener(call.function)
 
     def _record(self, call: Call, result: InvocationResult) -> None:
         counters = self._counter(call.function)

@@ -150,6 +150,10 @@ class Faults:
         else:
             self._sources.pop(name, None)
 
+    def functions(self) -> list[str]:
+        """The functions with faults in force."""
+        return sorted(self._functions)
+
     def show(self) -> dict[str, Any]:
         """The faults in force, with the seed of each (JSON)."""
 

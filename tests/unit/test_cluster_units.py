@@ -165,3 +165,10 @@ async def test_shares_never_add_up_past_a_limit_while_nodes_join_and_leave() -> 
     del nodes[0]  # b dies: its item stays until it is seen not to change for node_timeout_s
     await rounds(5)
     assert nodes[0].members == ["c"] and nodes[0].share.of(6) == 6
+
+
+def test_front_processes_are_refused_with_a_cluster(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config("server: {processes: 2}\n" + CLUSTER, base_dir=tmp_path, env={})
+    assert any(p.startswith("server.processes: 2 with a cluster: section") for p in info.value.problems)
+    assert parse_config("server: {processes: 4}\n", base_dir=tmp_path, env={}).server.processes == 4

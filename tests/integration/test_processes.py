@@ -1,0 +1,232 @@
+"""Front processes (`server.processes`, `serve --processes N`) with a real `router serve`: the Invoke API is
+served from two processes on one port, and nothing the router promises changes. Calls land on both
+processes (the `ancestry` function says which one runs it), reserved and account concurrency stay exact
+across them, everything but a synchronous call is handed to the primary with its connection, the primary
+records and counts every call, deployments, limits and faults reach the other process before its next call,
+a killed front process is replaced with its slots given back, and a stop leaves nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import signal
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.integration.inspect_client import Inspector
+from tests.support import RouterProcess, children
+from tests.unit.test_control_support import lambda_client, make_zip
+
+CONFIG = """
+server: {port: "${ROUTER_PORT}", processes: 2}
+state_dir: state
+account: {concurrency: 40, unreserved_min: 10}
+invoker: {isolation: "off"}  # the function reads /proc up its process tree
+functions:
+  anc: {runtime: python3.11, handler: app.handler, code: "${FUNCTIONS}/ancestry", timeout_s: 10}
+  capped: {runtime: python3.11, handler: app.handler, code: "${FUNCTIONS}/ancestry", timeout_s: 10,
+           reserved_concurrency: 2}
+  warm: {runtime: python3.11, handler: app.handler, code: "${FUNCTIONS}/ancestry", timeout_s: 10,
+         provisioned_concurrency: 1}
+"""
+
+ANCESTRY = (Path(__file__).parents[1] / "functions" / "ancestry" / "app.py").read_text()
+
+
+def invoke(router: RouterProcess, name: str, payload: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+    """One call on a fresh connection (so that the kernel picks a process for each)."""
+    req = urllib.request.Request(
+        f"{router.url}/2015-03-31/functions/{name}/invocations", data=json.dumps(payload).encode()
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, dict(resp.headers), json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        with e:
+            return e.code, dict(e.headers), json.loads(e.read())
+
+
+def front_processes(router: RouterProcess) -> list[int]:
+    assert router.proc is not None
+    return [
+        p
+        for p in children(router.proc.pid)
+        if b"router.process_main" in Path(f"/proc/{p}/cmdline").read_bytes()
+    ]
+
+
+def ran_on(answer: tuple[int, dict[str, str], Any], fronts: list[int]) -> str:
+    """ "front" when a front process is up the instance's tree, else "primary"."""
+    chain = answer[2]["chain"]
+    return "front" if any(p in chain for p in fronts) else "primary"
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+async def calls(router: RouterProcess, name: str, payload: dict[str, Any], n: int) -> list[Any]:
+    return list(await asyncio.gather(*(asyncio.to_thread(invoke, router, name, payload) for _ in range(n))))
+
+
+async def test_calls_spread_and_limits_hold_across_processes(make_router) -> None:
+    router = await make_router(CONFIG)
+    fronts = front_processes(router)
+    assert len(fronts) == 1
+    inspector = Inspector(router.url)
+    cursor = await inspector.cursor()
+    # Forty calls, each on its own connection: both processes serve some.
+    answers = [await asyncio.to_thread(invoke, router, "anc", {}) for _ in range(40)]
+    assert {a[0] for a in answers} == {200}
+    where = [ran_on(a, fronts) for a in answers]
+    assert where.count("front") > 0 and where.count("primary") > 0, where
+    # Reserved concurrency 2 holds across both processes, twice (the slots come back wherever they were).
+    for _ in range(2):
+        capped = await calls(router, "capped", {"seconds": 1.0}, 8)
+        assert sorted(a[0] for a in capped) == [200] * 2 + [429] * 6
+        throttled = next(a for a in capped if a[0] == 429)
+        assert throttled[2]["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+    # A function with provisioned concurrency runs on the primary's provisioned instances only.
+    warm = [await asyncio.to_thread(invoke, router, "warm", {}) for _ in range(10)]
+    assert {a[0] for a in warm} == {200} and {ran_on(a, fronts) for a in warm} == {"primary"}
+    # The primary counts, records and logs every call, the front process's too.
+    front_ids = [a[1]["x-amzn-RequestId"] for a, w in zip(answers, where, strict=True) if w == "front"]
+    for _ in range(100):
+        if (
+            await inspector.metric(
+                "router_invocations_total", function="anc", invocation_type="RequestResponse"
+            )
+            >= 40
+        ):
+            break
+        await asyncio.sleep(0.05)
+    assert (
+        await inspector.metric("router_invocations_total", function="anc", invocation_type="RequestResponse")
+        == 40
+    )
+    reason = "ReservedFunctionConcurrentInvocationLimitExceeded"
+    assert await inspector.metric("router_throttles_total", function="capped", reason=reason) == 12
+    recorded = {i["request_id"] for i in await inspector.invocations("anc", after=cursor, limit=100)}
+    assert set(front_ids) <= recorded
+    assert f"REPORT RequestId: {front_ids[0]}" in router.log_text()
+
+
+async def test_everything_else_is_handed_to_the_primary(make_router) -> None:
+    router = await make_router(CONFIG)
+    fronts = front_processes(router)
+    seen = set()
+    # On each of twelve connections: a management call, an Event invoke, then a synchronous one, in turn.
+    for _ in range(12):
+        connection = http.client.HTTPConnection("127.0.0.1", router.port, timeout=30)
+        connection.request("POST", "/2015-03-31/functions/anc/invocations", body=b"{}")
+        first = connection.getresponse()
+        seen.add(ran_on((first.status, {}, json.loads(first.read())), fronts))
+        connection.request("GET", "/2015-03-31/functions/")
+        listed = connection.getresponse()
+        assert listed.status == 200
+        assert sorted(f["FunctionName"] for f in json.loads(listed.read())["Functions"]) == [
+            "anc",
+            "capped",
+            "warm",
+        ]
+        connection.request(
+            "POST",
+            "/2015-03-31/functions/anc/invocations",
+            body=b"{}",
+            headers={"X-Amz-Invocation-Type": "Event"},
+        )
+        queued = connection.getresponse()
+        assert queued.status == 202 and queued.read() == b""
+        connection.request("POST", "/2015-03-31/functions/anc/invocations", body=b"{}")
+        after = connection.getresponse()
+        assert after.status == 200 and ran_on((200, {}, json.loads(after.read())), fronts) == "primary"
+        connection.close()
+    assert seen == {"front", "primary"}  # some connections did start on the front process
+    inspector = Inspector(router.url)
+    for _ in range(200):
+        if await inspector.metric("router_invocations_total", function="anc", invocation_type="Event") == 12:
+            break
+        await asyncio.sleep(0.05)
+    assert await inspector.metric("router_invocations_total", function="anc", invocation_type="Event") == 12
+
+
+async def test_changes_reach_the_front_process_before_its_next_call(make_router) -> None:
+    router = await make_router(CONFIG)
+    fronts = front_processes(router)
+    client = lambda_client(router.url)
+    role = "arn:aws:iam::123456789012:role/x"
+    zip_v1 = make_zip({"app.py": ANCESTRY})
+    await asyncio.to_thread(
+        client.create_function,
+        FunctionName="deployed", Runtime="python3.11", Role=role, Handler="app.handler",
+        Code={"ZipFile": zip_v1}, Timeout=10,
+    )  # fmt: skip
+    first = [await asyncio.to_thread(invoke, router, "deployed", {}) for _ in range(16)]
+    assert {a[0] for a in first} == {200} and {a[2]["tag"] for a in first} == {"v1"}
+    assert {ran_on(a, fronts) for a in first} == {"front", "primary"}
+    zip_v2 = make_zip({"app.py": ANCESTRY.replace('TAG = "v1"', 'TAG = "v2"')})
+    await asyncio.to_thread(client.update_function_code, FunctionName="deployed", ZipFile=zip_v2)
+    second = [await asyncio.to_thread(invoke, router, "deployed", {}) for _ in range(16)]
+    assert {a[2]["tag"] for a in second} == {"v2"}
+    # A reservation of 0 throttles it everywhere at once.
+    await asyncio.to_thread(
+        client.put_function_concurrency, FunctionName="deployed", ReservedConcurrentExecutions=0
+    )
+    third = [await asyncio.to_thread(invoke, router, "deployed", {}) for _ in range(16)]
+    assert {a[0] for a in third} == {429}
+    # Faults set through the inspection API apply to every call, whichever process took the connection.
+    inspector = Inspector(router.url)
+    await inspector.faults(functions={"anc": {"error_rate": 1.0, "seed": 1}})
+    faulted = [await asyncio.to_thread(invoke, router, "anc", {}) for _ in range(16)]
+    assert {a[1].get("X-Amz-Function-Error") for a in faulted} == {"Unhandled"}
+    await inspector.faults(functions={"anc": None})
+    healed = [await asyncio.to_thread(invoke, router, "anc", {}) for _ in range(16)]
+    assert {a[0] for a in healed} == {200} and {ran_on(a, fronts) for a in healed} == {"front", "primary"}
+
+
+async def test_a_killed_front_process_is_replaced_and_its_slots_come_back(make_router) -> None:
+    router = await make_router(CONFIG.replace("reserved_concurrency: 2", "reserved_concurrency: 6"))
+    (victim,) = front_processes(router)
+    # Six long calls fill the reservation, spread over both processes; the front process dies under some.
+    running = asyncio.gather(
+        *(asyncio.to_thread(invoke, router, "capped", {"seconds": 2.0}) for _ in range(6))
+    )
+    await asyncio.sleep(1.0)
+    orphans = {p for c in children(victim) for p in (c, *children(c))}
+    os.kill(victim, signal.SIGKILL)
+    answers = await asyncio.gather(running, return_exceptions=True)
+    assert not isinstance(answers, BaseException)
+    for _ in range(300):
+        now = front_processes(router)
+        if now and now != [victim] and router.log_text().count("front process 1 listening") == 2:
+            break
+        await asyncio.sleep(0.05)
+    (replacement,) = front_processes(router)
+    assert replacement != victim
+    # The dead process's slots were given back: all six fit again.
+    again = await calls(router, "capped", {"seconds": 0.5}, 6)
+    assert [a[0] for a in again] == [200] * 6
+    for _ in range(100):
+        if not any(alive(p) for p in orphans):
+            break
+        await asyncio.sleep(0.05)
+    assert not [p for p in orphans if alive(p)]
+    # A stop drains and ends everything: the front process, its instances, and the shared ledger file.
+    argv = (await asyncio.to_thread(Path(f"/proc/{replacement}/cmdline").read_bytes)).split(b"\0")
+    ledger = Path(argv[argv.index(b"--ledger") + 1].decode())
+    assert await asyncio.to_thread(ledger.is_file)
+    processes = {replacement, *(p for c in children(replacement) for p in (c, *children(c)))}
+    assert await router.stop() == 0
+    for _ in range(100):
+        if not any(alive(p) for p in processes):
+            break
+        await asyncio.sleep(0.05)
+    assert not [p for p in processes if alive(p)]
+    assert not await asyncio.to_thread(ledger.exists)
