@@ -268,13 +268,10 @@ class FrontProcesses:
         """Serve a handed-over connection here, from the bytes the front process had read."""
         sock = socket.socket(fileno=fd)
         try:
-            _, protocol = await asyncio.get_running_loop().connect_accepted_socket(self.front.protocol, sock)
+            await asyncio.get_running_loop().connect_accepted_socket(lambda: self.front.protocol(data), sock)
         except OSError as e:
             log.warning(f"a handed-over connection could not be served: {e}")
             sock.close()
-            return
-        if data:
-            protocol.data_received(data)
 
     async def stop(self) -> None:
         """Stop the front processes: each drains its calls (limits.drain_grace_s) and exits."""

@@ -100,8 +100,9 @@ class Front:
         self._date_second = -1
         self._date = b""
 
-    def protocol(self) -> FrontConnection:
-        return FrontConnection(self)
+    def protocol(self, received: bytes = b"") -> FrontConnection:
+        """A connection's protocol; `received`: bytes read from it elsewhere (a front process), read first."""
+        return FrontConnection(self, received)
 
     def count(self, alias: bool, status: int, n: int = 1) -> None:
         if self._counter is None:
@@ -153,8 +154,9 @@ def _operation(alias: bool) -> str:
 
 
 class FrontConnection(asyncio.Protocol):
-    def __init__(self, front: Front) -> None:
+    def __init__(self, front: Front, received: bytes = b"") -> None:
         self._front = front
+        self._received = received
         self._transport: asyncio.Transport | None = None
         self._buf = bytearray()
         self._task: asyncio.Task[None] | None = None
@@ -172,6 +174,9 @@ class FrontConnection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
         self._front.connections.add(self)
         self._idle_timer = self._loop.call_later(self._idle_s, self._idle_check)
+        if self._received:  # before anything the transport reads: they came first
+            received, self._received = self._received, b""
+            self.data_received(received)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._front.connections.discard(self)

@@ -144,13 +144,22 @@ class Ledger:
     def admit(self, function: str | None, limit: int) -> bool:
         """Take one unit of `function`'s reservation (None: of the shared pool) if all processes together
         hold fewer than `limit`."""
-        words, n = self._words, self.processes
-        with self._locked():
-            start = self._pool if function is None else self._slot(function)
-            if sum(words[start : start + n]) >= limit:
+        if function is None:
+            start = self._pool
+        else:
+            start = self._slot_of.get(function, -1)
+            if start < 0:
+                with self._locked():
+                    start = self._slot(function)
+        words, fd = self._words, self._fd
+        fcntl.flock(fd, fcntl.LOCK_EX)  # not a context manager: this is on every call's path
+        try:
+            if sum(words[start : start + self.processes]) >= limit:
                 return False
             words[start + self.index] += 1
             return True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def leave(self, function: str | None) -> None:
         """Give back one unit this process holds (no lock: only this process writes its cells)."""
