@@ -1,6 +1,7 @@
 """The fuzz tier's daemon: one `router serve` per test module, with every listener, shared by its tests.
 
-`daemon` starts it once per module (control plane, an http source with a `$default` route and an email
+`daemon` starts it once per module (control plane served by two processes, so that connections land on a
+front process as well as the primary: docs/processes.md; an http source with a `$default` route and an email
 source, all to the echo fixture function), with short body and idle timeouts so that stalled clients are
 answered quickly; `listeners` is that daemon for one test. Tests send it malformed input and assert the
 answer, then `assert_clean(listeners)`: no traceback and no ERROR line in what the test made it log, and
@@ -19,7 +20,7 @@ import pytest
 from tests.support import FUNCTIONS, RouterProcess, free_port
 
 CONFIG = """
-server: {port: "${ROUTER_PORT}", body_timeout_s: 1, idle_timeout_s: 2}
+server: {port: "${ROUTER_PORT}", body_timeout_s: 1, idle_timeout_s: 2, processes: 2}
 functions:
   echo: {runtime: python3.11, handler: app.handler, code: "${FUNCTIONS}/echo", timeout_s: 10}
 sources:
