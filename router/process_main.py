@@ -30,11 +30,12 @@ from router.dispatch.ledger import Ledger, SharedAccounting
 from router.dispatch.registry import FunctionDefinition
 from router.dispatch.stats import Call
 from router.metrics import Metrics
-from router.processes import Ready, Results, State, SyncAsk, frame, read_message, send_connection
+from router.processes import Holdings, Ready, Results, State, SyncAsk, frame, read_message, send_connection
 
 log = logging.getLogger("router.process")
 
 FLUSH_S = 0.002  # finished calls go to the primary in batches at most this old
+HOLDINGS_S = 1.0  # how often the calls in flight and instances are reported (when they changed)
 
 
 class ProcessFront(Front):
@@ -166,6 +167,16 @@ class FrontProcess:
         self._batch.answers.append((alias, status, 1))
         self._soon()
 
+    async def _report_holdings(self) -> None:
+        sent: dict[str, tuple[int, int, int, int]] = {}
+        while True:
+            await asyncio.sleep(HOLDINGS_S)
+            assert self.dispatcher is not None and self._writer is not None
+            now = self.dispatcher.holdings()
+            if now != sent:
+                self._writer.write(frame(Holdings(now)))
+                sent = now
+
     def flush(self) -> None:
         self._flush = None
         batch, self._batch = self._batch, Results()
@@ -209,8 +220,10 @@ class FrontProcess:
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
         self._writer.write(frame(Ready()))
+        holdings = asyncio.ensure_future(self._report_holdings())
         log.info("front process %d listening", self.index, extra={"fields": {"port": self.port}})
         await self._stop.wait()
+        holdings.cancel()
         await dispatcher.drain(0 if self._stops > 1 else config.limits.drain_grace_s)
         listener.close()
         self.front.close()

@@ -17,7 +17,9 @@ How the work is split:
 * The primary bumps the ledger's generation whenever functions, limits or faults change; a front process
   asks for the primary's state (`State`) and re-reads the functions before its next call.
 * Each finished call goes back to the primary in batches (`Results`): the primary counts it in its
-  metrics, the invocation record, `router tail` and the console as one of its own.
+  metrics, the invocation record, `router tail` and the console as one of its own. Each second a front
+  process also reports its calls in flight and instances by function (`Holdings`), which the primary adds
+  into its stats (the gauges, the console).
 * A front process that dies is replaced (its ledger row zeroed first: its calls died with it); it dies
   with the primary (its control socket closes), and its instances with it (its keeper).
 
@@ -80,7 +82,14 @@ class Results(msgspec.Struct, tag=True):
     answers: list[tuple[bool, int, int]] = []  # (alias route?, status, how many)
 
 
-Message = Ready | SyncAsk | State | Results
+class Holdings(msgspec.Struct, tag=True):
+    """Front process -> primary, each second when it changed: its calls in flight and instances by function
+    (calls in flight, idle, busy, launching), which the primary adds into its stats (metrics, console)."""
+
+    counts: dict[str, tuple[int, int, int, int]]
+
+
+Message = Ready | SyncAsk | State | Results | Holdings
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Message)
 
@@ -115,6 +124,7 @@ class _Child:
         self.handover: socket.socket | None = None
         self.ready = asyncio.Event()
         self.pending: tuple[int, int, bytearray] | None = None  # a hand-over being received: fd, length, data
+        self.holdings: dict[str, tuple[int, int, int, int]] = {}
         self.failures = 0
 
 
@@ -204,6 +214,8 @@ class FrontProcesses:
             code = await child.process.wait()
             SPAWNED.discard(child.process.pid)
             self.ledger.clear(child.index)  # the calls it held ended with it
+            child.holdings = {}
+            self._sum_holdings()
             if child.pending is not None:
                 os.close(child.pending[0])
                 child.pending = None
@@ -234,9 +246,25 @@ class FrontProcesses:
             state = State(generation, self.config(), self.dispatcher.faults.functions())
             assert child.writer is not None
             child.writer.write(frame(state))
+        elif isinstance(message, Holdings):
+            child.holdings = message.counts
+            self._sum_holdings()
         elif isinstance(message, Ready):
             child.ready.set()
             child.failures = 0
+
+    def _sum_holdings(self) -> None:
+        total: dict[str, tuple[int, int, int, int]] = {}
+        for child in self.children:
+            for name, counts in child.holdings.items():
+                before = total.get(name, (0, 0, 0, 0))
+                total[name] = (
+                    before[0] + counts[0],
+                    before[1] + counts[1],
+                    before[2] + counts[2],
+                    before[3] + counts[3],
+                )
+        self.dispatcher.elsewhere = total
 
     def _receive(self, child: _Child) -> None:
         """Hand-over packets from a front process: a connection's descriptor, then its unanswered bytes."""

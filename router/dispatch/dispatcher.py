@@ -143,6 +143,9 @@ class Dispatcher:
         # The share of provisioned concurrency this process keeps warm; None: its accounting's share (a front
         # process keeps none: the primary serves those functions' calls).
         self.provisioned_share: Share | None = None
+        # What the router's other front processes hold, by function: (calls in flight, idle, busy, launching
+        # instances), added into `stats()` (router/processes.py keeps it; empty with one process).
+        self.elsewhere: dict[str, tuple[int, int, int, int]] = {}
         self._draw: Callable[[], float] = random.random  # alias weights
         self._retiring: list[InstancePool] = []
         self._counters: dict[str, Counters] = {}
@@ -550,7 +553,30 @@ class Dispatcher:
             )
             for name in names
         }
+        for name, (in_use, idle, busy, launching) in self.elsewhere.items():
+            found = functions.get(name)
+            if found is not None:
+                found.in_use += in_use
+                found.idle += idle
+                found.busy += busy
+                found.launching += launching
         return DispatcherStats(account=account_stats(self.accounting, self.queue, now), functions=functions)
+
+    def holdings(self) -> dict[str, tuple[int, int, int, int]]:
+        """This process's own (calls in flight, idle, busy, launching instances) by function, where any is
+        not zero (what a front process reports to the primary)."""
+        held = {}
+        for name in self._defs:
+            pool = self._pools.get(name)
+            counts = (
+                self.accounting.in_use(name),
+                pool.idle if pool else 0,
+                pool.busy if pool else 0,
+                pool.launching if pool else 0,
+            )
+            if any(counts):
+                held[name] = counts
+        return held
 
     def _publish(self) -> None:
         publish_state(self.metrics, self.stats())

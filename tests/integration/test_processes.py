@@ -113,6 +113,14 @@ async def test_calls_spread_and_limits_hold_across_processes(make_router) -> Non
     )
     reason = "ReservedFunctionConcurrentInvocationLimitExceeded"
     assert await inspector.metric("router_throttles_total", function="capped", reason=reason) == 12
+    # Its gauges count the front process's instances too (reported each second).
+    instances = len({a[2]["chain"][0] for a in answers})  # one warm instance per process, reused
+    assert instances == 2
+    for _ in range(100):
+        if await inspector.metric("router_instances", function="anc", state="idle") == instances:
+            break
+        await asyncio.sleep(0.05)
+    assert await inspector.metric("router_instances", function="anc", state="idle") == instances
     recorded = {i["request_id"] for i in await inspector.invocations("anc", after=cursor, limit=100)}
     assert set(front_ids) <= recorded
     assert f"REPORT RequestId: {front_ids[0]}" in router.log_text()
