@@ -192,9 +192,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not 1 <= args.processes <= 64:
             log.error(f"--processes: expected 1 to 64, got {args.processes}")
             return 2
-        if args.processes > 1 and config.cluster is not None:
-            log.error("--processes: more than one process with a cluster: section is not supported yet")
-            return 2
         config = msgspec.structs.replace(
             config, server=msgspec.structs.replace(config.server, processes=args.processes)
         )

@@ -24,7 +24,7 @@ from router.control.front import Front, _Request
 from router.control.names import parse_function_name
 from router.control.plane import ControlPlane
 from router.core.results import InvocationResult
-from router.core.shares import NOTHING
+from router.core.shares import NOTHING, from_wire
 from router.dispatch.dispatcher import Dispatcher
 from router.dispatch.ledger import Ledger, SharedAccounting
 from router.dispatch.registry import FunctionDefinition
@@ -117,6 +117,7 @@ class FrontProcess:
         assert dispatcher is not None
         dispatcher.config = config
         dispatcher.set_account(config.account)
+        dispatcher.set_share(from_wire(state.share))  # a cluster node's share, whole otherwise
         catalog = FunctionCatalog(config, self.primary_state, dispatcher, read_only=True)
         await catalog.start()
         self.functions = dispatcher.functions()

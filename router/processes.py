@@ -44,6 +44,7 @@ import msgspec
 from router.config import Config
 from router.control.front import Front
 from router.core.results import InvocationResult
+from router.core.shares import to_wire
 from router.core.spawned import SPAWNED
 from router.dispatch.dispatcher import Dispatcher
 from router.dispatch.ledger import Ledger
@@ -72,6 +73,7 @@ class State(msgspec.Struct, tag=True):
     generation: int
     config: Config
     faulted: list[str]
+    share: list[Any]  # in a cluster, this node's share of the limits (router.core.shares.to_wire)
 
 
 class Results(msgspec.Struct, tag=True):
@@ -243,7 +245,8 @@ class FrontProcesses:
                 self.front.count(alias, status, count)
         elif isinstance(message, SyncAsk):
             generation = self.ledger.generation  # read first: a change while answering shows as newer
-            state = State(generation, self.config(), self.dispatcher.faults.functions())
+            share = to_wire(self.dispatcher.accounting.share)
+            state = State(generation, self.config(), self.dispatcher.faults.functions(), share)
             assert child.writer is not None
             child.writer.write(frame(state))
         elif isinstance(message, Holdings):

@@ -198,11 +198,6 @@ def _check_target(f: FunctionConfig, where: str, problems: list[str]) -> None:
 
 def _check_cluster(config: Config, problems: list[str]) -> None:
     cluster = config.cluster
-    if cluster is not None and config.server.processes > 1:
-        problems.append(
-            f"server.processes: {config.server.processes} with a cluster: section is not supported yet "
-            "(run one process per node, or more nodes)"
-        )
     if cluster is None:
         return
     if not cluster.kafka.brokers:

@@ -36,20 +36,9 @@ from typing import Any
 
 from router.cluster.table import Item, LeaseTable, TableError
 from router.config.cluster import ClusterLeases
-from router.core.shares import EvenSplit, Least, Share
+from router.core.shares import NOTHING, EvenSplit, Least, Share
 
 log = logging.getLogger("router.cluster")
-
-
-@dataclass(frozen=True)
-class Nothing:
-    """A share of nothing: this node admits no call (it has not joined, or it is cut off)."""
-
-    def of(self, limit: int) -> int:
-        return 0
-
-
-NOTHING = Nothing()
 
 
 @dataclass

@@ -15,15 +15,18 @@ in-flight calls of all nodes together never exceed the limit without any call as
 * `Least(a, b)`: the smaller of two shares, limit by limit (a node moving from one split to another holds
   the lesser of both until the move is safe).
 
+`to_wire(share)` / `from_wire(data)`: a share as plain lists, to hand a node's share to its front processes
+(router/processes.py).
+
 Pure arithmetic: no I/O, no clock.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["NOTHING", "WHOLE", "EvenSplit", "Least", "Nothing", "Share", "Whole"]
+__all__ = ["NOTHING", "WHOLE", "EvenSplit", "Least", "Nothing", "Share", "Whole", "from_wire", "to_wire"]
 
 
 @runtime_checkable
@@ -79,3 +82,29 @@ class Least:
 
     def of(self, limit: int) -> int:
         return min(self.a.of(limit), self.b.of(limit))
+
+
+def to_wire(share: Share) -> list[Any]:
+    match share:
+        case Whole():
+            return ["whole"]
+        case Nothing():
+            return ["nothing"]
+        case EvenSplit(parts, index, outer):
+            return ["split", parts, index, to_wire(outer)]
+        case Least(a, b):
+            return ["least", to_wire(a), to_wire(b)]
+    raise TypeError(f"{share!r}: not a share this module knows")
+
+
+def from_wire(data: list[Any]) -> Share:
+    match data:
+        case ["whole"]:
+            return WHOLE
+        case ["nothing"]:
+            return NOTHING
+        case ["split", int(parts), int(index), list(outer)]:
+            return EvenSplit(parts, index, from_wire(outer))
+        case ["least", list(a), list(b)]:
+            return Least(from_wire(a), from_wire(b))
+    raise ValueError(f"{data!r}: not a share")

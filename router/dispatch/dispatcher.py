@@ -303,8 +303,9 @@ class Dispatcher:
         """This node's part of the cluster-wide limits (calls in flight keep their slots)."""
         self.accounting.set_share(share)
         for pool in self._pools.values():
-            pool.set_share(share)
+            pool.set_share(self.provisioned_share or share)
         self._scheduler.wake()
+        self.changed()
 
     def configure_faults(self, config: Config) -> None:
         """The faults of a (reloaded) config's functions and sources; run-time settings are replaced."""

@@ -30,6 +30,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from router.core.shares import Share
 from router.dispatch.concurrency import Accounting, Slot
 
 MAGIC = 0x524F555445524C31  # "ROUTERL1"
@@ -227,6 +228,13 @@ class SharedAccounting(Accounting):
     @property
     def unreserved_in_use(self) -> int:
         return self.ledger.total(None)
+
+    def fits(self, share: Share) -> bool:
+        """Whether the calls in flight in every process fit in `share` (a cluster node re-splitting)."""
+        unreserved = max(0, self.account_concurrency - sum(self._reservations.values()))
+        if self.ledger.total(None) > share.of(unreserved):
+            return False
+        return all(self.ledger.total(f) <= share.of(r) for f, r in self._reservations.items())
 
     def available(self, function: str) -> int:
         reserved = self._limits.get(function)

@@ -1,6 +1,7 @@
 """Reserved concurrency is the cluster's: 4 over 2 nodes under 16 concurrent callers never has more than 4
 calls in flight in total (each node admits its share, the rest get Lambda's 429 with its Reason), and once
-one node has left the other admits all 4. Real tansu, moto and two `router serve` processes."""
+one node has left the other admits all 4. Real tansu, moto and two `router serve` processes, each alone or
+with a second front process."""
 
 from __future__ import annotations
 
@@ -60,10 +61,16 @@ async def caller(session: aiohttp.ClientSession, node: RouterProcess, calls: int
             done += 1
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 async def test_reserved_concurrency_is_split_and_follows_membership(
-    make_router: MakeRouter, kafka_broker: str, moto_server: str, tmp_path: Path
+    make_router: MakeRouter, kafka_broker: str, moto_server: str, tmp_path: Path, processes: int
 ) -> None:
-    config = cluster_yaml(FUNCTIONS % "runs")
+    """With `processes: 2` each node's share is split again, through the node's ledger, between its two
+    front processes (docs/processes.md): the totals are the same."""
+    config = cluster_yaml(FUNCTIONS % "runs").replace(
+        'server: {port: "${ROUTER_PORT}"}', f'server: {{port: "${{ROUTER_PORT}}", processes: {processes}}}'
+    )
+    assert f"processes: {processes}" in config
     nodes = await start_nodes(make_router, config, 2, kafka=kafka_broker, moto=moto_server, shared=tmp_path)
     reasons: list[str] = []
     shown = subprocess.run(

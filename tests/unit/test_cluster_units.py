@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from router.cluster.offsets import PartitionOffsets
 from router.core.errors import ConfigError, DispatchError, Throttled
 from router.core.results import InvocationResult
-from router.core.shares import WHOLE, EvenSplit
+from router.core.shares import NOTHING, WHOLE, EvenSplit, Least, from_wire, to_wire
 from router.dispatch.concurrency import Accounting
 from router.invoker.remote import _dispatch_error, _meter
 from router.validate import parse_config
@@ -167,8 +167,13 @@ async def test_shares_never_add_up_past_a_limit_while_nodes_join_and_leave() -> 
     assert nodes[0].members == ["c"] and nodes[0].share.of(6) == 6
 
 
-def test_front_processes_are_refused_with_a_cluster(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError) as info:
-        parse_config("server: {processes: 2}\n" + CLUSTER, base_dir=tmp_path, env={})
-    assert any(p.startswith("server.processes: 2 with a cluster: section") for p in info.value.problems)
-    assert parse_config("server: {processes: 4}\n", base_dir=tmp_path, env={}).server.processes == 4
+def test_front_processes_with_a_cluster_and_shares_on_the_wire(tmp_path: Path) -> None:
+    config = parse_config("server: {processes: 2}\n" + CLUSTER, base_dir=tmp_path, env={})
+    assert config.server.processes == 2 and config.cluster is not None
+    shares = [WHOLE, NOTHING, EvenSplit(3, 1), Least(EvenSplit(2, 0), EvenSplit(3, 2, outer=EvenSplit(2, 1)))]
+    for share in shares:
+        back = from_wire(to_wire(share))
+        assert back == share and all(back.of(n) == share.of(n) for n in range(40))
+    assert from_wire(["nothing"]) is NOTHING
+    with pytest.raises(ValueError, match="not a share"):
+        from_wire(["split", "2", 0, ["whole"]])
