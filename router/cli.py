@@ -79,9 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--processes",
-        type=int,
-        default=_env_int("ROUTER_PROCESSES"),
-        metavar="N",
+        default=os.environ.get("ROUTER_PROCESSES") or None,
+        metavar="N|auto",
         help="processes serving the Invoke API on the port, each with its own instances (server.processes)",
     )
     s.set_defaults(func=cmd_serve)
@@ -159,11 +158,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _env_int(name: str) -> int | None:
-    value = os.environ.get(name, "")
-    return int(value) if value.isdigit() else None
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     import msgspec
 
@@ -189,11 +183,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             config, invoker=msgspec.structs.replace(config.invoker, workers=args.workers)
         )
     if args.processes is not None:
-        if not 1 <= args.processes <= 64:
-            log.error(f"--processes: expected 1 to 64, got {args.processes}")
+        processes: int | str = int(args.processes) if args.processes.isdigit() else args.processes
+        if processes != "auto" and not (isinstance(processes, int) and 1 <= processes <= 64):
+            log.error(f"--processes: expected 1 to 64 or auto, got {args.processes!r}")
             return 2
         config = msgspec.structs.replace(
-            config, server=msgspec.structs.replace(config.server, processes=args.processes)
+            config, server=msgspec.structs.replace(config.server, processes=processes)
         )
     if config.server.host not in ("127.0.0.1", "localhost", "::1") and not config.server.auth_token.strip():
         log.error(f"server.host: {config.server.host!r} is not loopback; set server.auth_token to expose it")

@@ -194,7 +194,7 @@ class Daemon:
     async def _start(self) -> None:
         self.writes.reset()
         accounting = None
-        processes = self.config.server.processes
+        processes = self.config.server.process_count
         if processes > 1:
             self.ledger = Ledger.create(processes)
             accounting = SharedAccounting(self.ledger, self.config.account.concurrency)

@@ -9,6 +9,7 @@ May import: router.core and the rest of router.config.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -54,8 +55,15 @@ class ServerConfig(Strict):
     idle_timeout_s: ListenerTimeoutS = 75
     body_timeout_s: ListenerTimeoutS = 60
     # Processes that serve the Invoke API on this port, each with its own instances (docs/processes.md);
-    # 1: the daemon alone. Concurrency limits are counted across them exactly.
-    processes: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    # 1: the daemon alone; "auto": one per CPU this process may run on. Concurrency limits are counted
+    # across them exactly.
+    processes: Annotated[int, msgspec.Meta(ge=1, le=64)] | Literal["auto"] = 1
+
+    @property
+    def process_count(self) -> int:
+        if self.processes == "auto":
+            return max(1, min(64, len(os.sched_getaffinity(0))))
+        return self.processes
 
 
 class AccountConfig(Strict):

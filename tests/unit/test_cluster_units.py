@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,6 +173,19 @@ async def test_shares_never_add_up_past_a_limit_while_nodes_join_and_leave() -> 
 def test_front_processes_with_a_cluster_and_shares_on_the_wire(tmp_path: Path) -> None:
     config = parse_config("server: {processes: 2}\n" + CLUSTER, base_dir=tmp_path, env={})
     assert config.server.processes == 2 and config.cluster is not None
+    auto = parse_config("server: {processes: auto}\n", base_dir=tmp_path, env={})
+    assert auto.server.process_count == len(os.sched_getaffinity(0))
+    with pytest.raises(ConfigError) as info:
+        parse_config("server: {processes: many}\n", base_dir=tmp_path, env={})
+    assert any(p.startswith("server.processes") and "many" in p for p in info.value.problems), (
+        info.value.problems
+    )
+    (tmp_path / "router.yaml").write_text("state_dir: state\n")
+    bad = subprocess.run(
+        [sys.executable, "-m", "router", "serve", "-c", str(tmp_path / "router.yaml"), "--processes", "0"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "--processes: expected 1 to 64 or auto, got '0'" in bad.stderr, bad.stderr
     shares = [WHOLE, NOTHING, EvenSplit(3, 1), Least(EvenSplit(2, 0), EvenSplit(3, 2, outer=EvenSplit(2, 1)))]
     for share in shares:
         back = from_wire(to_wire(share))
