@@ -225,8 +225,10 @@ class FrontProcess:
         log.info("front process %d listening", self.index, extra={"fields": {"port": self.port}})
         await self._stop.wait()
         holdings.cancel()
-        await dispatcher.drain(0 if self._stops > 1 else config.limits.drain_grace_s)
+        # No new connections from now on (the primary, or a router started after it, takes them); the calls
+        # in flight get the drain's grace period.
         listener.close()
+        await dispatcher.drain(0 if self._stops > 1 else config.limits.drain_grace_s)
         self.front.close()
         await dispatcher.aclose()
         self.flush()

@@ -155,22 +155,27 @@ class FrontProcesses:
         self._stopping = False
         self._stopped = asyncio.Event()
         self.started = False  # every front process listened once (the router is ready from then on)
+        self._failed = asyncio.Event()  # one exited while the router was starting: it cannot start
 
     async def start(self) -> None:
         for child in self.children:
             self._spawn(child)
-        waits = [asyncio.ensure_future(c.ready.wait()) for c in self.children]
-        _, pending = await asyncio.wait(waits, timeout=START_TIMEOUT_S)
-        for w in pending:
+        waits = {asyncio.ensure_future(c.ready.wait()) for c in self.children}
+        failed = asyncio.ensure_future(self._failed.wait())
+        deadline = asyncio.get_running_loop().time() + START_TIMEOUT_S
+        while waits and not failed.done():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            done, _ = await asyncio.wait({*waits, failed}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            waits -= done
+        for w in (*waits, failed):
             w.cancel()
         late = [c.index for c in self.children if not c.ready.is_set()]
         if late:
             raise RuntimeError(f"front process(es) {late} did not start; see the log above")
         self.started = True
         log.info("front processes started", extra={"fields": {"processes": len(self.children) + 1}})
-
-    def pids(self) -> list[int]:
-        return [c.process.pid for c in self.children if c.process is not None]
 
     def _spawn(self, child: _Child) -> None:
         task = asyncio.ensure_future(self._run(child))
@@ -222,6 +227,10 @@ class FrontProcesses:
                 os.close(child.pending[0])
                 child.pending = None
         if self._stopping:
+            return
+        if not self.started:
+            log.error(f"front process {child.index} exited while starting (code {code})")
+            self._failed.set()
             return
         child.failures += 1
         wait = min(RESPAWN_S[0] * 2 ** (child.failures - 1), RESPAWN_S[1])

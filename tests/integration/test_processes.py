@@ -12,13 +12,19 @@ import http.client
 import json
 import os
 import signal
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+from router.dispatch.ledger import Ledger
+from router.processes import START_TIMEOUT_S, FrontProcesses
 from tests.integration.inspect_client import Inspector
-from tests.support import RouterProcess, children
+from tests.support import RouterProcess, children, free_port
 from tests.unit.test_control_support import lambda_client, make_zip
 
 CONFIG = """
@@ -248,3 +254,19 @@ async def test_a_killed_front_process_is_replaced_and_its_slots_come_back(make_r
         await asyncio.sleep(0.05)
     assert not [p for p in processes if alive(p)]
     assert not await asyncio.to_thread(ledger.exists)
+
+
+async def test_a_front_process_that_cannot_start_fails_the_start_at_once(tmp_path: Path) -> None:
+    ledger = Ledger.create(2)
+    ledger.path.unlink()  # the front process cannot open it: it exits before it listens
+    dispatcher: Any = SimpleNamespace(elsewhere={})  # all the start touches of it: no message comes
+    starting = FrontProcesses(
+        processes=2, ledger=ledger, dispatcher=dispatcher, front=None, config=lambda: None,  # type: ignore[arg-type]
+        state_dir=tmp_path, port=free_port(),
+    )  # fmt: skip
+    began = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"front process\(es\) \[1\] did not start"):
+        await starting.start()
+    assert time.monotonic() - began < START_TIMEOUT_S / 2  # not after the whole start timeout
+    await starting.stop()
+    ledger.close()
