@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +219,7 @@ class RouterProcess:
             self.proc.kill()
             await asyncio.to_thread(self.proc.wait)
             _kill_groups(groups)
-            await asyncio.to_thread(_wait_gone, keepers)
+            await asyncio.to_thread(wait_gone, keepers)
 
     async def restart(self) -> None:
         await self.stop()
@@ -232,7 +232,7 @@ class RouterProcess:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(10)
             _kill_groups(groups)
-            _wait_gone(keepers)
+            wait_gone(keepers)
 
 
 def children(pid: int) -> list[int]:
@@ -263,18 +263,21 @@ def _child_groups(pid: int) -> tuple[set[int], list[int]]:
     return groups, keepers
 
 
-def _wait_gone(pids: list[int], within_s: float = 10.0) -> None:
-    """Wait until these processes (not our children) have exited."""
+def alive(pid: int) -> bool:
+    """Whether the process runs (a zombie does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
-    def running(pid: int) -> bool:
-        try:
-            return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"
-        except (OSError, IndexError):
-            return False
 
+def wait_gone(pids: Iterable[int], within_s: float = 10.0) -> list[int]:
+    """Wait until these processes (not our children) have exited; returns those still running."""
+    pids = list(pids)
     deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline and any(running(p) for p in pids):
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
         time.sleep(0.02)
+    return [p for p in pids if alive(p)]
 
 
 def _kill_groups(groups: set[int]) -> None:

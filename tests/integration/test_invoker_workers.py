@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.support import RouterProcess, children
+from tests.support import RouterProcess, children, wait_gone
 
 CONFIG = """
 server: {port: "${ROUTER_PORT}"}
@@ -54,13 +54,6 @@ def instances_of(workers: list[int]) -> set[int]:
         for child in children(worker):
             found |= {child, *children(child)}
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 async def test_calls_limits_and_reports_with_workers(make_router) -> None:
@@ -108,15 +101,7 @@ async def test_a_lost_worker_is_replaced_and_stop_leaves_nothing(make_router) ->
     now = workers_of(router)
     assert victim not in now and len(now) == 2
     # The lost worker's instances lost their Runtime API with it, and end.
-    for _ in range(100):
-        if not any(alive(p) for p in orphans):
-            break
-        await asyncio.sleep(0.05)
-    assert not [p for p in orphans if alive(p)]
+    assert await asyncio.to_thread(wait_gone, orphans, 5.0) == []
     processes = instances_of(now) | set(now)
     assert await router.stop() == 0
-    for _ in range(100):
-        if not any(alive(p) for p in processes):
-            break
-        await asyncio.sleep(0.05)
-    assert not [p for p in processes if alive(p)]
+    assert await asyncio.to_thread(wait_gone, processes, 5.0) == []

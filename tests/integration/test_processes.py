@@ -24,7 +24,7 @@ import pytest
 from router.dispatch.ledger import Ledger
 from router.processes import START_TIMEOUT_S, FrontProcesses
 from tests.integration.inspect_client import Inspector
-from tests.support import RouterProcess, children, free_port
+from tests.support import RouterProcess, children, free_port, wait_gone
 from tests.unit.test_control_support import lambda_client, make_zip
 
 CONFIG = """
@@ -69,13 +69,6 @@ def ran_on(answer: tuple[int, dict[str, str], Any], fronts: list[int]) -> str:
     """ "front" when a front process is up the instance's tree, else "primary"."""
     chain = answer[2]["chain"]
     return "front" if any(p in chain for p in fronts) else "primary"
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 async def calls(router: RouterProcess, name: str, payload: dict[str, Any], n: int) -> list[Any]:
@@ -237,22 +230,14 @@ async def test_a_killed_front_process_is_replaced_and_its_slots_come_back(make_r
     # The dead process's slots were given back: all six fit again.
     again = await calls(router, "capped", {"seconds": 0.5}, 6)
     assert [a[0] for a in again] == [200] * 6
-    for _ in range(100):
-        if not any(alive(p) for p in orphans):
-            break
-        await asyncio.sleep(0.05)
-    assert not [p for p in orphans if alive(p)]
+    assert await asyncio.to_thread(wait_gone, orphans, 5.0) == []
     # A stop drains and ends everything: the front process, its instances, and the shared ledger file.
     argv = (await asyncio.to_thread(Path(f"/proc/{replacement}/cmdline").read_bytes)).split(b"\0")
     ledger = Path(argv[argv.index(b"--ledger") + 1].decode())
     assert await asyncio.to_thread(ledger.is_file)
     processes = {replacement, *(p for c in children(replacement) for p in (c, *children(c)))}
     assert await router.stop() == 0
-    for _ in range(100):
-        if not any(alive(p) for p in processes):
-            break
-        await asyncio.sleep(0.05)
-    assert not [p for p in processes if alive(p)]
+    assert await asyncio.to_thread(wait_gone, processes, 5.0) == []
     assert not await asyncio.to_thread(ledger.exists)
 
 
