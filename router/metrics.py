@@ -134,13 +134,16 @@ class Metrics:
         if callback in self._refresh:
             self._refresh.remove(callback)
 
-    def render(self) -> bytes:
-        """The Prometheus text exposition of every metric (content type: `CONTENT_TYPE`)."""
+    def render(self, names: Sequence[str] = ()) -> bytes:
+        """The Prometheus text exposition (content type: `CONTENT_TYPE`) of every metric, or of the samples
+        named in `names` only (`/metrics?name[]=...`, as prometheus_client's own exposition filters)."""
         for callback in list(self._refresh):
             try:
                 callback()
             except Exception:  # a broken refresher must not take /metrics down
                 log.exception("metrics refresh callback failed")
+        if names:
+            return generate_latest(self.registry.restricted_registry(names))
         return generate_latest(self.registry)
 
 

@@ -63,7 +63,8 @@ async def metrics(request: web.Request) -> web.Response:
     from router.metrics import CONTENT_TYPE
 
     plane = request.app[PLANE_KEY]
-    body = plane.metrics.render() if plane.metrics is not None else b""
+    names = request.query.getall("name[]", [])  # only these samples: a poller reading one metric
+    body = plane.metrics.render(names) if plane.metrics is not None else b""
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 

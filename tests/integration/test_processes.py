@@ -120,6 +120,11 @@ async def test_calls_spread_and_limits_hold_across_processes(make_router) -> Non
             break
         await asyncio.sleep(0.05)
     assert await inspector.metric("router_instances", function="anc", state="idle") == instances
+    # A poller may ask for one metric only (name[], as prometheus_client's exposition filters).
+    url = f"{router.url}/metrics?name[]=router_invocations_total"
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: ASYNC210 - one short local call
+        only = [line for line in response.read().decode().splitlines() if not line.startswith("#")]
+    assert only and all(line.startswith("router_invocations_total{") for line in only), only
     recorded = {i["request_id"] for i in await inspector.invocations("anc", after=cursor, limit=100)}
     assert set(front_ids) <= recorded
     assert f"REPORT RequestId: {front_ids[0]}" in router.log_text()
