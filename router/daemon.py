@@ -511,6 +511,7 @@ class Daemon:
             settled=getattr(self.dispatcher, "settled", None),
             backends=self.backends.sources,
             writes=self.writes,
+            reuse_port=self.config.server.process_count > 1,  # front processes serve the gateway too
         )
 
     @staticmethod

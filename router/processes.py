@@ -43,6 +43,7 @@ import msgspec
 
 from router.config import Config
 from router.control.front import Front
+from router.core.backends import AcceptedEvent
 from router.core.results import InvocationResult
 from router.core.shares import to_wire
 from router.core.spawned import SPAWNED
@@ -74,12 +75,14 @@ class State(msgspec.Struct, tag=True):
     config: Config
     faulted: list[str]
     share: list[Any]  # in a cluster, this node's share of the limits (router.core.shares.to_wire)
+    faulted_sources: list[str] = []  # their gateways are served by the primary alone
 
 
 class Results(msgspec.Struct, tag=True):
     """Front process -> primary: finished calls, throttles and Invoke API answers since the last batch."""
 
     calls: list[tuple[Call, InvocationResult]] = []
+    accepted: list[AcceptedEvent] = []  # events the front process's gateways delivered (the record's)
     throttles: list[tuple[str, str]] = []  # (function, reason)
     answers: list[tuple[bool, int, int]] = []  # (alias route?, status, how many)
 
@@ -248,14 +251,18 @@ class FrontProcesses:
         if isinstance(message, Results):
             for call, result in message.calls:
                 self.dispatcher.record_remote(call, result)
+            for event in message.accepted:
+                for hook in list(self.dispatcher.on_accepted):
+                    hook(event)
             for function, reason in message.throttles:
                 self.dispatcher.throttled(function, reason)
             for alias, status, count in message.answers:
                 self.front.count(alias, status, count)
         elif isinstance(message, SyncAsk):
             generation = self.ledger.generation  # read first: a change while answering shows as newer
+            faults = self.dispatcher.faults
             share = to_wire(self.dispatcher.accounting.share)
-            state = State(generation, self.config(), self.dispatcher.faults.functions(), share)
+            state = State(generation, self.config(), faults.functions(), share, faults.sources())
             assert child.writer is not None
             child.writer.write(frame(state))
         elif isinstance(message, Holdings):

@@ -171,6 +171,9 @@ class SourceContext:
     submit: Submit = None  # type: ignore[assignment]
     # What the source publishes about itself for the console (see SourceStatus); the daemon reads it.
     status: SourceStatus = field(default_factory=SourceStatus)
+    # Several processes listen on the source's port (SO_REUSEPORT): the router's front processes serve the
+    # HTTP gateway too (router/processes.py). Only listeners that serve calls whole (http) read it.
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         if self.submit is None:

@@ -154,6 +154,10 @@ class Faults:
         """The functions with faults in force."""
         return sorted(self._functions)
 
+    def sources(self) -> list[str]:
+        """The sources with faults in force."""
+        return sorted(self._sources)
+
     def show(self) -> dict[str, Any]:
         """The faults in force, with the seed of each (JSON)."""
 

@@ -260,3 +260,85 @@ async def test_a_front_process_that_cannot_start_fails_the_start_at_once(tmp_pat
     assert time.monotonic() - began < START_TIMEOUT_S / 2  # not after the whole start timeout
     await starting.stop()
     ledger.close()
+
+
+GATEWAY = (
+    CONFIG
+    + """
+  edited: {runtime: python3.11, handler: app.handler, code: "${TMP}/edited", timeout_s: 10}
+sources:
+  api: {kind: http, port: "${HTTP_PORT}"}
+routes:
+  - {source: api, function: anc, http: {method: GET, path: /who}}
+  - {source: api, function: edited, http: {method: GET, path: /edited}}
+"""
+)
+
+
+def get(port: int, path: str) -> tuple[int, Any]:
+    """One gateway request on a fresh connection."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
+        return response.status, json.loads(response.read())
+
+
+async def test_the_http_gateway_is_served_by_every_process(make_router) -> None:
+    port = free_port()
+    router = await make_router(GATEWAY, env={"HTTP_PORT": str(port)}, files={"edited/app.py": ANCESTRY})
+    fronts = front_processes(router)
+    inspector = Inspector(router.url)
+    answers = [await asyncio.to_thread(get, port, "/who") for _ in range(30)]
+    assert {status for status, _ in answers} == {200}
+    where = [ran_on((200, {}, body), fronts) for _, body in answers]
+    assert where.count("front") > 0 and where.count("primary") > 0, where
+    # The primary records the front process's gateway calls, with the events its routes accepted.
+    for _ in range(100):
+        recorded = await inspector.invocations("anc", limit=100)
+        if len(recorded) >= 30:
+            break
+        await asyncio.sleep(0.05)
+    assert len(recorded) == 30 and {r["source"] for r in recorded} == {"api"}
+    # While the gateway has faults in force, the primary serves it alone; once they end, both again.
+    await inspector.faults(sources={"api": {"duplicate": 1.0, "seed": 3}})
+    for _ in range(100):  # the front process closes its gateway when it catches up (its next Invoke call)
+        await asyncio.to_thread(invoke, router, "anc", {})
+        if not await asyncio.to_thread(listening, router, port, fronts[0]):
+            break
+    faulted = [await asyncio.to_thread(get, port, "/who") for _ in range(16)]
+    assert {ran_on((200, {}, body), fronts) for _, body in faulted} == {"primary"}
+    await inspector.faults(sources={"api": None})
+    for _ in range(100):
+        await asyncio.to_thread(invoke, router, "anc", {})
+        if await asyncio.to_thread(listening, router, port, fronts[0]):
+            break
+    healed = [await asyncio.to_thread(get, port, "/who") for _ in range(30)]
+    assert {ran_on((200, {}, body), fronts) for _, body in healed} == {"front", "primary"}
+    # Edited code (hot reload in the primary) is what the next gateway call runs, on either process, with no
+    # Invoke call in between to make the front process catch up.
+    first = [await asyncio.to_thread(get, port, "/edited") for _ in range(12)]
+    assert {body["tag"] for _, body in first} == {"v1"}
+    code = router.base_dir / "edited" / "app.py"
+    await asyncio.to_thread(code.write_text, ANCESTRY.replace('TAG = "v1"', 'TAG = "v2"'))
+    for _ in range(200):
+        if "hot reload: edited" in router.log_text():
+            break
+        await asyncio.sleep(0.05)
+    edited = [await asyncio.to_thread(get, port, "/edited") for _ in range(20)]
+    assert {body["tag"] for _, body in edited} == {"v2"}
+    assert {ran_on((200, {}, body), fronts) for _, body in edited} == {"front", "primary"}
+
+
+def listening(router: RouterProcess, port: int, pid: int) -> bool:
+    """Whether process `pid` has a listening socket on `port` (from /proc/net/tcp and its descriptors)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+            inodes.add(fields[9])
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False

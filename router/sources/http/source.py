@@ -151,7 +151,9 @@ class HttpSource:
         # By the time aclose() cleans up, every call has its answer: connections only finish writing.
         self._runner = web.ServerRunner(server, shutdown_timeout=CLOSE_TIMEOUT_S)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        site = web.TCPSite(
+            self._runner, self.config.host, self.config.port, reuse_port=self.ctx.reuse_port or None
+        )
         try:
             await site.start()
             sockets = getattr(site._server, "sockets", None) or []
