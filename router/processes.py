@@ -1,5 +1,6 @@
-"""Front processes: the Invoke API served by `server.processes` processes on one port, the primary and
-`processes - 1` others (router/process_main.py), so that synchronous calls use more than one core.
+"""Front processes: the Invoke API (and the config's HTTP gateways) served by `server.processes` processes on
+the same ports, the primary and `processes - 1` others (router/process_main.py), so that synchronous calls
+use more than one core.
 
 How the work is split:
 
