@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from support import descendants, free_port, stop, wait_http
+from support import descendants, free_port, stop, wait_http, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 ECHO = REPO / "tests" / "functions" / "echo"
@@ -114,7 +114,7 @@ def start_router(folder: Path, version: str, concurrency: int) -> tuple[subproce
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    wait_http(f"http://127.0.0.1:{control}/readyz", proc)
+    wait_ready(f"http://127.0.0.1:{control}/readyz", proc)
     return proc, f"http://127.0.0.1:{http}"
 
 
@@ -221,6 +221,13 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds the duration is split into")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--payload-version", default="2.0", choices=["1.0", "2.0"])
+    parser.add_argument(
+        "--provisioned",
+        type=int,
+        help="the echo function's provisioned concurrency (default: --concurrency); 0 lets front processes "
+        "(ROUTER_PROCESSES, docs/processes.md) serve the gateway too, as they leave provisioned functions' "
+        "calls to the primary",
+    )
     parser.add_argument("--serve-gateway-only", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_gateway_only:
@@ -228,7 +235,8 @@ async def main() -> None:
         return
 
     with tempfile.TemporaryDirectory(prefix="http-bench-") as tmp:
-        router, gateway_url = start_router(Path(tmp), args.payload_version, args.concurrency)
+        provisioned = args.concurrency if args.provisioned is None else args.provisioned
+        router, gateway_url = start_router(Path(tmp), args.payload_version, provisioned)
         others: list[subprocess.Popen[bytes]] = []
         try:
             bare, bare_url = start_bare()

@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from support import descendants, free_port, stop, wait_http
+from support import descendants, free_port, stop, wait_http, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 PATH = "/2015-03-31/functions/echo/invocations"
@@ -90,7 +90,7 @@ def start_router(
         preexec_fn=pinned(cpus),
         env={**os.environ, "PYTHONPATH": str(source)},
     )
-    wait_http(f"http://127.0.0.1:{port}/readyz", proc)
+    wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
     return proc, f"http://127.0.0.1:{port}"
 
 

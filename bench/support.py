@@ -49,6 +49,22 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> N
     _wait(answers, proc, timeout, 0.05, f"{url} not answering after {timeout}s")
 
 
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Until `url` (a router's /readyz) answers 200: its sources and front processes all listen."""
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                return bool(r.status == 200)
+        except urllib.error.HTTPError as e:
+            e.close()
+            return False
+        except OSError:
+            return False
+
+    _wait(ready, proc, timeout, 0.05, f"{url} not ready after {timeout}s")
+
+
 def _wait(
     ready: Callable[[], bool], proc: subprocess.Popen[bytes], timeout: float, pause: float, late: str
 ) -> None:
