@@ -118,33 +118,46 @@ class Accounting:
 
     @property
     def unreserved_in_use(self) -> int:
-        return self._unreserved_in_use
+        return self._held(None)
+
+    def _held(self, reservation: str | None) -> int:
+        """The calls in flight that count against a reserved function's limit (None: the shared pool's).
+        Here, this process's; router/dispatch/ledger.py counts every process's."""
+        return self._unreserved_in_use if reservation is None else self._in_use.get(reservation, 0)
+
+    def _take(self, reservation: str | None, limit: int) -> bool:
+        """Whether one more call fits a reserved function's limit (None: the shared pool's). Here
+        `try_acquire` counts it; router/dispatch/ledger.py takes the unit in the ledger."""
+        return self._held(reservation) < limit
+
+    def _give(self, reservation: str | None) -> None:
+        """One unit back (counted here by `_release` itself)."""
 
     def fits(self, share: Share) -> bool:
-        """Whether the calls in flight here fit in `share` of every limit (a cluster re-splitting waits
-        for this before it publishes that it made room for another node)."""
+        """Whether the calls in flight fit in `share` of every limit (a cluster re-splitting waits for this
+        before it publishes that it made room for another node)."""
         unreserved = max(0, self.account_concurrency - sum(self._reservations.values()))
-        if self._unreserved_in_use > share.of(unreserved):
+        if self._held(None) > share.of(unreserved):
             return False
-        return all(self._in_use.get(f, 0) <= share.of(r) for f, r in self._reservations.items())
+        return all(self._held(f) <= share.of(r) for f, r in self._reservations.items())
 
     def available(self, function: str) -> int:
         """How many more calls of `function` would be admitted right now."""
         reserved = self._limits.get(function)
         if reserved is not None:
-            return max(0, reserved - self._in_use.get(function, 0))
-        return max(0, self.unreserved_limit - self._unreserved_in_use)
+            return max(0, reserved - self._held(function))
+        return max(0, self.unreserved_limit - self._held(None))
 
     # -- acquiring ------------------------------------------------------------------------------------------
 
     def try_acquire(self, function: str) -> Slot | None:
         reserved = self._limits.get(function)
         if reserved is not None:
-            if self._in_use.get(function, 0) >= reserved:
+            if not self._take(function, reserved):
                 return None
             self._reserved_in_use += 1
         else:
-            if self._unreserved_in_use >= self._unreserved_limit:
+            if not self._take(None, self._unreserved_limit):
                 return None
             self._unreserved_in_use += 1
         self._in_use[function] = self._in_use.get(function, 0) + 1
@@ -165,6 +178,7 @@ class Accounting:
         raise error
 
     def _release(self, slot: Slot) -> None:
+        self._give(slot.function if slot.reserved else None)
         count = self._in_use.get(slot.function, 0) - 1
         if count > 0:
             self._in_use[slot.function] = count

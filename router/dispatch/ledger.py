@@ -15,7 +15,8 @@ cell without the lock: only its process writes a cell (aligned 8-byte words, so 
 or the new one, and an old value only makes it more cautious). When a process dies, the primary zeroes its
 row (`clear(index)`) before it starts a replacement: the calls it held ended with it.
 
-`SharedAccounting` is `router.dispatch.concurrency.Accounting` with admission against the ledger's totals;
+`SharedAccounting` is `router.dispatch.concurrency.Accounting` with its counts against the limits kept in the
+ledger (`_held`, `_take`, `_give`), so that admission, `available` and `fits` read every process's;
 `in_use()` and `unreserved_in_use` are router-wide; `in_use(function)` is this process's own.
 """
 
@@ -30,8 +31,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from router.core.shares import Share
-from router.dispatch.concurrency import Accounting, Slot
+from router.dispatch.concurrency import Accounting
 
 MAGIC = 0x524F555445524C31  # "ROUTERL1"
 NAME_WORDS = 8  # a slot's name: 64 bytes (Lambda function names are at most 64 characters)
@@ -176,38 +176,29 @@ class Ledger:
                 start = self._slot(function)
         return int(sum(self._words[start : start + self.processes]))
 
+    def _counts(self) -> Iterator[int]:
+        """The first count word of the pool, then of every slot given out so far."""
+        yield self._pool
+        for i in range(SLOTS):
+            word = self._slots + i * self._stride
+            if self._words[word] == 0:  # slots are given out in order: the rest are free
+                return
+            yield word + NAME_WORDS
+
     def all_held(self) -> int:
         """What every process holds, the pool and every reservation (calls in flight router-wide)."""
         words, n = self._words, self.processes
-        total = sum(words[self._pool : self._pool + n])
-        for i in range(SLOTS):
-            word = self._slots + i * self._stride
-            if words[word] == 0:
-                break
-            total += sum(words[word + NAME_WORDS : word + NAME_WORDS + n])
-        return int(total)
+        return int(sum(sum(words[start : start + n]) for start in self._counts()))
 
     def held(self, index: int) -> int:
         """What process `index` holds in all (the pool and every reservation)."""
-        words = self._words
-        total = words[self._pool + index]
-        for i in range(SLOTS):
-            word = self._slots + i * self._stride
-            if words[word] == 0:
-                break
-            total += words[word + NAME_WORDS + index]
-        return int(total)
+        return int(sum(self._words[start + index] for start in self._counts()))
 
     def clear(self, index: int) -> None:
         """Zero process `index`'s row: it died, and the calls it held ended with it."""
-        words = self._words
         with self._locked():
-            words[self._pool + index] = 0
-            for i in range(SLOTS):
-                word = self._slots + i * self._stride
-                if words[word] == 0:
-                    break
-                words[word + NAME_WORDS + index] = 0
+            for start in self._counts():
+                self._words[start + index] = 0
 
 
 class SharedAccounting(Accounting):
@@ -225,36 +216,11 @@ class SharedAccounting(Accounting):
             return self.ledger.all_held()
         return super().in_use(function)
 
-    @property
-    def unreserved_in_use(self) -> int:
-        return self.ledger.total(None)
+    def _held(self, reservation: str | None) -> int:
+        return self.ledger.total(reservation)
 
-    def fits(self, share: Share) -> bool:
-        """Whether the calls in flight in every process fit in `share` (a cluster node re-splitting)."""
-        unreserved = max(0, self.account_concurrency - sum(self._reservations.values()))
-        if self.ledger.total(None) > share.of(unreserved):
-            return False
-        return all(self.ledger.total(f) <= share.of(r) for f, r in self._reservations.items())
+    def _take(self, reservation: str | None, limit: int) -> bool:
+        return self.ledger.admit(reservation, limit)
 
-    def available(self, function: str) -> int:
-        reserved = self._limits.get(function)
-        if reserved is not None:
-            return max(0, reserved - self.ledger.total(function))
-        return max(0, self.unreserved_limit - self.ledger.total(None))
-
-    def try_acquire(self, function: str) -> Slot | None:
-        reserved = self._limits.get(function)
-        if reserved is not None:
-            if not self.ledger.admit(function, reserved):
-                return None
-            self._reserved_in_use += 1
-        else:
-            if not self.ledger.admit(None, self._unreserved_limit):
-                return None
-            self._unreserved_in_use += 1
-        self._in_use[function] = self._in_use.get(function, 0) + 1
-        return Slot(self, function, reserved is not None)
-
-    def _release(self, slot: Slot) -> None:
-        self.ledger.leave(slot.function if slot.reserved else None)
-        super()._release(slot)
+    def _give(self, reservation: str | None) -> None:
+        self.ledger.leave(reservation)
