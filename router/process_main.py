@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ class _Synced:
         qualifier: str | None = None,
     ) -> InvocationResult:
         process = self.process
-        if process.ledger.generation != process.generation:
+        if process.stale:
             await process.sync()
         assert process.dispatcher is not None
         return await process.dispatcher.invoke(
@@ -106,7 +107,7 @@ class ProcessFront(Front):
 
     async def answer(self, request: _Request) -> tuple[int, dict[str, str], bytes] | None:
         process = self.process
-        if process.ledger.generation != process.generation:
+        if process.stale:
             await process.sync()
         try:
             name = parse_function_name(request.name, request.qualifier).name
@@ -142,6 +143,7 @@ class FrontProcess:
         self._state: asyncio.Future[State] | None = None
         self._syncing: asyncio.Task[None] | None = None
         self._batch = Results()
+        self._answers: Counter[tuple[bool, int]] = Counter()  # Invoke answers by (alias route, status)
         self._flush: asyncio.TimerHandle | None = None
         self._stop = asyncio.Event()
         self._stops = 0
@@ -161,6 +163,11 @@ class FrontProcess:
         self._state = asyncio.get_running_loop().create_future()
         self._writer.write(frame(SyncAsk()))
         return await self._state
+
+    @property
+    def stale(self) -> bool:
+        """Whether the primary's functions, limits or faults changed since the last catch-up."""
+        return self.ledger.generation != self.generation
 
     async def sync(self) -> None:
         """Catch up with the primary (one catch-up at a time; callers meanwhile wait for it)."""
@@ -306,7 +313,7 @@ class FrontProcess:
         self._soon()
 
     def answered(self, alias: bool, status: int) -> None:
-        self._batch.answers.append((alias, status, 1))
+        self._answers[alias, status] += 1  # sent counted: one counter increment per status in the primary
         self._soon()
 
     async def _report_holdings(self) -> None:
@@ -322,6 +329,8 @@ class FrontProcess:
     def flush(self) -> None:
         self._flush = None
         batch, self._batch = self._batch, Results()
+        batch.answers = [(alias, status, n) for (alias, status), n in self._answers.items()]
+        self._answers.clear()
         if self._writer is not None and (batch.calls or batch.accepted or batch.throttles or batch.answers):
             self._writer.write(frame(batch))
 

@@ -253,8 +253,7 @@ class FrontProcesses:
             for call, result in message.calls:
                 self.dispatcher.record_remote(call, result)
             for event in message.accepted:
-                for hook in list(self.dispatcher.on_accepted):
-                    hook(event)
+                self.dispatcher.accepted_remote(event)
             for function, reason in message.throttles:
                 self.dispatcher.throttled(function, reason)
             for alias, status, count in message.answers:

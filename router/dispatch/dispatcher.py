@@ -268,7 +268,7 @@ class Dispatcher:
                 log.info("%s: new revision %s; retiring the old instances", name, definition.revision)
                 self._retire(pool)
             self._pools[name] = InstancePool(definition, self._factory, self.clock, self._instance_tasks)
-            self._pools[name].set_share(self.provisioned_share or self.accounting.share)
+            self._pools[name].set_share(self._pool_share())
         if self._started and not self._closed:
             self._prepare_factory()
             await asyncio.gather(*(pool.ensure_provisioned() for pool in self._pools.values()))
@@ -303,9 +303,12 @@ class Dispatcher:
         """This node's part of the cluster-wide limits (calls in flight keep their slots)."""
         self.accounting.set_share(share)
         for pool in self._pools.values():
-            pool.set_share(self.provisioned_share or share)
+            pool.set_share(self._pool_share())
         self._scheduler.wake()
         self.changed()
+
+    def _pool_share(self) -> Share:
+        return self.provisioned_share or self.accounting.share
 
     def configure_faults(self, config: Config) -> None:
         """The faults of a (reloaded) config's functions and sources; run-time settings are replaced."""
@@ -440,6 +443,11 @@ class Dispatcher:
         self._record(call, result)
         for listener in self.accounting.on_release:
             listener(call.function)
+
+    def accepted_remote(self, event: AcceptedEvent) -> None:
+        """An event another front process's route accepted: announced here as one of ours (the record)."""
+        for hook in list(self.on_accepted):
+            hook(event)
 
     def _record(self, call: Call, result: InvocationResult) -> None:
         counters = self._counter(call.function)
