@@ -90,7 +90,10 @@ def start_gateway_only() -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
-def start_router(folder: Path, version: str, concurrency: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_router(
+    folder: Path, version: str, concurrency: int, source: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`router serve` on the bench's config; `source`: another source tree of the router (PYTHONPATH)."""
     control, http = free_port(), free_port()
     (folder / "router.yaml").write_text(
         textwrap.dedent(
@@ -113,6 +116,7 @@ def start_router(folder: Path, version: str, concurrency: int) -> tuple[subproce
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(source)} if source else None,
     )
     wait_ready(f"http://127.0.0.1:{control}/readyz", proc)
     return proc, f"http://127.0.0.1:{http}"
@@ -228,6 +232,13 @@ async def main() -> None:
         "(ROUTER_PROCESSES, docs/processes.md) serve the gateway too, as they leave provisioned functions' "
         "calls to the primary",
     )
+    parser.add_argument(
+        "--base",
+        type=Path,
+        metavar="SRC",
+        help="also measure the gateway of another source tree of the router (e.g. a `git archive` of an "
+        "earlier commit), in the same interleaved rounds",
+    )
     parser.add_argument("--serve-gateway-only", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_gateway_only:
@@ -243,6 +254,11 @@ async def main() -> None:
             others.append(bare)
             alone, alone_url = start_gateway_only()
             others.append(alone)
+            if args.base:
+                (Path(tmp) / "base").mkdir()
+                base, base_url = start_router(Path(tmp) / "base", args.payload_version, provisioned, args.base)
+                others.append(base)
+                await drive("warmup", base_url, args.concurrency, args.warmup)
             await drive("warmup", gateway_url, args.concurrency, args.warmup)
             await drive("warmup", bare_url, args.concurrency, args.warmup / 2)
             await drive("warmup", alone_url, args.concurrency, args.warmup / 2)
@@ -251,6 +267,8 @@ async def main() -> None:
                 "gateway": (gateway_url, router),
                 "gw-only": (alone_url, alone),
             }
+            if args.base:
+                targets["base"] = (base_url, base)
             runs = {name: Run(name, 0, 0, 0.0, []) for name in targets}
             # Short interleaved rounds: load from other work on the machine drifts, and hits all alike.
             for _ in range(args.rounds):
@@ -268,11 +286,15 @@ async def main() -> None:
     print(baseline.line())
     print(gateway.line())
     print(gateway_only.line())
+    if args.base:
+        print(runs["base"].line())
     ratio = gateway.rps / baseline.rps
     print(f"throughput ratio gateway/bare: {ratio:.2f} (target >= 0.5)")
     print(f"p50 latency ratio gateway/bare: {gateway.pct(50) / baseline.pct(50):.2f}")
     alone_ratio = gateway_only.rps / baseline.rps
     print(f"throughput ratio gw-only/bare (the gateway without a function): {alone_ratio:.2f}")
+    if args.base:
+        print(f"throughput ratio base/bare (--base {args.base}): {runs['base'].rps / baseline.rps:.2f}")
 
 
 if __name__ == "__main__":

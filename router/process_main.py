@@ -27,6 +27,7 @@ from router.config.sources.http import Config as HttpSettings
 from router.control.catalog import FunctionCatalog
 from router.control.errors import ApiError
 from router.control.front import Front, _Request
+from router.edge.lean import Answer
 from router.control.names import parse_function_name
 from router.control.plane import ControlPlane
 from router.core.backends import AcceptedEvent
@@ -105,7 +106,7 @@ class ProcessFront(Front):
         super().__init__(plane, None, hand_over=process.hand_over)
         self.process = process
 
-    async def answer(self, request: _Request) -> tuple[int, dict[str, str], bytes] | None:
+    async def answer(self, request: _Request, transport: asyncio.Transport | None = None) -> Answer | None:
         process = self.process
         if process.stale:
             await process.sync()
@@ -115,7 +116,7 @@ class ProcessFront(Front):
             name = ""  # answered here: the same 400 as the primary's
         if name and (name in process.leave or name not in process.functions):
             return None
-        return await super().answer(request)
+        return await super().answer(request, transport)
 
     def count(self, alias: bool, status: int, n: int = 1) -> None:
         self.process.answered(alias, status)

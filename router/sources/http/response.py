@@ -10,7 +10,8 @@
   cookie a Set-Cookie header, a base64 body decoded, content-type application/json when none is given;
 * with 2.0, any other valid JSON result becomes a 200 application/json reply whose body is that JSON
   (a JSON string: the string itself); with 1.0 it is malformed;
-* a malformed result (not JSON, a bad statusCode, a non-string body, bad base64, with 1.0 unknown keys)
+* a malformed result (not JSON, a bad statusCode, a non-string body, bad base64, a header name that is not
+  a token or a header value or cookie holding CR, LF or NUL, with 1.0 unknown keys)
   gives the 502 above.
 
 `reply_for_dispatch_error(error)` maps "the function did not run": Throttled 429 "Too Many Requests",
@@ -23,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +60,8 @@ MESSAGES = {
     508: "Loop Detected",
 }
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_UNSAFE = re.compile(r"[\r\n\x00]")
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 
@@ -130,7 +134,7 @@ def _proxy_reply(value: dict[str, Any], version: str) -> Reply:
     status = _status(value.get("statusCode"))
     headers = _headers(value.get("headers"), value.get("multiValueHeaders"))
     for cookie in _string_list(value.get("cookies") if version == "2.0" else None, "cookies"):
-        headers.append(("Set-Cookie", cookie))
+        headers.append(("Set-Cookie", _scalar(cookie, "cookies")))
     body = _body(value.get("body"), value.get("isBase64Encoded", False))
     if body and not any(k.lower() == "content-type" for k, _ in headers):
         headers.append(("Content-Type", JSON))
@@ -148,9 +152,19 @@ def _status(raw: Any) -> int:
 def _scalar(value: Any, where: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str | int | float):
+    if isinstance(value, int | float):
         return str(value)
+    if isinstance(value, str):
+        if _UNSAFE.search(value):
+            raise MalformedResult(f"{where}: a header value may not hold CR, LF or NUL")
+        return value
     raise MalformedResult(f"{where}: {value!r} is not a header value")
+
+
+def _name(name: str, where: str) -> str:
+    if not _TOKEN.fullmatch(name):
+        raise MalformedResult(f"{where}: {name[:50]!r} is not a header name")
+    return name
 
 
 def _headers(single: Any, multi: Any) -> list[tuple[str, str]]:
@@ -165,12 +179,12 @@ def _headers(single: Any, multi: Any) -> list[tuple[str, str]]:
     for name, values in multi.items():
         if not isinstance(values, list):
             raise MalformedResult(f"multiValueHeaders.{name} must be a list")
-        if name.lower() in _DROPPED:
+        if _name(name, "multiValueHeaders").lower() in _DROPPED:
             continue
         multi_names.add(name.lower())
         out.extend((name, _scalar(v, f"multiValueHeaders.{name}")) for v in values)
     for name, v in single.items():
-        if name.lower() in _DROPPED or name.lower() in multi_names:
+        if _name(name, "headers").lower() in _DROPPED or name.lower() in multi_names:
             continue
         if v is not None:
             out.append((name, _scalar(v, f"headers.{name}")))

@@ -59,6 +59,7 @@ from router.sources.http.events import (
     new_request_id,
     stage_path,
 )
+from router.sources.http.lean import GatewayFront, GatewayRequest
 from router.sources.http.response import Reply, error_reply, reply_for_dispatch_error, reply_for_result
 from router.sources.http.routes import Candidate, RouteKey, RouteTable, parse_route_key
 
@@ -131,6 +132,8 @@ class HttpSource:
         self.rejects = RejectLog(f"http source {ctx.name}")
         self.port: int | None = None  # the bound port, once listening
         self._runner: web.BaseRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self._front: GatewayFront | None = None
         self._inflight: set[asyncio.Task[InvocationResult | Exception]] = set()
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -151,12 +154,18 @@ class HttpSource:
         # By the time aclose() cleans up, every call has its answer: connections only finish writing.
         self._runner = web.ServerRunner(server, shutdown_timeout=CLOSE_TIMEOUT_S)
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.config.host, self.config.port, reuse_port=self.ctx.reuse_port or None
-        )
+        assert self._runner.server is not None
+        # Connections start on the lean path (router/sources/http/lean.py); aiohttp's server takes the rest.
+        self._front = GatewayFront(self, self._runner.server, limits)
         try:
-            await site.start()
-            sockets = getattr(site._server, "sockets", None) or []
+            self._listener = await self._loop.create_server(
+                self._front.protocol,
+                self.config.host,
+                self.config.port,
+                reuse_address=True,
+                reuse_port=self.ctx.reuse_port or None,
+            )
+            sockets = self._listener.sockets
             self.port = sockets[0].getsockname()[1] if sockets else self.config.port
             log.info("http source %s listening on %s (%d routes)", self.ctx.name, self.url, len(self.table))
             self.ctx.ready()
@@ -171,20 +180,33 @@ class HttpSource:
         self._closed = True
         if self._runner is None:
             return
-        for site in list(self._runner.sites):
-            await site.stop()
+        if self._listener is not None:
+            self._listener.close()
         if self._inflight:
             _, late = await asyncio.wait(set(self._inflight), timeout=self.config.drain_s)
             for task in late:
                 task.cancel()  # the dispatcher's drain settles the call itself; its client gets 503
+        if self._front is not None:
+            await self._front.settle(CLOSE_TIMEOUT_S)
+            self._front.close()
         await self._runner.cleanup()
 
     # -----------------------------------------------------------------------------------------------------
     # One request
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """aiohttp's handler, for the requests the lean path (router/sources/http/lean.py) leaves to it."""
         from aiohttp import web
 
+        reply = await self.answer(request)
+        # A list of pairs: aiohttp makes its own CIMultiDict of whatever it is given.
+        response = web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+        if request.method == "CONNECT":
+            response.force_close()  # aiohttp would keep a CONNECT's connection open as a tunnel
+        return response
+
+    async def answer(self, request: web.BaseRequest | GatewayRequest) -> Reply:
+        """The reply to one request, on either path, its request id header included."""
         request_id = new_request_id(self.version)
         try:
             reply = await self._reply(request, request_id)
@@ -192,11 +214,7 @@ class HttpSource:
             log.exception("http source %s: request %s failed", self.ctx.name, request_id)
             reply = error_reply(500)
         reply.headers.append((self.config.request_id_header_name, request_id))
-        # A list of pairs: aiohttp makes its own CIMultiDict of whatever it is given.
-        response = web.Response(status=reply.status, body=reply.body, headers=reply.headers)
-        if request.method == "CONNECT":
-            response.force_close()  # aiohttp would keep a CONNECT's connection open as a tunnel
-        return response
+        return reply
 
     def _render_refusal(self, status: int, reason: str) -> web.Response:
         """The answer to a request refused before it was parsed (router.edge.http)."""
@@ -206,7 +224,7 @@ class HttpSource:
         reply.headers.append((self.config.request_id_header_name, new_request_id(self.version)))
         return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
 
-    async def _reply(self, request: web.BaseRequest, request_id: str) -> Reply:
+    async def _reply(self, request: web.BaseRequest | GatewayRequest, request_id: str) -> Reply:
         cors = self.config.cors
         origin = request.headers.get("Origin")
         if cors is not None:
@@ -221,7 +239,7 @@ class HttpSource:
             apply_cors(cors, reply, origin)
         return reply
 
-    async def _routed(self, request: web.BaseRequest, request_id: str) -> Reply:
+    async def _routed(self, request: web.BaseRequest | GatewayRequest, request_id: str) -> Reply:
         if request.method not in SERVED_METHODS:
             self.rejects.refused(request.remote, 501, f"method {request.method} is not served")
             return error_reply(501, headers=[("Allow", ALLOW)])
@@ -241,12 +259,15 @@ class HttpSource:
             if resolution.allow:
                 return error_reply(405, headers=[("Allow", ", ".join(resolution.allow))])
             return error_reply(404)
-        try:
-            body = await self._read_body(request)
-        except BodyRefused as e:
-            self.rejects.refused(request.remote, e.status, e.reason)
-            return error_reply(e.status)
-        facts = RequestFacts.of(request, request_id, raw_path, raw_query, body, self.port or 0)
+        if isinstance(request, GatewayRequest):  # its body is in, within max_body_mb
+            facts = request.facts(request_id, raw_path, raw_query, request.body)
+        else:
+            try:
+                body = await self._read_body(request)
+            except BodyRefused as e:
+                self.rejects.refused(request.remote, e.status, e.reason)
+                return error_reply(e.status)
+            facts = RequestFacts.of(request, request_id, raw_path, raw_query, body, self.port or 0)
         for candidate in resolution.candidates:
             try:
                 chosen = self._event(candidate, facts)
