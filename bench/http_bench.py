@@ -255,8 +255,9 @@ async def main() -> None:
             alone, alone_url = start_gateway_only()
             others.append(alone)
             if args.base:
-                (Path(tmp) / "base").mkdir()
-                base, base_url = start_router(Path(tmp) / "base", args.payload_version, provisioned, args.base)
+                folder = Path(tmp) / "base"
+                folder.mkdir()
+                base, base_url = start_router(folder, args.payload_version, provisioned, args.base)
                 others.append(base)
                 await drive("warmup", base_url, args.concurrency, args.warmup)
             await drive("warmup", gateway_url, args.concurrency, args.warmup)

@@ -27,7 +27,6 @@ from router.config.sources.http import Config as HttpSettings
 from router.control.catalog import FunctionCatalog
 from router.control.errors import ApiError
 from router.control.front import Front, _Request
-from router.edge.lean import Answer
 from router.control.names import parse_function_name
 from router.control.plane import ControlPlane
 from router.core.backends import AcceptedEvent
@@ -40,6 +39,7 @@ from router.dispatch.ledger import Ledger, SharedAccounting
 from router.dispatch.registry import FunctionDefinition
 from router.dispatch.routing import bind_routes
 from router.dispatch.stats import Call
+from router.edge.lean import Answer
 from router.metrics import Metrics
 from router.processes import Holdings, Ready, Results, State, SyncAsk, frame, read_message, send_connection
 from router.sources import kind_module

@@ -45,8 +45,15 @@ def lambda_timestamp(t: float) -> str:
 
 
 def clf(t: float) -> str:
-    d = utc(t)
-    return f"{d.day:02d}/{_MONTHS[d.month - 1]}/{d.year}:{d.strftime('%H:%M:%S')} +0000"
+    """Common Log Format time ('07/Dec/2026:15:04:34 +0000'), made once per second (one per request)."""
+    second = int(t // 1)
+    if second != _clf_last[0]:
+        d = utc(t)
+        _clf_last[:] = [second, f"{d.day:02d}/{_MONTHS[d.month - 1]}/{d.year}:{d.strftime('%H:%M:%S')} +0000"]
+    return _clf_last[1]  # type: ignore[return-value]
+
+
+_clf_last: list[int | str] = [-1, ""]
 
 
 def email_date(t: float) -> str:

@@ -72,8 +72,7 @@ def _header(headers: Headers, name: str) -> str | None:
     return found[-1] if found else None
 
 
-def _domain(headers: Headers, api_id: str, region: str) -> tuple[str, str]:
-    host = _header(headers, "host")
+def _domain(host: str | None, api_id: str, region: str) -> tuple[str, str]:
     domain = host.rsplit(":", 1)[0] if host and not host.endswith("]") else host
     domain = domain or f"{api_id}.execute-api.{region}.amazonaws.com"
     return domain, domain.split(".", 1)[0]
@@ -124,7 +123,7 @@ def v1_event(
     query = parse_qsl(raw_query, keep_blank_values=True)
     multi_query = _multi(query, "exact") if query else None
     text, is_b64 = encode_body(body, _header(headers, "content-type"), base64)
-    domain, prefix = _domain(headers, api_id, region)
+    domain, prefix = _domain(_header(headers, "host"), api_id, region)
     resource = resource or path
     context: dict[str, Any] = {
         "accountId": account,
@@ -199,12 +198,25 @@ def v2_event(
 ) -> dict[str, Any]:
     """An HTTP API / function URL (payload 2.0) event. `route_key` is e.g. 'GET /items/{id}' or '$default'."""
     t = common.now(time)
-    plain = [(k, v) for k, v in headers if k.lower() != "cookie"]
+    # One pass over the headers: 2.0 lower-cases names and comma-joins repeats; Cookie headers move out.
+    joined: dict[str, str] = {}
+    last: dict[str, str] = {}
+    found: list[str] = []
+    for k, v in headers:
+        lower = k.lower()
+        last[lower] = v
+        if lower == "cookie":
+            if cookies is None:
+                found.extend(c.strip() for c in v.split(";") if c.strip())
+        elif lower in joined:
+            joined[lower] = f"{joined[lower]},{v}"
+        else:
+            joined[lower] = v
     if cookies is None:
-        cookies = [c.strip() for k, v in headers if k.lower() == "cookie" for c in v.split(";") if c.strip()]
-    query = _multi(parse_qsl(raw_query, keep_blank_values=True), "exact")
-    text, is_b64 = encode_body(body, _header(headers, "content-type"), base64)
-    domain, prefix = _domain(headers, api_id, region)
+        cookies = found
+    query = _multi(parse_qsl(raw_query, keep_blank_values=True), "exact") if raw_query else {}
+    text, is_b64 = encode_body(body, last.get("content-type"), base64)
+    domain, prefix = _domain(last.get("host"), api_id, region)
     context: dict[str, Any] = {
         "accountId": account,
         "apiId": api_id,
@@ -215,7 +227,7 @@ def v2_event(
             "path": path,
             "protocol": protocol,
             "sourceIp": source_ip,
-            "userAgent": _header(headers, "user-agent") or "",
+            "userAgent": last.get("user-agent") or "",
         },
         "requestId": request_id or _v2_request_id(),
         "routeKey": route_key,
@@ -233,7 +245,7 @@ def v2_event(
     }
     if cookies:
         event["cookies"] = list(cookies)
-    event["headers"] = {k: ",".join(v) for k, v in _multi(plain, "lower").items()}
+    event["headers"] = joined
     if query:
         event["queryStringParameters"] = {k: ",".join(v) for k, v in query.items()}
     event["requestContext"] = context

@@ -42,7 +42,8 @@ async def answers_of(port: int, requests: list[bytes]) -> list[tuple[int, list[t
         for request in requests:
             writer.write(request)
             head = (await reader.readuntil(b"\r\n\r\n")).decode("utf-8").split("\r\n")
-            headers = [(k.strip().lower(), v.strip()) for k, _, v in (h.partition(":") for h in head[1:] if h)]
+            fields = (h.partition(":") for h in head[1:] if h)
+            headers = [(k.strip().lower(), v.strip()) for k, _, v in fields]
             length = int(dict(headers).get("content-length", "0"))
             body = b"" if request.startswith(b"HEAD ") else await reader.readexactly(length)
             out.append((int(head[0].split(" ")[1]), headers, body))
@@ -87,8 +88,8 @@ async def shaped(event: dict[str, Any]) -> Any:
 
 CASES: list[tuple[str, bytes]] = [
     ("get with query and repeats", request(
-        "GET", "/items/42?q=1&q=2&empty=", b"", "User-Agent: t/1", "Cookie: a=1; b=2", "X-Forwarded-For: 10.0.0.9",
-        "Accept: */*", "accept: text/plain", "X-Unicode: caf\u00e9")),
+        "GET", "/items/42?q=1&q=2&empty=", b"", "User-Agent: t/1", "Cookie: a=1; b=2",
+        "X-Forwarded-For: 10.0.0.9", "Accept: */*", "accept: text/plain", "X-Unicode: caf\u00e9")),
     ("post json", request("POST", "/items/7", b'{"a": [1, 2]}', "Content-Type: application/json")),
     ("post binary", request("POST", "/items/7", bytes(range(256)), "Content-Type: application/octet-stream")),
     ("empty post", request("POST", "/items/7", b"")),
@@ -104,7 +105,8 @@ CASES: list[tuple[str, bytes]] = [
     ("reply with its own Date and Server", request("POST", "/shaped", json.dumps({
         "statusCode": 200, "headers": {"Date": "yesterday", "Server": "mine"}, "body": "x"}).encode())),
     ("reply base64", request("POST", "/shaped", json.dumps({
-        "statusCode": 200, "isBase64Encoded": True, "body": "AAEC", "headers": {"content-type": "x/y"}}).encode())),
+        "statusCode": 200, "isBase64Encoded": True, "body": "AAEC",
+        "headers": {"content-type": "x/y"}}).encode())),
     ("reply header with CRLF", request("POST", "/shaped", json.dumps({
         "statusCode": 200, "headers": {"X-Bad": "a\r\nSet-Cookie: evil=1"}, "body": "x"}).encode())),
     ("reply header name not a token", request("POST", "/shaped", json.dumps({
@@ -116,9 +118,7 @@ CASES: list[tuple[str, bytes]] = [
 @pytest.mark.parametrize("version", ["2.0", "1.0"])
 @pytest.mark.parametrize("name,raw", CASES, ids=[c[0] for c in CASES])
 async def test_lean_and_aiohttp_paths_answer_alike(gateway, version, name, raw) -> None:  # noqa: F811
-    gw = await gateway(
-        [("ANY /items/{id}", "items"), ("POST /shaped", "shaped")], payload_version=version
-    )
+    gw = await gateway([("ANY /items/{id}", "items"), ("POST /shaped", "shaped")], payload_version=version)
     gw.dispatcher.behaviour["items"] = event_echo
     gw.dispatcher.behaviour["shaped"] = shaped
     lean, slow = await both_paths(gw.source.port, raw)

@@ -115,7 +115,9 @@ class GatewayFront:
         if len(first) > limits.max_url_bytes or len(lines) - 1 > limits.max_headers or CONTROL.search(first):
             return None, 0
         parts = first.split(b" ")
-        if len(parts) != 3 or parts[2] != b"HTTP/1.1" or not parts[1].startswith(b"/") or not parts[1].isascii():
+        if len(parts) != 3 or parts[2] != b"HTTP/1.1":
+            return None, 0
+        if not parts[1].startswith(b"/") or not parts[1].isascii():
             return None, 0
         method = parts[0].decode("latin-1")
         if method not in METHODS:
@@ -124,7 +126,9 @@ class GatewayFront:
         headers = Headers()
         for line in lines[1:]:
             name, sep, value = line.partition(b":")
-            if not sep or len(line) > limits.max_header_bytes or not TOKEN.fullmatch(name) or CONTROL.search(line):
+            if not sep or len(line) > limits.max_header_bytes:
+                return None, 0
+            if not TOKEN.fullmatch(name) or CONTROL.search(line):
                 return None, 0
             text = value.strip(b" \t").decode("utf-8", "replace")
             key = name.decode("latin-1")
