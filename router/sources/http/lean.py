@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
@@ -35,8 +35,17 @@ from router.edge.lean import Answer, Headers, LeanConnection, hand_to_server, ht
 from router.sources.http.events import RequestFacts, new_request_id
 from router.sources.http.response import Reply, error_reply
 
-if TYPE_CHECKING:
-    from router.sources.http.source import HttpSource
+
+class Gateway(Protocol):
+    """What the lean path uses of its http source (router/sources/http/source.py, `HttpSource`)."""
+
+    max_bytes: int
+    port: int | None
+    config: Any
+    version: str
+
+    async def answer(self, request: Any) -> Reply: ...
+
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -96,7 +105,7 @@ class GatewayFront:
 
     keep_raw = False
 
-    def __init__(self, source: HttpSource, server: web.Server, limits: HttpLimits) -> None:
+    def __init__(self, source: Gateway, server: web.Server, limits: HttpLimits) -> None:
         self.source = source
         self.server = server
         self.limits = limits

@@ -1,7 +1,9 @@
 """HTTP gateway source (`kind: http`): API Gateway-style routes to functions, answered synchronously.
 
-The source listens on its own host:port (port 0 picks a free one; `port` then holds the bound one) with
-aiohttp's low-level server, one handler for every request. Per request:
+The source listens on its own host:port (port 0 picks a free one; `port` then holds the bound one). A
+connection starts on the lean path (router/sources/http/lean.py: plain HTTP/1.1 requests parsed by hand);
+the first request it does not take hands the connection to aiohttp's low-level server for good. Both call
+`answer`, the same steps for every request:
 
 1. a request id is made and sent back on every reply (`apigw-requestid` for 2.0, `x-amzn-RequestId` for 1.0,
    or `request_id_header`);
