@@ -13,7 +13,8 @@ It takes an HTTP/1.1 request with:
 * one Host; no Transfer-Encoding, Content-Encoding, Expect or Upgrade; at most one Content-Length, and that
   at most the source's `max_body_mb`;
 * a request line and header lines within the source's `max_url_bytes`, `max_header_bytes` and
-  `max_headers`, header names that are tokens, and no control characters.
+  `max_headers`, header names that are tokens, a head in ASCII (header values in UTF-8 go to aiohttp,
+  which reads them the same way), and no control characters.
 
 The first request on a connection that is anything else (HTTP/1.0, a chunked or compressed body, `Expect:
 100-continue`, a malformed or oversized head, ...) hands the connection for good to the source's aiohttp
@@ -48,8 +49,8 @@ class Gateway(Protocol):
 
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
-TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # CR and LF included: none may be left inside a line
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # but CR, LF: those only as CRLF (`_lone`)
 LEFT_TO_AIOHTTP = ("transfer-encoding", "content-encoding", "expect", "upgrade")
 SINGLE = frozenset({"content-length", "host"})  # two of these: aiohttp refuses the request
 
@@ -118,34 +119,30 @@ class GatewayFront:
 
     def parse(self, head: bytes) -> tuple[GatewayRequest | None, int]:
         """The request and its body length, or (None, 0) for aiohttp to answer."""
+        if not head.isascii() or CONTROL.search(head) or _lone(head):
+            return None, 0
         limits = self.limits
-        lines = head.split(b"\r\n")
+        lines = head.decode("ascii").split("\r\n")
         first = lines[0]
-        if len(first) > limits.max_url_bytes or len(lines) - 1 > limits.max_headers or CONTROL.search(first):
+        if len(first) > limits.max_url_bytes or len(lines) - 1 > limits.max_headers:
             return None, 0
-        parts = first.split(b" ")
-        if len(parts) != 3 or parts[2] != b"HTTP/1.1":
-            return None, 0
-        if not parts[1].startswith(b"/") or not parts[1].isascii():
-            return None, 0
-        method = parts[0].decode("latin-1")
-        if method not in METHODS:
+        parts = first.split(" ")
+        if len(parts) != 3 or parts[2] != "HTTP/1.1" or parts[0] not in METHODS or parts[1][:1] != "/":
             return None, 0
         pairs: list[tuple[str, str]] = []
         headers = Headers()
+        max_line = limits.max_header_bytes
         for line in lines[1:]:
-            name, sep, value = line.partition(b":")
-            if not sep or len(line) > limits.max_header_bytes:
+            name, sep, value = line.partition(":")
+            if not sep or len(line) > max_line or not TOKEN.fullmatch(name):
                 return None, 0
-            if not TOKEN.fullmatch(name) or CONTROL.search(line):
+            value = value.strip(" \t")
+            lower = name.lower()
+            if lower not in headers:
+                headers[lower] = value
+            elif lower in SINGLE:
                 return None, 0
-            text = value.strip(b" \t").decode("utf-8", "replace")
-            key = name.decode("latin-1")
-            lower = key.lower()
-            if lower in SINGLE and lower in headers:
-                return None, 0
-            pairs.append((key, text))
-            headers.setdefault(lower, text)
+            pairs.append((name, value))
         if "host" not in headers or any(name in headers for name in LEFT_TO_AIOHTTP):
             return None, 0
         length_text = headers.get("content-length")
@@ -154,7 +151,7 @@ class GatewayFront:
             if not length_text.isdigit() or int(length_text) > self.source.max_bytes:
                 return None, 0
             length = int(length_text)
-        return GatewayRequest(method, parts[1].decode("ascii"), pairs, headers, length), length or 0
+        return GatewayRequest(parts[0], parts[1], pairs, headers, length), length or 0
 
     async def answer(self, request: GatewayRequest, transport: asyncio.Transport) -> Answer:
         peer = transport.get_extra_info("peername")
@@ -184,6 +181,12 @@ class GatewayFront:
         serving = [task for c in self.connections if (task := c.serving) is not None]
         if serving:
             await asyncio.wait(serving, timeout=timeout_s)
+
+
+def _lone(head: bytes) -> bool:
+    """A CR or LF in the head that is not part of a CRLF."""
+    pairs = head.count(b"\r\n")
+    return head.count(b"\r") != pairs or head.count(b"\n") != pairs
 
 
 def _common(reply: Reply) -> list[tuple[str, str]]:
