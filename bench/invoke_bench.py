@@ -158,7 +158,7 @@ class Client(asyncio.Protocol):
             end = self._buf.find(b"\r\n\r\n")
             if end < 0:
                 return
-            head = bytes(self._buf[:end]).lower()
+            head = bytes(self._buf[: end + 2]).lower()  # each header line ends with CRLF, the last one too
             start = head.index(b"content-length:") + 15
             self._status = int(head[9:12])
             self._body_at = end + 4
