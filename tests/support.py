@@ -31,6 +31,28 @@ def whole_lines(path: Path) -> list[str]:
     return text[: text.rfind("\n") + 1].splitlines()
 
 
+Answer = tuple[int, list[tuple[str, str]], bytes]
+
+
+async def http_answers(port: int, requests: list[bytes]) -> list[Answer]:
+    """Send raw HTTP/1.1 requests on one connection, each after the answer to the one before; the answers
+    as (status, headers as lower-case (name, value) pairs in order, body). A HEAD's answer has no body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    answers = []
+    try:
+        for request in requests:
+            writer.write(request)
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("utf-8").split("\r\n")
+            fields = (line.partition(":") for line in head[1:] if line)
+            headers = [(name.strip().lower(), value.strip()) for name, _, value in fields]
+            length = int(dict(headers).get("content-length", "0"))
+            body = b"" if request.startswith(b"HEAD ") else await reader.readexactly(length)
+            answers.append((int(head[0].split(" ")[1]), headers, body))
+    finally:
+        writer.close()
+    return answers
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

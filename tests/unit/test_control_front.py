@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from router.core import errors as E
+from tests.support import http_answers
 from tests.unit.test_control_support import ApiHarness, app_zip
 
 CREATE = {"FunctionName": "f1", "Runtime": "python3.11", "Role": "arn:aws:iam::123456789012:role/x",
@@ -27,22 +28,7 @@ UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 async def exchange(port: int, requests: list[bytes]) -> list[tuple[int, dict[str, str], bytes]]:
     """Send each request on one connection, one after the other; the parsed answers."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    answers = []
-    try:
-        for request in requests:
-            writer.write(request)
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-            headers = {}
-            for line in head[1:]:
-                if line:
-                    name, _, value = line.partition(":")
-                    headers[name.strip().lower()] = value.strip()
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            answers.append((int(head[0].split(" ")[1]), headers, body))
-    finally:
-        writer.close()
-    return answers
+    return [(status, dict(headers), body) for status, headers, body in await http_answers(port, requests)]
 
 
 def post(path: str, body: bytes = b"{}", **headers: str) -> bytes:

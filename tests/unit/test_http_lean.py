@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from router.sources.http.lean import GatewayRequest
+from tests.support import http_answers
 from tests.unit.test_http_source import gateway  # noqa: F401  (the fixture)
 
 CHUNKED = b"POST /primer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
@@ -34,27 +35,9 @@ def stable(event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-async def answers_of(port: int, requests: list[bytes]) -> list[tuple[int, list[tuple[str, str]], bytes]]:
-    """Send the requests on one connection, one after the other; each answer parsed (HEAD: no body)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    out = []
-    try:
-        for request in requests:
-            writer.write(request)
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("utf-8").split("\r\n")
-            fields = (h.partition(":") for h in head[1:] if h)
-            headers = [(k.strip().lower(), v.strip()) for k, _, v in fields]
-            length = int(dict(headers).get("content-length", "0"))
-            body = b"" if request.startswith(b"HEAD ") else await reader.readexactly(length)
-            out.append((int(head[0].split(" ")[1]), headers, body))
-    finally:
-        writer.close()
-    return out
-
-
 async def both_paths(port: int, request: bytes) -> tuple[Any, Any]:
-    (lean,) = await answers_of(port, [request])
-    _, aiohttp_answer = await answers_of(port, [CHUNKED, request])
+    (lean,) = await http_answers(port, [request])
+    _, aiohttp_answer = await http_answers(port, [CHUNKED, request])
     return lean, aiohttp_answer
 
 
