@@ -17,7 +17,9 @@ Contract:
 * The first request not taken hands the connection for good to `service.hand_over(transport, data)`, with
   that request's bytes and all that follow (`hand_to_server` gives it to an aiohttp `web.Server`).
 * One request at a time per connection: what arrives meanwhile waits, and pipelined requests are answered in
-  order. `Connection: close`, and HTTP/1.0 without keep-alive, close the connection after the answer.
+  order; past MAX_HEAD bytes waiting, the connection stops reading until the answer is written (so a client
+  cannot make the buffer grow without bound). `Connection: close`, and HTTP/1.0 without keep-alive, close
+  the connection after the answer.
 * Timeouts: a connection with no request for `service.idle_s`, or whose head takes longer than that to
   arrive, is closed (as aiohttp's keep-alive timeout does); a body not whole within `service.body_s` of its
   head gets `service.late()` and the connection is closed.
@@ -133,6 +135,7 @@ class LeanConnection(asyncio.Protocol):
         self._body_s = service.body_s  # a body's whole arrival once its head is in
         self._started: float | None = None  # loop time the request in the buffer began to arrive
         self._body_timer: asyncio.TimerHandle | None = None
+        self._paused = False  # reading paused: a request is being answered and MAX_HEAD more wait
 
     @property
     def serving(self) -> asyncio.Task[None] | None:
@@ -183,6 +186,11 @@ class LeanConnection(asyncio.Protocol):
         self._active = self._loop.time()
         if self._task is None:
             self._next()
+        elif len(self._buf) > MAX_HEAD and not self._paused and self._transport is not None:
+            # Pipelined requests wait for the one being answered; past MAX_HEAD of them, stop reading (as
+            # aiohttp's flow control does), so that a client cannot make the buffer grow without bound.
+            self._paused = True
+            self._transport.pause_reading()
 
     def close(self) -> None:
         if self._transport is not None:
@@ -225,9 +233,13 @@ class LeanConnection(asyncio.Protocol):
 
     async def _serve(self, request: LeanRequest) -> None:
         transport = self._transport
-        assert transport is not None
+        if transport is None:
+            return
         answer = await self._service.answer(request, transport)
         self._task = None
+        if self._paused and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
         if answer is None:  # left to someone else: the connection goes, this request first
             self._buf[:0] = request.raw
             self._hand_over()

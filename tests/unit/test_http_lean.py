@@ -135,6 +135,35 @@ async def test_pipelined_requests_are_answered_in_order(gateway) -> None:  # noq
     assert seen == ["0", "1", "2", "3", "4"]
 
 
+async def test_a_flood_of_pipelined_requests_is_not_buffered_without_bound(gateway) -> None:  # noqa: F811
+    gw = await gateway([("GET /items/{id}", "items")])
+    release = asyncio.Event()
+
+    async def slow(event: dict[str, Any]) -> Any:
+        await release.wait()
+        return {"statusCode": 200, "body": event["pathParameters"]["id"]}
+
+    gw.dispatcher.behaviour["items"] = slow
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.source.port)
+    writer.write(request("GET", "/items/first"))
+    flood = request("GET", "/items/next") * 2000  # 84 KB
+    for _ in range(100):  # 8.4 MB, sent while the first request is being answered
+        writer.write(flood)
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.5)
+    (connection,) = gw.source._front.connections
+    assert len(connection._buf) < 1024 * 1024  # without flow control: all 8.4 MB
+    assert writer.transport.get_write_buffer_size() > 0  # the rest waits on the client's side
+    release.set()
+    head = (await reader.readuntil(b"\r\n\r\n")).decode()
+    assert head.startswith("HTTP/1.1 200 ")
+    assert await reader.readexactly(5) == b"first"
+    for _ in range(3):  # reading resumed: the pipelined ones are answered in turn
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        assert await reader.readexactly(4) == b"next"
+    writer.close()
+
+
 async def test_a_body_in_pieces_is_read_whole(gateway) -> None:  # noqa: F811
     gw = await gateway([("POST /items/{id}", "items")])
     gw.dispatcher.behaviour["items"] = event_echo
