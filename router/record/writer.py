@@ -43,7 +43,7 @@ from router.core.spawned import SPAWNED
 from router.record import schema
 
 HEADER = struct.Struct(">I")
-_encode = msgspec.msgpack.Encoder().encode
+_encode_into = msgspec.msgpack.Encoder().encode_into
 _decode = msgspec.msgpack.Decoder().decode
 START_TIMEOUT_S = 30.0
 NICE = 10  # below the daemon and the instances when a core is contended: the record waits, calls do not
@@ -54,8 +54,12 @@ class WriterError(Exception):
 
 
 def _send(sock: socket.socket, message: Any) -> None:
-    body = _encode(message)
-    sock.sendall(HEADER.pack(len(body)) + body)
+    """One framed message: encoded after the room for its length, so that a batch of segments (megabytes of
+    payloads) is not copied once more to put the length in front."""
+    frame = bytearray(HEADER.size)
+    _encode_into(message, frame, HEADER.size)
+    HEADER.pack_into(frame, 0, len(frame) - HEADER.size)
+    sock.sendall(frame)
 
 
 def _receive(sock: socket.socket) -> Any:

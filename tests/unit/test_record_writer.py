@@ -15,7 +15,7 @@ import pytest
 from router.core.backends import Invocation
 from router.record import schema
 from router.record.sqlite import SqliteRecord
-from router.record.writer import HEADER, NICE, WriterClient, WriterError, _encode
+from router.record.writer import NICE, WriterClient, WriterError, _send
 
 
 def row(seq: int) -> tuple[Any, ...]:
@@ -44,8 +44,7 @@ def test_what_was_sent_is_written_when_the_daemons_side_closes_without_waiting(t
     sock, proc = client._sock, client._proc
     assert sock is not None and proc is not None
     for batch in range(20):  # as a daemon killed with batches in flight: sent, never answered
-        body = _encode(["write", segment(*range(batch * 50 + 1, batch * 50 + 51)), []])
-        sock.sendall(HEADER.pack(len(body)) + body)
+        _send(sock, ["write", segment(*range(batch * 50 + 1, batch * 50 + 51)), []])
     sock.close()
     assert proc.wait(30) == 0
     assert count(tmp_path / "record.db") == 1000
