@@ -12,6 +12,7 @@ import base64
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -128,3 +129,40 @@ async def test_requests_are_counted_by_route_and_status(tmp_path: Path) -> None:
         assert f'router_api_requests_total{{operation="{route}",status="200"}} 1.0' in text
         assert f'router_api_requests_total{{operation="{route}",status="404"}} 1.0' in text
         assert 'router_api_requests_total{operation="POST /invoke/{name}",status="200"} 1.0' in text
+
+
+async def test_a_flood_of_pipelined_invokes_is_not_buffered_without_bound(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """While a call runs, what a client pipelines behind it waits in a bounded buffer (router/edge/lean.py):
+    the front stops reading, and the rest stays on the client's side until the answer is out."""
+    from tests.unit.test_control_support import EchoInstance
+
+    release = asyncio.Event()
+    original = EchoInstance.invoke
+
+    async def held(self: EchoInstance, request: Any) -> Any:
+        if b'"hold"' in request.payload:
+            await release.wait()
+        return await original(self, request)
+
+    monkeypatch.setattr(EchoInstance, "invoke", held)
+    async with ApiHarness(tmp_path) as h:
+        await asyncio.to_thread(h.client().create_function, **CREATE)
+        reader, writer = await asyncio.open_connection("127.0.0.1", h.port)
+        writer.write(post(LAMBDA.format("f1"), b'{"hold": 1}'))
+        flood = post(LAMBDA.format("f1"), b'{"n": 2}') * 1000
+        for _ in range(100):  # about 12 MB while the first call is held
+            writer.write(flood)
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.5)
+        (connection,) = h.front.connections
+        assert len(connection._buf) < 1024 * 1024
+        assert writer.transport.get_write_buffer_size() > 0
+        release.set()
+        for expected in ({"hold": 1}, {"n": 2}, {"n": 2}):
+            head = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
+            assert head.startswith("http/1.1 200 ")
+            length = int(head.split("content-length: ")[1].split("\r\n")[0])
+            assert json.loads(await reader.readexactly(length))["echo"] == expected
+        writer.close()
