@@ -17,6 +17,7 @@ time such as 1700000000.123, which no float holds exactly, renders `.123`, never
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -45,15 +46,20 @@ def lambda_timestamp(t: float) -> str:
 
 
 def clf(t: float) -> str:
-    """Common Log Format time ('07/Dec/2026:15:04:34 +0000'), made once per second (one per request)."""
-    second = int(t // 1)
-    if second != _clf_last[0]:
-        d = utc(t)
-        _clf_last[:] = [second, f"{d.day:02d}/{_MONTHS[d.month - 1]}/{d.year}:{d.strftime('%H:%M:%S')} +0000"]
-    return _clf_last[1]  # type: ignore[return-value]
+    """`10/Mar/2020:05:16:23 +0000`; one per gateway request, so the text of a second is made once."""
+    second = int(t)
+    if t < 0 or t - second > 0.999999:  # rounded to microseconds, `t` may belong to the next second
+        return _clf(utc(t))
+    return _clf_second(second)
 
 
-_clf_last: list[int | str] = [-1, ""]
+def _clf(d: dt.datetime) -> str:
+    return f"{d.day:02d}/{_MONTHS[d.month - 1]}/{d.year}:{d.strftime('%H:%M:%S')} +0000"
+
+
+@functools.lru_cache(maxsize=1)
+def _clf_second(second: int) -> str:
+    return _clf(utc(second))
 
 
 def email_date(t: float) -> str:

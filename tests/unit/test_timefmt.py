@@ -35,3 +35,13 @@ def test_a_millisecond_precise_time_keeps_its_milliseconds(ms: int) -> None:
     t = (1_700_000_000_000 + ms) / 1000
     assert timefmt.iso_ms(t).endswith(f".{ms:03d}Z")
     assert timefmt.lambda_timestamp(t).endswith(f".{ms:03d}+0000")
+
+
+def test_clf_is_the_same_whatever_came_before_in_its_second() -> None:
+    """clf keeps the text of the last second: a time just under the next second (rounded up to it, as
+    datetime rounds to microseconds) must not give its text to the rest of the second, nor take it."""
+    second = 1583817383
+    assert timefmt.clf(second + 0.9999997) == "10/Mar/2020:05:16:24 +0000"
+    assert timefmt.clf(second + 0.5) == "10/Mar/2020:05:16:23 +0000"
+    assert timefmt.clf(second + 0.9999997) == "10/Mar/2020:05:16:24 +0000"
+    assert timefmt.clf(second + 1.0) == "10/Mar/2020:05:16:24 +0000"
