@@ -46,7 +46,7 @@ from router.control.errors import ApiError
 from router.control.plane import ControlPlane
 from router.control.requests import check_content_type
 from router.core import errors as E
-from router.edge.lean import Answer, Headers, LeanConnection, hand_to_server, http_date
+from router.edge.lean import Answer, Headers, LeanService, hand_to_server, http_date
 
 log = logging.getLogger("router.control")
 
@@ -73,18 +73,16 @@ class _Request:
 HandOver = Callable[[asyncio.Transport, bytes], None]
 
 
-class Front:
+class Front(LeanService):
     """The control port's `LeanService` (router/edge/lean.py)."""
 
     def __init__(self, plane: ControlPlane, server: web.Server | None, hand_over: HandOver | None = None):
+        super().__init__(plane.config.server.idle_timeout_s, plane.config.server.body_timeout_s)
         self.plane = plane
         self.server = server
         self._hand_over = hand_over
         self.keep_raw = hand_over is not None  # a front process may leave a request to the primary
         self.token = plane.config.server.auth_token
-        self.connections: set[LeanConnection] = set()
-        self.idle_s = plane.config.server.idle_timeout_s
-        self.body_s = plane.config.server.body_timeout_s
         self._counter = None
         self._ok: dict[bool, Any] = {}
         if plane.metrics is not None:
@@ -94,10 +92,6 @@ class Front:
                 ("operation", "status"),
             )
             self._ok = {alias: self._counter.labels(_operation(alias), "200") for alias in (False, True)}
-
-    def protocol(self, received: bytes = b"") -> LeanConnection:
-        """A connection's protocol; `received`: bytes read from it elsewhere (a front process), read first."""
-        return LeanConnection(self, received)
 
     def parse(self, head: bytes) -> tuple[_Request | None, int]:
         return _parse(head)
@@ -124,10 +118,6 @@ class Front:
             return
         assert self.server is not None
         hand_to_server(self.server, transport, data)
-
-    def close(self) -> None:
-        for connection in list(self.connections):
-            connection.close()
 
     async def answer(self, request: _Request, transport: asyncio.Transport | None = None) -> Answer | None:
         """What the aiohttp app would answer (its middlewares and invoke handler, in their order)."""

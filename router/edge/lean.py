@@ -8,8 +8,9 @@ answers.
 
 Contract:
 
-* `LeanConnection(service)` is an `asyncio.Protocol`; `service` is a `LeanService` (the control plane's
-  front, router/control/front.py; the HTTP gateway, router/sources/http/lean.py).
+* `LeanConnection(service)` is an `asyncio.Protocol`; `service` is a `LeanService` subclass (the control
+  plane's front, router/control/front.py; the HTTP gateway, router/sources/http/lean.py), whose
+  `protocol` makes them and `close()` closes those still on the lean path.
 * For each whole request head in the buffer, `service.parse(head)` returns the request and its body length,
   or `(None, 0)` when the lean path does not take it. Then, with the body in, `await service.answer(request,
   transport)` gives `(status, headers, body)`, or None when the service leaves that request (and the
@@ -25,7 +26,6 @@ Contract:
   head gets `service.late()` and the connection is closed.
 * An answer's status without a body by definition (1xx, 204, 304) is sent without Content-Length and body;
   so is the body of an answer to HEAD (`request.head_only`).
-* `close()` on the service's connections closes those still on the lean path.
 """
 
 from __future__ import annotations
@@ -58,21 +58,48 @@ class LeanRequest(Protocol):
     head_only: bool
 
 
-class LeanService(Protocol):
-    connections: set[LeanConnection]
-    idle_s: float
-    body_s: float
-    keep_raw: bool  # answer() may return None: the request's bytes are kept for the hand-over
+class LeanService:
+    """What a listener gives its lean connections: the parsing and answering of its requests (the methods
+    below that raise), its timeouts, and the set of its connections still on the lean path."""
 
-    def parse(self, head: bytes) -> tuple[Any, int]: ...
+    keep_raw = False  # True when answer() may return None: the request's bytes are kept for the hand-over
 
-    async def answer(self, request: Any, transport: asyncio.Transport) -> Answer | None: ...
+    def __init__(self, idle_s: float, body_s: float) -> None:
+        self.idle_s = idle_s
+        self.body_s = body_s
+        self.connections: set[LeanConnection] = set()
 
-    def answered(self, request: Any, status: int) -> None: ...
+    def protocol(self, received: bytes = b"") -> LeanConnection:
+        """A connection's protocol (for `loop.create_server`); `received`: bytes read from it elsewhere."""
+        return LeanConnection(self, received)
 
-    def late(self) -> Answer: ...
+    def close(self) -> None:
+        """Close the connections still on the lean path."""
+        for connection in list(self.connections):
+            connection.close()
 
-    def hand_over(self, transport: asyncio.Transport, data: bytes) -> None: ...
+    async def settle(self, timeout_s: float) -> None:
+        """Let the answers being made finish (up to `timeout_s`)."""
+        serving = [task for c in self.connections if (task := c.serving) is not None]
+        if serving:
+            await asyncio.wait(serving, timeout=timeout_s)
+
+    def parse(self, head: bytes) -> tuple[Any, int]:
+        """The request of a whole head and its body's length; (None, 0) to hand the connection over."""
+        raise NotImplementedError
+
+    async def answer(self, request: Any, transport: asyncio.Transport) -> Answer | None:
+        raise NotImplementedError
+
+    def answered(self, request: Any, status: int) -> None:
+        """Told of each answer written."""
+
+    def late(self) -> Answer:
+        """The answer to a body that did not arrive within body_s."""
+        raise NotImplementedError
+
+    def hand_over(self, transport: asyncio.Transport, data: bytes) -> None:
+        raise NotImplementedError
 
 
 def hand_to_server(server: web.Server, transport: asyncio.Transport, data: bytes) -> None:

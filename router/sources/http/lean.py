@@ -32,7 +32,7 @@ from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
 from router.edge.http import HttpLimits
-from router.edge.lean import Answer, Headers, LeanConnection, hand_to_server, http_date
+from router.edge.lean import Answer, Headers, LeanService, hand_to_server, http_date
 from router.sources.http.events import RequestFacts, new_request_id
 from router.sources.http.response import Reply, error_reply
 
@@ -101,21 +101,14 @@ class GatewayRequest:
         )
 
 
-class GatewayFront:
+class GatewayFront(LeanService):
     """The http source's `LeanService`; `server` is its aiohttp server, for what the lean path leaves."""
 
-    keep_raw = False
-
     def __init__(self, source: Gateway, server: web.Server, limits: HttpLimits) -> None:
+        super().__init__(limits.idle_timeout_s, limits.body_timeout_s)
         self.source = source
         self.server = server
         self.limits = limits
-        self.idle_s = limits.idle_timeout_s
-        self.body_s = limits.body_timeout_s
-        self.connections: set[LeanConnection] = set()
-
-    def protocol(self) -> LeanConnection:
-        return LeanConnection(self)
 
     def parse(self, head: bytes) -> tuple[GatewayRequest | None, int]:
         """The request and its body length, or (None, 0) for aiohttp to answer."""
@@ -161,9 +154,6 @@ class GatewayFront:
         reply = await self.source.answer(request)
         return reply.status, _common(reply), reply.body
 
-    def answered(self, request: GatewayRequest, status: int) -> None:
-        pass
-
     def late(self) -> Answer:
         reply = error_reply(408)
         reply.headers.append((self.source.config.request_id_header_name, new_request_id(self.source.version)))
@@ -171,16 +161,6 @@ class GatewayFront:
 
     def hand_over(self, transport: asyncio.Transport, data: bytes) -> None:
         hand_to_server(self.server, transport, data)
-
-    def close(self) -> None:
-        for connection in list(self.connections):
-            connection.close()
-
-    async def settle(self, timeout_s: float) -> None:
-        """Let the answers being written finish (up to `timeout_s`)."""
-        serving = [task for c in self.connections if (task := c.serving) is not None]
-        if serving:
-            await asyncio.wait(serving, timeout=timeout_s)
 
 
 def _lone(head: bytes) -> bool:
