@@ -65,6 +65,7 @@ from router.core.clock import Clock, SystemClock
 from router.core.errors import ConfigError
 from router.core.ports import RoutePort, SourceContext
 from router.core.retry import Backoff
+from router.core.state_lock import StateDirInUse, StateLock
 from router.core.writes import WriteJournal
 from router.dispatch.dispatcher import Dispatcher
 from router.dispatch.history import History
@@ -84,6 +85,9 @@ log = logging.getLogger("router.daemon")
 # Sections a reload cannot change: the running ones are kept until the next restart.
 RESTART_KEYS = ("server", "state_dir", "account", "billing", "limits", "inspect", "aws", "record", "invoker")
 BIND_ERRNOS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
+# How long a start waits for the state_dir's lock: long enough for the keeper of a router that just died to
+# clean up after it (router/invoker/leftovers.py), short enough to fail fast beside a running router.
+STATE_LOCK_WAIT_S = 5.0
 
 
 class StartError(Exception):
@@ -171,25 +175,38 @@ class Daemon:
         # (router/processes.py).
         self.ledger: Ledger | None = None
         self.processes: FrontProcesses | None = None
+        self._state_lock: StateLock | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Daemon:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        # Before anything under state_dir is touched: one router per folder (router/core/state_lock.py).
+        try:
+            self._state_lock = await asyncio.to_thread(StateLock.acquire, self.state_dir, STATE_LOCK_WAIT_S)
+        except StateDirInUse as e:
+            raise StartError(str(e)) from None
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
         try:
             await self._start()
         except BaseException as e:
-            await self._shutdown()
-            await self._tg.__aexit__(type(e), e, e.__traceback__)
+            try:
+                await self._shutdown()
+                await self._tg.__aexit__(type(e), e, e.__traceback__)
+            finally:
+                self._state_lock.release()
             raise
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        await self._shutdown()
-        assert self._tg is not None
-        await self._tg.__aexit__(*exc)
+        try:
+            await self._shutdown()
+            assert self._tg is not None
+            await self._tg.__aexit__(*exc)
+        finally:
+            if self._state_lock is not None:
+                self._state_lock.release()
 
     async def _start(self) -> None:
         self.writes.reset()

@@ -325,7 +325,10 @@ class Containment:
         if keeper is None:
             return
         if keeper.stdin is not None:
-            keeper.stdin.close()  # end of file: the keeper finds nothing recorded and exits
+            with contextlib.suppress(OSError):  # the keeper is gone already: nothing to tell
+                keeper.stdin.write(leftovers.STOPPED)  # a clean stop: it exits without cleaning anything
+            with contextlib.suppress(OSError):
+                keeper.stdin.close()
         await _until(lambda: keeper.poll() is not None, KEEPER_EXIT_S)
         if keeper.poll() is None:
             keeper.kill()

@@ -16,8 +16,12 @@ every stray that is still the recorded process. Records of another boot are drop
 router is still running (another router on the same state_dir) nothing is touched.
 
 The keeper: `python -m router.invoker.leftovers STATE_DIR`, started by the router in a session of its own
-with its stdin on a pipe only the router holds. End of file (the router exited, however it died) makes it
-run `clean(STATE_DIR)` and exit: instances and everything they started die within moments of the router.
+with its stdin on a pipe only the router holds. A router that stops cleanly writes `STOPPED` before it
+closes the pipe, and the keeper just exits. End of file without it (the router died, however) makes it
+take the state_dir's lock (router/core/state_lock.py, which the router held until its end), run
+`clean(STATE_DIR)` and exit: instances and everything they started die within moments of the router. If a
+new router took the lock first, the keeper leaves everything to it: that router cleaned up at its start,
+and what runs under the folder's cgroups now is its own.
 """
 
 from __future__ import annotations
@@ -32,11 +36,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from router.core.state_lock import StateDirInUse, StateLock
 from router.invoker import cgroups
 
 log = logging.getLogger("router.invoker.leftovers")
 
 ROUTER = "router.json"
+KEEPER_LOCK_WAIT_S = 2.0  # the lock goes with the router's process: its end of file can come a moment sooner
+STOPPED = b"stopped\n"  # what a router that stops cleanly writes to the keeper: nothing is left to clean
 
 
 def run_dir(state_dir: Path) -> Path:
@@ -207,10 +214,23 @@ def keep(state_dir: Path) -> None:
     """The keeper's life: wait for the router's end, then clean up after it."""
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)  # only the router's end ends us
+    said = b""
     with contextlib.suppress(OSError):
-        while os.read(0, 4096):
-            pass
-    killed = clean(state_dir, router_gone=True)
+        while chunk := os.read(0, 4096):
+            said += chunk
+    if STOPPED in said:
+        return
+    try:
+        lock = StateLock.acquire(state_dir, KEEPER_LOCK_WAIT_S, holder="keeper")
+    except StateDirInUse:
+        return  # a new router holds the folder and cleaned up after the old one itself
+    except OSError:
+        lock = None  # the folder is gone or unreadable: clean what the records name all the same
+    try:
+        killed = clean(state_dir, router_gone=True)
+    finally:
+        if lock is not None:
+            lock.release()
     if killed:
         print(f"router keeper: the router is gone; killed {killed} of its leftovers", file=sys.stderr)
 
