@@ -116,7 +116,9 @@ async def test_environment_working_directory_and_context(
         "AWS_LAMBDA_RUNTIME_API": instance.address,
     }
     assert {k: env.get(k) for k in expected} == expected
-    assert env["_X_AMZN_TRACE_ID"].startswith("Root=1-")
+    assert env["_X_AMZN_TRACE_ID"].startswith("Root=1-") and out["c_trace"] == env["_X_AMZN_TRACE_ID"]
+    again = body(await call(instance, {}))  # each call's own trace, in os.environ and getenv(3) alike
+    assert again["env"]["_X_AMZN_TRACE_ID"] == again["c_trace"] != env["_X_AMZN_TRACE_ID"]
     assert out["log_stream"] == env["AWS_LAMBDA_LOG_STREAM_NAME"] and "[$LATEST]" in out["log_stream"]
     assert out["arn"] == "arn:aws:lambda:us-east-1:123456789012:function:environ"
     assert out["client_context"] == {"tenant": "t1"}
