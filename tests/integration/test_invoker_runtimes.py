@@ -167,6 +167,9 @@ async def test_node_async_handler(start: Start) -> None:
     assert out["request_id"] == result.request_id and out["memory_limit_in_mb"] == "128"
     assert 0 < out["remaining_ms"] <= 1000
     assert f"\t{result.request_id}\tINFO\tnode echo {result.request_id}\n" in result.log.decode()
+    assert out["trace"].startswith("Root=1-")
+    again = body(await call(instance, {"child": True}))  # each call's own trace, a child process's too
+    assert again["trace"] == again["child_trace"] != out["trace"]
 
 
 async def test_node_callback_handler_and_error(start: Start) -> None:
