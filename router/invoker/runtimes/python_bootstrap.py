@@ -192,21 +192,31 @@ def _obj(cls, data):
     return obj
 
 
-def _from_environ(name):
-    """An attribute that reads the environment when it is read, as awslambdaric's context does when it is
-    made: not five lookups in os.environ on every call for attributes most handlers never read."""
-    return property(lambda self: os.environ.get(name))
+_ENVIRONMENT_FIELDS = (
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+)
+_context_env = None  # their values in this instance, read at its first call
 
 
 class LambdaContext:
-    log_group_name = _from_environ("AWS_LAMBDA_LOG_GROUP_NAME")
-    log_stream_name = _from_environ("AWS_LAMBDA_LOG_STREAM_NAME")
-    function_name = _from_environ("AWS_LAMBDA_FUNCTION_NAME")
-    memory_limit_in_mb = _from_environ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-    function_version = _from_environ("AWS_LAMBDA_FUNCTION_VERSION")
-
     def __init__(self, request_id, deadline_ms, arn, client_context, identity):
+        global _context_env
+        if _context_env is None:
+            # What awslambdaric's context reads from the environment each time it is made: the instance's
+            # own, fixed for its life, so read once rather than in five os.environ lookups a call.
+            _context_env = tuple(os.environ.get(name) for name in _ENVIRONMENT_FIELDS)
         self.aws_request_id = request_id
+        (
+            self.log_group_name,
+            self.log_stream_name,
+            self.function_name,
+            self.memory_limit_in_mb,
+            self.function_version,
+        ) = _context_env
         self.invoked_function_arn = arn
         self.client_context = _obj(ClientContext, client_context)
         if self.client_context is not None:
