@@ -31,6 +31,7 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Iterable
 from http import HTTPStatus
@@ -112,18 +113,16 @@ def hand_to_server(server: web.Server, transport: asyncio.Transport, data: bytes
 
 
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
-_date_second = -1
-_date = ""
 
 
 def http_date() -> str:
     """The Date header's value, made once a second."""
-    global _date_second, _date
-    now = int(time.time())
-    if now != _date_second:
-        _date_second = now
-        _date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now))
-    return _date
+    return _http_date(int(time.time()))
+
+
+@functools.lru_cache(maxsize=1)
+def _http_date(second: int) -> str:
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(second))
 
 
 def reason(status: int) -> str:
@@ -180,10 +179,7 @@ class LeanConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._service.connections.discard(self)
         self._transport = None
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-        if self._body_timer is not None:
-            self._body_timer.cancel()
+        self._stop_timers()
         if self._task is not None:
             self._task.cancel()
 
@@ -289,11 +285,14 @@ class LeanConnection(asyncio.Protocol):
             return
         self._handed_over = True
         self._service.connections.discard(self)
+        self._stop_timers()
+        data, self._buf = bytes(self._buf), bytearray()
+        self._service.hand_over(transport, data)
+
+    def _stop_timers(self) -> None:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
-        data, self._buf = bytes(self._buf), bytearray()
-        self._service.hand_over(transport, data)

@@ -34,7 +34,7 @@ from aiohttp.http import SERVER_SOFTWARE
 from router.edge.http import HttpLimits
 from router.edge.lean import Answer, Headers, LeanService, hand_to_server, http_date
 from router.sources.http.events import RequestFacts, new_request_id
-from router.sources.http.response import Reply, error_reply
+from router.sources.http.response import TOKEN, Reply, error_reply
 
 
 class Gateway(Protocol):
@@ -49,7 +49,6 @@ class Gateway(Protocol):
 
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
-TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # but CR, LF: those only as CRLF (`_lone`)
 LEFT_TO_AIOHTTP = ("transfer-encoding", "content-encoding", "expect", "upgrade")
 SINGLE = frozenset({"content-length", "host"})  # two of these: aiohttp refuses the request

@@ -60,7 +60,7 @@ MESSAGES = {
     508: "Loop Detected",
 }
 
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token (a header name), with fullmatch
 _UNSAFE = re.compile(r"[\r\n\x00]")
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
@@ -162,7 +162,7 @@ def _scalar(value: Any, where: str) -> str:
 
 
 def _name(name: str, where: str) -> str:
-    if not _TOKEN.fullmatch(name):
+    if not TOKEN.fullmatch(name):
         raise MalformedResult(f"{where}: {name[:50]!r} is not a header name")
     return name
 
