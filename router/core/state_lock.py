@@ -34,16 +34,14 @@ class StateDirInUse(Exception):
 
 
 class StateLock:
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path = path
+    def __init__(self, fd: int) -> None:
         self._fd: int | None = fd
 
     @classmethod
     def acquire(cls, state_dir: Path, wait_s: float = 0.0, *, holder: str = "router") -> StateLock:
         """Take the lock, waiting up to `wait_s` for it; then write `holder` and our pid into the file
         (what the next one's error names)."""
-        path = Path(state_dir) / LOCK_FILE
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(Path(state_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         deadline = time.monotonic() + wait_s
         while True:
             try:
@@ -63,7 +61,7 @@ class StateLock:
                 raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{holder} {os.getpid()}\n".encode(), 0)
-        return cls(path, fd)
+        return cls(fd)
 
     def release(self) -> None:
         fd, self._fd = self._fd, None

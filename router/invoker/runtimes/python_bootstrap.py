@@ -353,6 +353,7 @@ class TraceEnv:
     """
 
     NAME = "_X_AMZN_TRACE_ID"
+    KEY = b"_X_AMZN_TRACE_ID"  # the name as os.environ's mapping and the C environment hold it
 
     def __init__(self):
         self._buf = None
@@ -368,23 +369,23 @@ class TraceEnv:
 
     def set(self, value):
         raw = os.fsencode(value) if value else b""
-        if not raw or self._putenv is None or b"\0" in raw:
-            if raw and b"\0" not in raw:
-                os.environ[self.NAME] = value
-            else:
-                os.environ.pop(self.NAME, None)  # unsetenv: our buffer, if any, is no longer in use
+        if not raw or b"\0" in raw:
+            os.environ.pop(self.NAME, None)  # unsetenv: our buffer, if any, is no longer in use
             return
-        entry = b"_X_AMZN_TRACE_ID=" + raw
+        if self._putenv is None:
+            os.environ[self.NAME] = value
+            return
+        entry = self.KEY + b"=" + raw
         buf = self._buf
         if buf is None or len(entry) >= len(buf):
             buf = self._ctypes.create_string_buffer(entry, max(256, 2 * len(entry)))
         else:
             buf.value = entry  # in place: where the environment points already, unless...
-        if buf is not self._buf or self._data.get(b"_X_AMZN_TRACE_ID") is not self._raw:
+        if buf is not self._buf or self._data.get(self.KEY) is not self._raw:
             self._putenv(buf)  # ...the handler set or removed the variable since (os.environ says so)
             self._buf = buf  # a buffer this replaces is freed only now that the environment is elsewhere
         self._raw = raw
-        self._data[b"_X_AMZN_TRACE_ID"] = raw
+        self._data[self.KEY] = raw
 
 
 # ---------------------------------------------------------------------------------------------------------
