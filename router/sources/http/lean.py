@@ -4,7 +4,7 @@ Why: under load the gateway's aiohttp server (parser, request and response objec
 of the router's CPU per gateway request (docs/performance.md, "The gateway's lean path"). The lean path
 parses the head itself and then runs the very same steps as the aiohttp handler (`HttpSource.answer`: CORS,
 method and size checks, routing, the event, the call, the reply), so the answer is the same either way; a
-test compares both paths answer by answer (tests/integration/test_http_lean.py).
+test compares both paths answer by answer (tests/unit/test_http_lean.py).
 
 It takes an HTTP/1.1 request with:
 
