@@ -19,6 +19,7 @@ code (LD_LIBRARY_PATH is read by the dynamic loader at start-up only).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -106,9 +107,16 @@ def command(spec: FunctionSpec) -> list[str]:
 
 
 def _path() -> str:
+    return _path_for(os.environ.get("PATH"))
+
+
+@functools.lru_cache(maxsize=4)
+def _path_for(router_path: str | None) -> str:
+    """An instance's PATH, made once per PATH of the router's own: the node lookup is a stat of each of
+    its folders, on every launch otherwise."""
     # The interpreters this machine has may live outside Lambda's PATH (a virtualenv, /usr/local/...).
     extra = [str(Path(sys.executable).parent)]
-    node = shutil.which("node")
+    node = shutil.which("node", path=router_path)
     if node:
         extra.append(str(Path(node).parent))
     seen: list[str] = []

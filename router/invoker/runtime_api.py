@@ -122,10 +122,18 @@ class RuntimeApi:
         (no TCP stack on each of the two messages of a call), `provided` ones keep TCP."""
         loop = self._loop = asyncio.get_running_loop()
         protocol = serve(self, max_body=MAX_RESPONSE_BYTES)
-        if sock is not None:
-            self._server = await loop.create_server(protocol, sock=sock, backlog=16)
-        else:
-            self._server = await loop.create_server(protocol, host, 0, backlog=16)
+        if sock is None:
+            # Bound here, not by create_server(host, 0): that resolves the host with getaddrinfo in the
+            # loop's thread pool, a hand-off to another thread and back on every cold start.
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind((host, 0))
+                sock.listen(16)
+                sock.setblocking(False)
+            except BaseException:
+                sock.close()
+                raise
+        self._server = await loop.create_server(protocol, sock=sock, backlog=16)
         port = self._server.sockets[0].getsockname()[1]
         if unix:
             path = os.path.join(socket_dir(), f"{port}.sock")

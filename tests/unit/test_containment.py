@@ -5,12 +5,14 @@ cgroups.py, isolation.py)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from router.core.errors import ConfigError
 from router.invoker import cgroups, isolation
 from router.invoker.containment import lambda_vcpus, vcpus
+from router.invoker.types import FunctionSpec
 from router.validate import parse_config
 
 ECHO = Path(__file__).resolve().parents[1] / "functions" / "echo"
@@ -99,6 +101,41 @@ def _within(path: Path, folder: Path) -> bool:
 def test_a_needed_path_is_never_hidden(tmp_path: Path) -> None:
     plan = isolation.mount_plan([tmp_path / "code"], [tmp_path / "code"])
     assert ["hide", str(tmp_path / "code")] not in plan
+
+
+def test_within_is_by_whole_path_components() -> None:
+    assert isolation._within(Path("/a/b"), Path("/a")) and isolation._within(Path("/a"), Path("/a"))
+    assert isolation._within(Path("/a/b"), Path("/"))
+    assert not isolation._within(Path("/ab"), Path("/a")) and not isolation._within(Path("/a"), Path("/a/b"))
+
+
+def _spec(name: str, code: Path) -> FunctionSpec:
+    return FunctionSpec(name=name, runtime="python3.11", handler="app.handler", code_dir=code)
+
+
+def _hidden(plan: dict[str, Any]) -> set[str]:
+    return {op[1] for op in plan["mounts"] if op[0] == "hide"}
+
+
+def test_plans_are_made_with_the_functions_and_follow_their_changes(tmp_path: Path) -> None:
+    codes = {name: tmp_path / "cfg" / name for name in ("a", "b", "c")}
+    for code in codes.values():
+        code.mkdir(parents=True)
+    policy = isolation.Isolation(state_dir=tmp_path / "cfg" / "state")
+    policy.functions([_spec("a", codes["a"]), _spec("b", codes["b"])])
+    first = policy.plan(_spec("a", codes["a"]))
+    assert str(codes["b"]) in _hidden(first) and str(codes["a"]) not in _hidden(first)
+    first["mounts"].clear()  # what a caller does with its plan does not reach the next one
+    assert policy.plan(_spec("a", codes["a"]))["mounts"]
+    # A function planned for the first time (not yet announced) is hidden from the others' next plans.
+    assert str(codes["a"]) in _hidden(policy.plan(_spec("c", codes["c"])))
+    assert str(codes["c"]) in _hidden(policy.plan(_spec("a", codes["a"])))
+    # New code for a function: its own plan binds the new folder, the others hide it.
+    moved = tmp_path / "cfg" / "b2"
+    moved.mkdir()
+    policy.functions([_spec("a", codes["a"]), _spec("b", moved)])
+    assert str(moved) in _hidden(policy.plan(_spec("a", codes["a"])))
+    assert ["bind", str(moved)] in policy.plan(_spec("b", moved))["mounts"]
 
 
 def test_function_uids_are_stable_and_distinct(tmp_path: Path) -> None:
