@@ -141,7 +141,7 @@ class Isolation:
         for spec in specs:
             try:
                 self.plan(spec)
-            except OSError:
+            except (OSError, ValueError):
                 pass  # made (and failing) again at the cold start, which reports it
 
     def uid(self, name: str) -> int:
