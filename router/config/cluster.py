@@ -22,7 +22,7 @@ from router.config.base import Strict, aws_client_args, kafka_client_options
 
 Millis = Annotated[int, msgspec.Meta(ge=1, le=3_600_000)]
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=3600)]
-Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")]
 
 
 class ClusterKafka(Strict):

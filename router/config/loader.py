@@ -30,7 +30,7 @@ from router.config.messages import convert
 from router.config.model import Config, FunctionConfig, RouteConfig
 from router.config.sources import KINDS, SETTINGS
 
-FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 100
 MAX_ALIASES = 1000

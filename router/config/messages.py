@@ -38,7 +38,11 @@ def _describe(t: msgspec.inspect.Type) -> str | None:
             return f"expected {noun} >= {lo:g}"
         return f"expected {noun}"
     if isinstance(t, msgspec.inspect.StrType):
-        return f"expected a string matching {t.pattern}" if t.pattern else "expected a string"
+        # Patterns end in \Z (a trailing newline does not pass, as it would with $); shown as the usual $.
+        pattern = t.pattern
+        if pattern and pattern.endswith("\\Z"):
+            pattern = pattern.removesuffix("\\Z") + "$"
+        return f"expected a string matching {pattern}" if pattern else "expected a string"
     if isinstance(t, msgspec.inspect.BoolType):
         return "expected true or false"
     if isinstance(t, msgspec.inspect.ListType):

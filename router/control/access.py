@@ -28,7 +28,7 @@ from router.dispatch.registry import FunctionDefinition
 
 MAX_LAYERS = 5
 MAX_TAGS = 50
-TAG_KEY = re.compile(r"^[\w.:/=+\-@ ]{1,128}$", re.UNICODE)
+TAG_KEY = re.compile(r"^[\w.:/=+\-@ ]{1,128}\Z", re.UNICODE)
 
 
 def catalog(request: web.Request) -> FunctionCatalog:

@@ -33,8 +33,8 @@ from router.control.names import LATEST
 from router.control.records import AliasRecord
 from router.control.requests import Base, decode
 
-ALIAS_NAME = re.compile(r"^(?!^[0-9]+$)[a-zA-Z0-9_-]{1,128}$")
-VERSION = re.compile(r"^(\$LATEST|[0-9]{1,1024})$")
+ALIAS_NAME = re.compile(r"^(?!^[0-9]+\Z)[a-zA-Z0-9_-]{1,128}\Z")
+VERSION = re.compile(r"^(\$LATEST|[0-9]{1,1024})\Z")
 
 
 class RoutingIn(Base):

@@ -25,11 +25,11 @@ _FUNCTION_NAME = re.compile(
     r"(?:\d{12}:)?"
     r"(?:function:)?"
     r"(?P<name>[a-zA-Z0-9_.-]+)"
-    r"(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9_-]+))?$"
+    r"(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9_-]+))?\Z"
 )
-_QUALIFIER = re.compile(r"^[a-zA-Z0-9$_-]{1,128}$")
+_QUALIFIER = re.compile(r"^[a-zA-Z0-9$_-]{1,128}\Z")
 # What CreateFunction accepts as a new function's name.
-NEW_FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+NEW_FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}\Z")
 
 
 class FunctionRef(msgspec.Struct, frozen=True):

@@ -27,16 +27,16 @@ from router.edge import bodies
 
 T = TypeVar("T")
 
-RUNTIMES = re.compile(r"^(python3\.\d+|nodejs\d+\.x|provided|provided\.al2|provided\.al2023)$")
-ENV_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]+$")
-HANDLER = re.compile(r"^\S{1,128}$")
+RUNTIMES = re.compile(r"^(python3\.\d+|nodejs\d+\.x|provided|provided\.al2|provided\.al2023)\Z")
+ENV_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]+\Z")
+HANDLER = re.compile(r"^\S{1,128}\Z")
 ARCHITECTURES = {"x86_64", "arm64"}
 # Content types an SDK, the AWS CLI or a JSON client sends; anything else (multipart, XML, HTML, images)
 # is refused with 415. x-www-form-urlencoded is what `curl -d` and urllib send by default: the body is still
 # parsed as JSON.
 JSON_TYPES = re.compile(
     r"^(application/(json|[\w.+-]+\+json|x-amz-json-1\.[01]|octet-stream|x-www-form-urlencoded)"
-    r"|binary/octet-stream|text/plain)$"
+    r"|binary/octet-stream|text/plain)\Z"
 )
 
 

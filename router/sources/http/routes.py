@@ -22,7 +22,7 @@ from urllib.parse import unquote
 
 DEFAULT_ROUTE = "$default"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
-_PARAM = re.compile(r"^\{([A-Za-z0-9_.-]+)(\+?)\}$")
+_PARAM = re.compile(r"^\{([A-Za-z0-9_.-]+)(\+?)\}\Z")
 
 _LITERAL, _PARAM_RANK, _GREEDY = 0, 1, 2
 

@@ -74,8 +74,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("router.sources.http")
 
-STAGE = re.compile(r"^(\$default|[A-Za-z0-9_-]{1,128})$")
-TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+STAGE = re.compile(r"^(\$default|[A-Za-z0-9_-]{1,128})\Z")
+TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 CLOSE_TIMEOUT_S = 1.0
 SERVED_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 ALLOW = ", ".join(sorted(SERVED_METHODS))

@@ -33,7 +33,7 @@ EVENT_TYPES = (
     "ObjectRemoved:DeleteMarkerCreated",
 )
 REMOVED = "ObjectRemoved:Delete"
-BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 MAX_BACKOFF_S = 30.0
 
 

@@ -39,7 +39,7 @@ class ExpressionError(ValueError):
 # ---------------------------------------------------------------------------------------------------------
 # rate()
 
-_RATE = re.compile(r"^rate\(\s*(\S+)\s+(\S+)\s*\)$")
+_RATE = re.compile(r"^rate\(\s*(\S+)\s+(\S+)\s*\)\Z")
 _UNITS = {"minute": 60, "hour": 3600, "day": 86400}
 
 
@@ -121,8 +121,8 @@ def _number(f: _Field, token: str) -> int:
     return n
 
 
-_NTH_W = re.compile(r"^\d+W$")
-_LAST_DAY = re.compile(r"^(\d+|[A-Z]{3})L$")
+_NTH_W = re.compile(r"^\d+W\Z")
+_LAST_DAY = re.compile(r"^(\d+|[A-Z]{3})L\Z")
 
 
 def _is_special(f: _Field, up: str) -> bool:
