@@ -31,6 +31,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,33 +90,40 @@ def closed_ancestor(path: Path) -> Path | None:
     return None
 
 
-def _within(path: Path, folder: Path) -> bool:
-    """`path` is `folder` or lies under it (both absolute and resolved). Text, not `path.parents`: that
-    builds a Path per ancestor, and the plan asks this for every pair of paths (most of its time)."""
-    inner, outer = str(path), str(folder)
-    return inner == outer or inner.startswith(outer.rstrip("/") + "/")
+def _depth(path: str) -> int:
+    """len(Path(path).parts) of an absolute path."""
+    return 1 if path == "/" else path.count("/") + 1
 
 
-def mount_plan(needed: list[Path], hidden: list[Path], writable: list[Path] | None = None) -> list[list[Any]]:
+def mount_plan(
+    needed: list[Path],
+    hidden: list[Path],
+    writable: list[Path] | None = None,
+    closed_of: Callable[[Path], Path | None] = closed_ancestor,
+) -> list[list[Any]]:
     """The child's mount operations: hide each hidden folder, make /tmp and /dev/shm private, bind back
     each needed path that lies under something hidden (read-only; `writable` ones read-write); shallow
-    paths first, so deeper ones win."""
+    paths first, so deeper ones win. `closed_of` is closed_ancestor, or a cache of it."""
     writable = writable or []
     needed = [*needed, *writable]
-    hidden = [h for h in hidden if not any(h == n for n in needed)]
+    wanted = {str(n) for n in needed}
+    covered = [str(h) for h in hidden if str(h) not in wanted]
+    known = set(covered)
     for path in needed:
-        closed = closed_ancestor(path)
-        if closed is not None and closed not in hidden:
-            hidden.append(closed)
-    covers = [*hidden, Path("/tmp"), Path("/dev/shm")]
-    binds = [n for n in needed if any(_within(n, c) and n != c for c in covers)]
-    operations: list[tuple[int, int, list[Any]]] = []
-    for h in hidden:
-        operations.append((len(h.parts), 0, ["hide", str(h)]))
+        closed = closed_of(path)
+        if closed is not None and str(closed) not in known:
+            covered.append(str(closed))
+            known.add(str(closed))
+    # A needed path strictly under a cover is bound back: one startswith over all of them.
+    inside = tuple(c.rstrip("/") + "/" for c in [*covered, "/tmp", "/dev/shm"])
+    read_write = {str(w) for w in writable}
+    operations: list[tuple[int, int, list[Any]]] = [(_depth(h), 0, ["hide", h]) for h in covered]
     operations.append((2, 0, ["tmp", "/tmp", TMP_MB]))
     operations.append((3, 0, ["tmp", "/dev/shm", SHM_MB]))
-    for n in binds:
-        operations.append((len(n.parts), 1, ["bind_rw" if n in writable else "bind", str(n)]))
+    for path in needed:
+        text = str(path)
+        if text.startswith(inside):
+            operations.append((_depth(text), 1, ["bind_rw" if text in read_write else "bind", text]))
     ordered = [op for _, _, op in sorted(operations, key=lambda o: (o[0], o[1]))]
     return [*ordered, ["proc"]]
 
@@ -131,16 +139,22 @@ class Isolation:
     # Plans made, by what of the spec they depend on; forgotten when the functions change. A plan resolves
     # a dozen paths and stats their folders (1.5-3 ms), which every cold start would otherwise pay.
     _plans: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict)
+    # What every plan shares, resolved once per change of the functions: the folders hidden from all (the
+    # state and config folders) and, by runtime, what the runtime needs.
+    _shared: dict[str, list[Path]] = field(default_factory=dict)
+    _closed: dict[Path, Path | None] = field(default_factory=dict)  # closed_ancestor, by path
 
     def functions(self, specs: list[FunctionSpec]) -> None:
         """The router's functions changed: each one's code is hidden from the others. Their plans are made
         now, so that no first cold start waits for one."""
         self._plans.clear()
+        self._shared.clear()
+        self._closed.clear()
         for spec in specs:
             self._code[spec.name] = Path(os.path.realpath(spec.code_dir))
         for spec in specs:
             try:
-                self.plan(spec)
+                self._made(spec)
             except (OSError, ValueError):
                 pass  # made (and failing) again at the cold start, which reports it
 
@@ -155,29 +169,52 @@ class Isolation:
         return uid
 
     def plan(self, spec: FunctionSpec) -> dict[str, Any]:
+        made = self._made(spec)
+        return {**made, "mounts": [list(op) for op in made["mounts"]]}  # the caller's own copy
+
+    def _made(self, spec: FunctionSpec) -> dict[str, Any]:
         journal = spec.environment.get(writes.JOURNAL_ENV)
         key = (spec.name, spec.runtime, spec.code_dir, spec.opt_dir, journal)
         made = self._plans.get(key)
         if made is None:
             made = self._plans[key] = self._plan(spec, journal)
-        return {**made, "mounts": [list(op) for op in made["mounts"]]}
+        return made
 
     def _plan(self, spec: FunctionSpec, journal: str | None) -> dict[str, Any]:
         own = Path(os.path.realpath(spec.code_dir))
         if spec.name not in self._code:
             self._code[spec.name] = own
             self._plans.clear()  # the others' plans do not hide this code yet
-        hidden = [Path(os.path.realpath(self.state_dir))]
-        if self.config_dir is not None and len(Path(os.path.realpath(self.config_dir)).parts) > 2:
-            hidden.append(Path(os.path.realpath(self.config_dir)))  # never "/" or a top-level folder
+        hidden = [*self._hidden_from_all()]
         hidden += [code for name, code in self._code.items() if name != spec.name]
-        needed = [own, *(Path(os.path.realpath(p)) for p in runtime_paths(spec))]
-        if launch.PYTHON.match(spec.runtime) or launch.NODE.match(spec.runtime):
-            # Our bootstraps reach the Runtime API on a Unix socket there (bound back if it is covered).
-            needed.append(Path(os.path.realpath(runtime_api.socket_dir())))
+        needed = [own, *self._runtime_needs(spec)]
         if spec.opt_dir is not None:  # the function's layers: its /opt
             needed.append(Path(os.path.realpath(spec.opt_dir)))
         # The write journal of loop protection (router/core/writes.py): instances append to it.
         writable = [Path(os.path.realpath(journal))] if journal else []
         uid = self.uid(spec.name)
-        return {"uid": uid, "gid": uid, "mounts": mount_plan(needed, hidden, writable)}
+        return {"uid": uid, "gid": uid, "mounts": mount_plan(needed, hidden, writable, self._closed_ancestor)}
+
+    def _closed_ancestor(self, path: Path) -> Path | None:
+        if path not in self._closed:
+            self._closed[path] = closed_ancestor(path)
+        return self._closed[path]
+
+    def _hidden_from_all(self) -> list[Path]:
+        hidden = self._shared.get("")
+        if hidden is None:
+            hidden = [Path(os.path.realpath(self.state_dir))]
+            if self.config_dir is not None and len(Path(os.path.realpath(self.config_dir)).parts) > 2:
+                hidden.append(Path(os.path.realpath(self.config_dir)))  # never "/" or a top-level folder
+            self._shared[""] = hidden
+        return hidden
+
+    def _runtime_needs(self, spec: FunctionSpec) -> list[Path]:
+        needs = self._shared.get(spec.runtime)
+        if needs is None:
+            needs = [Path(os.path.realpath(p)) for p in runtime_paths(spec)]
+            if launch.PYTHON.match(spec.runtime) or launch.NODE.match(spec.runtime):
+                # Our bootstraps reach the Runtime API on a Unix socket there (bound back if it is covered).
+                needs.append(Path(os.path.realpath(runtime_api.socket_dir())))
+            self._shared[spec.runtime] = needs
+        return needs

@@ -103,10 +103,12 @@ def test_a_needed_path_is_never_hidden(tmp_path: Path) -> None:
     assert ["hide", str(tmp_path / "code")] not in plan
 
 
-def test_within_is_by_whole_path_components() -> None:
-    assert isolation._within(Path("/a/b"), Path("/a")) and isolation._within(Path("/a"), Path("/a"))
-    assert isolation._within(Path("/a/b"), Path("/"))
-    assert not isolation._within(Path("/ab"), Path("/a")) and not isolation._within(Path("/a"), Path("/a/b"))
+def test_only_what_lies_inside_a_hidden_folder_is_bound_back() -> None:
+    hidden, inside, beside = Path("/srv/x/a"), Path("/srv/x/a/code"), Path("/srv/x/ab")  # ab: a prefix only
+    plan = isolation.mount_plan([inside, beside], [hidden])
+    assert ["hide", "/srv/x/a"] in plan and ["bind", "/srv/x/a/code"] in plan
+    assert not any(op[1:] == ["/srv/x/ab"] for op in plan)
+    assert ["bind", "/srv/x/a/code"] in isolation.mount_plan([inside], [Path("/")])  # under the root too
 
 
 def _spec(name: str, code: Path) -> FunctionSpec:
