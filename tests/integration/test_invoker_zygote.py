@@ -258,3 +258,34 @@ async def test_the_dispatcher_forks_from_its_zygote_unless_turned_off(tmp_path: 
     finally:
         await dispatcher.aclose()
     assert enabled is False or not running(parent)  # the zygote is stopped with the dispatcher
+
+
+def zygote_children(zygote: int) -> set[int]:
+    with open(f"/proc/{zygote}/task/{zygote}/children") as f:
+        return {int(pid) for pid in f.read().split()}
+
+
+async def test_the_zygote_keeps_the_next_instance_forked_ahead(start: Start, zygotes: Zygotes) -> None:
+    first = await start("echo")
+    zygote = zygotes.pid
+    assert zygote is not None and parent_of(first.pid) == zygote  # type: ignore[arg-type]
+
+    def spares(*taken: Instance) -> set[int]:
+        return zygote_children(zygote) - {i.pid for i in taken}
+
+    await until(lambda: len(spares(first)) == 1, "a spare forked once the first instance was handed out")
+    spare = spares(first).pop()
+    assert os.getsid(spare) == spare  # already its own session: its group can be killed once handed out
+    second = await start("echo")
+    assert second.pid == spare and body(await call(second, {"n": 2}))["event"] == {"n": 2}
+    await until(lambda: len(spares(first, second)) == 1, "the next spare")
+    # A spare that died waiting is not handed out: the request forks as before, and a new spare follows.
+    dead = spares(first, second).pop()
+    os.kill(dead, signal.SIGKILL)
+    third = await start("echo")
+    assert third.pid != dead and body(await call(third, {"n": 3}))["event"] == {"n": 3}
+    assert zygotes.forks == 3 and zygotes.fallbacks == 0
+    await until(lambda: len(spares(first, second, third)) == 1, "a spare again")
+    last = spares(first, second, third).pop()
+    os.kill(zygote, signal.SIGKILL)  # the spare goes with the zygote (its socket's end of file)
+    await until(lambda: not running(last), "the spare gone with the zygote")

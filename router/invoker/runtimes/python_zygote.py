@@ -12,7 +12,9 @@ Protocol, on CTRL_FD (an AF_UNIX SOCK_SEQPACKET socket, one JSON object per mess
   the pipe the instance's stdout and stderr go to, and a memfd holding the instance as JSON, `{"argv":
   [...], "env": {...}, "cwd": "...", "confine": {...}}`, which only the child reads (the zygote's memory,
   which every later fork inherits, never holds a function's environment), and for `network: false` a
-  third, the instance's network namespace. The zygote forks; the child
+  third, the instance's network namespace. The zygote forks (or rather has forked: it keeps one child
+  forked ahead, the spare, in a session of its own and waiting on a socket for its request, and hands it
+  the request and its descriptors; the next spare is forked once the request is answered); the child
   becomes what `python -S -u python_bootstrap.py ARGV...` in `cwd` with exactly `env` would be: a new
   session and process group (setsid), stdin /dev/null, stdout and stderr on the pipe, no other descriptor
   open, confined as `confine` says (confine.py: cgroups, namespaces, uid), os.environ replaced (and
@@ -28,6 +30,7 @@ Protocol, on CTRL_FD (an AF_UNIX SOCK_SEQPACKET socket, one JSON object per mess
   that is still running, and exits.
 """
 
+import array
 import json
 import os
 import select
@@ -40,11 +43,14 @@ import confine  # beside this file; imported before any fork, so a child needs n
 
 MAX_MESSAGE = 1 << 20
 children: dict[int, int] = {}  # pidfd -> pid of each instance forked and not yet reported exited
+# The next instance, forked ahead of its request: (pid, our end of its socket, its "setsid done" pipe).
+spare = None
 
 
 def _end(*_):
     """The router is gone: take every instance we forked with us."""
-    for pid in children.values():
+    pids = [*children.values(), *([spare[0]] if spare is not None else [])]
+    for pid in pids:
         try:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
@@ -59,6 +65,9 @@ def serve(ctrl_fd):
     signal.signal(signal.SIGTERM, _end)
     poller = select.poll()
     poller.register(ctrl.fileno(), select.POLLIN)
+    child = _fork_spare(ctrl)
+    if child is not None:
+        return child
     ctrl.send(json.dumps({"ready": True}).encode())
     while True:
         for fd, _ in poller.poll():
@@ -77,6 +86,10 @@ def serve(ctrl_fd):
                 _reap(message["pid"])
             for fd in fds:
                 os.close(fd)
+            if spare is None:  # after the request's descriptors are closed: the spare must not hold them
+                child = _fork_spare(ctrl)
+                if child is not None:
+                    return child
 
 
 def _receive(ctrl):
@@ -102,6 +115,10 @@ def _fork(ctrl, poller, children, message, fds):
     if len(fds) not in (2, 3):
         _send(ctrl, {"id": message.get("id"), "error": f"expected 2 or 3 descriptors, got {len(fds)}"})
         return None
+    pid = _hand_to_spare(message, fds)
+    if pid is not None:
+        _forked(ctrl, poller, message, pid)
+        return None
     ready_r, ready_w = os.pipe()
     try:
         pid = os.fork()
@@ -111,24 +128,89 @@ def _fork(ctrl, poller, children, message, fds):
         _send(ctrl, {"id": message["id"], "error": f"fork: {e}"})
         return None
     if pid == 0:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the zygote's own ending is not the instance's
-        children.clear()
-        os.close(ready_r)
-        ctrl.detach()  # closed with the rest below; the object must not close a reused number later
-        try:
-            _become_instance(_read_spec(fds[1]), fds[0], ready_w, fds[2] if len(fds) > 2 else None)
-        except BaseException as e:  # never return into the zygote's loop
-            os.write(2, f"zygote: could not set up the instance: {e!r}\n".encode())
-            os._exit(127)
-        return message
+        _leave_zygote(ctrl, ready_r, ready_w)
+        return _become(message, fds)
     os.close(ready_w)
     os.read(ready_r, 1)  # end of file once the child called setsid (or died)
     os.close(ready_r)
+    _forked(ctrl, poller, message, pid)
+    return None
+
+
+def _forked(ctrl, poller, message, pid):
     pidfd = os.pidfd_open(pid)
     children[pidfd] = pid
     poller.register(pidfd, select.POLLIN)
     _send(ctrl, {"id": message["id"], "pid": pid})
+
+
+def _leave_zygote(ctrl, ready_r, ready_w):
+    """In a new child: its own session and process group (the zygote answers with the pid only then)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the zygote's own ending is not the instance's
+    children.clear()
+    os.close(ready_r)
+    ctrl.detach()  # closed with the rest in _become_instance; the object must not close a reused number
+    os.setsid()
+    os.close(ready_w)  # the zygote may answer now: our process group exists
+
+
+def _become(message, fds):
+    try:
+        _become_instance(_read_spec(fds[1]), fds[0], fds[2] if len(fds) > 2 else None)
+    except BaseException as e:  # never return into the zygote's loop
+        os.write(2, f"zygote: could not set up the instance: {e!r}\n".encode())
+        os._exit(127)
+    return message
+
+
+def _fork_spare(ctrl):
+    """Fork the next instance before it is asked for: it leaves the zygote and waits for its request, so a
+    cold start does not wait for the fork. Returns the request in that child once it gets one, None in the
+    zygote (also when the fork fails: the next request then forks as before)."""
+    global spare
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ready_r, ready_w = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        ours.close()
+        theirs.close()
+        os.close(ready_r)
+        os.close(ready_w)
+        return None
+    if pid == 0:
+        ours.close()  # so that the zygote's end closing (its exit) is an end of file here
+        _leave_zygote(ctrl, ready_r, ready_w)
+        message, fds = _receive(theirs)
+        if message is None:
+            os._exit(0)  # the zygote is gone
+        theirs.detach()  # closed with the rest in _become_instance
+        return _become(message, fds)
+    theirs.close()
+    os.close(ready_w)
+    spare = (pid, ours, ready_r)
     return None
+
+
+def _hand_to_spare(message, fds):
+    """Give the request to the spare; its pid, or None (no spare, or it died waiting: fork one now)."""
+    global spare
+    if spare is None:
+        return None
+    (pid, sock, ready_r), spare = spare, None
+    try:
+        sock.sendmsg(
+            [json.dumps(message).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+        )
+    except OSError:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        return None
+    finally:
+        sock.close()
+    os.read(ready_r, 1)  # its setsid was done long ago
+    os.close(ready_r)
+    return pid
 
 
 def _read_spec(fd):
@@ -142,9 +224,7 @@ def _read_spec(fd):
     return json.loads(data)
 
 
-def _become_instance(message, out_fd, ready_w, netns=None):
-    os.setsid()
-    os.close(ready_w)  # the zygote may answer now: our process group exists
+def _become_instance(message, out_fd, netns=None):
     if netns is not None:
         confine.join_network(netns)  # before every descriptor but 0, 1 and 2 is closed
     null = os.open(os.devnull, os.O_RDONLY)
