@@ -251,6 +251,11 @@ async def _serve(config: object, path: Path, watch: bool) -> None:
     # finds, reaps and, when it stops, kills them (router/invoker/containment.py).
     become_subreaper()
     loop = asyncio.get_running_loop()
+    # "router started" is logged before the daemon's handlers below exist: a SIGHUP in between (a script
+    # reloading as soon as the router is up) would end the router (SIGHUP's default). It is kept instead,
+    # and the reload done once they exist.
+    early_hup: list[bool] = []
+    loop.add_signal_handler(signal.SIGHUP, early_hup.append, True)
     async with Daemon(config) as daemon:  # type: ignore[arg-type]
         loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)
         loop.add_signal_handler(signal.SIGINT, daemon.request_stop)
@@ -263,6 +268,8 @@ async def _serve(config: object, path: Path, watch: bool) -> None:
             task.add_done_callback(reloads.discard)
 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
+        if early_hup:
+            on_hup()
         if watch:
             reloads.add(asyncio.ensure_future(watch_config(daemon, path)))
         try:

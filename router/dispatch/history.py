@@ -146,7 +146,14 @@ class History:
             now = self.clock.time()
             boundary = self._start_of(now) + self.step_s
             await self.clock.sleep(boundary - now)
-            self.sample(max(boundary, self._start_of(self.clock.time())))
+            if self._opened < boundary:  # not closed already by a reader that came first (_catch_up)
+                self.sample(max(boundary, self._start_of(self.clock.time())))
+
+    def _catch_up(self) -> None:
+        """A read after the open bucket's end, before run() woke to close it (a busy loop): close it now,
+        so that what is read is never a bucket that has ended."""
+        if self.clock.time() >= self._opened + self.step_s:
+            self.sample()
 
     # -- reading ------------------------------------------------------------------------------------------
 
@@ -157,6 +164,7 @@ class History:
 
     def current(self, stats: DispatcherStats | None = None) -> dict[str, list[float]]:
         """The open bucket's point of every function, so far (from `stats`, or a fresh snapshot)."""
+        self._catch_up()
         stats = stats or self._stats()
         return {
             name: self._point(self._opened, s, self._base.get(name, {}), self._open.get(name))

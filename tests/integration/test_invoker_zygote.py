@@ -275,13 +275,15 @@ async def test_the_zygote_keeps_the_next_instance_forked_ahead(start: Start, zyg
 
     await until(lambda: len(spares(first)) == 1, "a spare forked once the first instance was handed out")
     spare = spares(first).pop()
-    assert os.getsid(spare) == spare  # already its own session: its group can be killed once handed out
+    # In a session of its own before it is asked for: its group exists the moment it is handed out.
+    await until(lambda: os.getsid(spare) == spare, "the spare's own session")
     second = await start("echo")
     assert second.pid == spare and body(await call(second, {"n": 2}))["event"] == {"n": 2}
     await until(lambda: len(spares(first, second)) == 1, "the next spare")
     # A spare that died waiting is not handed out: the request forks as before, and a new spare follows.
     dead = spares(first, second).pop()
     os.kill(dead, signal.SIGKILL)
+    await until(lambda: not running(dead), "the spare dead")  # (one dying as it is handed out: an init crash)
     third = await start("echo")
     assert third.pid != dead and body(await call(third, {"n": 3}))["event"] == {"n": 3}
     assert zygotes.forks == 3 and zygotes.fallbacks == 0

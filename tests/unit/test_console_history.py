@@ -177,3 +177,23 @@ def test_source_settings_hide_secrets() -> None:
     shown = redact(settings)
     assert shown["sasl_plain_password"] == HIDDEN and shown["auth"] == {"token": HIDDEN, "user": "u"}
     assert shown["brokers"] == ["b:9092"] and shown["secret"] == ""  # nothing to hide
+
+
+async def test_a_read_after_the_bucket_ended_closes_it_before_run_wakes() -> None:
+    """On a busy loop run() may wake late: a read meanwhile must not show the ended bucket as the open one
+    (nor must run() close the new one early when it wakes)."""
+    clock, stats = FakeClock(start=1000.0), Stats()
+    history = History(stats, clock=clock, step_s=10)
+    task = asyncio.create_task(history.run())
+    await asyncio.sleep(0)
+    stats.functions["f"] = fstats(invocations=2)
+    clock._now = 1010.4  # past the boundary, and run() has not run yet (a busy loop)
+    closed, still_open = history.series("f")["functions"]["f"]
+    assert field(closed, "t") == 1000.0 and field(closed, "invocations") == 2
+    assert field(still_open, "t") == 1010.0 and field(still_open, "invocations") == 0
+    stats.functions["f"] = fstats(invocations=3)
+    await clock.advance(0.0)  # run() wakes now: the bucket of 1010 is not closed a second time
+    await asyncio.sleep(0)
+    points = history.series("f")["functions"]["f"]
+    assert [field(p, "t") for p in points] == [1000.0, 1010.0] and field(points[-1], "invocations") == 1
+    task.cancel()

@@ -94,12 +94,13 @@ class Feed:
 
     def stats(self) -> dict[str, Any]:
         stats = self.dispatcher.stats()
+        points = self.history.current(stats)  # first: it may close a bucket that has ended (`opened` moves)
         return {
             "time": time.time(),
             "account": msgspec.to_builtins(stats.account),
             "functions": msgspec.to_builtins(stats.functions),
             "opened": self.history.opened,
-            "points": self.history.current(stats),
+            "points": points,
         }
 
     async def first(self) -> tuple[int, list[Invocation]]:
