@@ -43,7 +43,8 @@ import confine  # beside this file; imported before any fork, so a child needs n
 
 MAX_MESSAGE = 1 << 20
 children: dict[int, int] = {}  # pidfd -> pid of each instance forked and not yet reported exited
-# The next instance, forked ahead of its request: (pid, our end of its socket, its "setsid done" pipe).
+# The next instance, forked ahead of its request: (pid, our end of its socket, its "setsid done" pipe,
+# its pidfd: a spare that dies waiting is reaped and replaced at once).
 spare = None
 
 
@@ -65,14 +66,18 @@ def serve(ctrl_fd):
     signal.signal(signal.SIGTERM, _end)
     poller = select.poll()
     poller.register(ctrl.fileno(), select.POLLIN)
-    child = _fork_spare(ctrl)
+    child = _fork_spare(ctrl, poller)
     if child is not None:
         return child
     ctrl.send(json.dumps({"ready": True}).encode())
     while True:
         for fd, _ in poller.poll():
+            if spare is not None and fd == spare[3]:
+                _spare_gone(poller)
+                continue
             if fd != ctrl.fileno():
-                _report_exit(ctrl, poller, children, fd)
+                if fd in children:  # else the spare's, already reaped by a request in the same poll
+                    _report_exit(ctrl, poller, children, fd)
                 continue
             message, fds = _receive(ctrl)
             if message is None:
@@ -86,10 +91,10 @@ def serve(ctrl_fd):
                 _reap(message["pid"])
             for fd in fds:
                 os.close(fd)
-            if spare is None:  # after the request's descriptors are closed: the spare must not hold them
-                child = _fork_spare(ctrl)
-                if child is not None:
-                    return child
+        if spare is None:  # after the requests' descriptors are closed: the spare must not hold them
+            child = _fork_spare(ctrl, poller)
+            if child is not None:
+                return child
 
 
 def _receive(ctrl):
@@ -115,9 +120,9 @@ def _fork(ctrl, poller, children, message, fds):
     if len(fds) not in (2, 3):
         _send(ctrl, {"id": message.get("id"), "error": f"expected 2 or 3 descriptors, got {len(fds)}"})
         return None
-    pid = _hand_to_spare(message, fds)
-    if pid is not None:
-        _forked(ctrl, poller, message, pid)
+    handed = _hand_to_spare(poller, message, fds)
+    if handed is not None:
+        _forked(ctrl, poller, message, *handed)
         return None
     ready_r, ready_w = os.pipe()
     try:
@@ -133,12 +138,11 @@ def _fork(ctrl, poller, children, message, fds):
     os.close(ready_w)
     os.read(ready_r, 1)  # end of file once the child called setsid (or died)
     os.close(ready_r)
-    _forked(ctrl, poller, message, pid)
+    _forked(ctrl, poller, message, pid, os.pidfd_open(pid))
     return None
 
 
-def _forked(ctrl, poller, message, pid):
-    pidfd = os.pidfd_open(pid)
+def _forked(ctrl, poller, message, pid, pidfd):
     children[pidfd] = pid
     poller.register(pidfd, select.POLLIN)
     _send(ctrl, {"id": message["id"], "pid": pid})
@@ -163,7 +167,7 @@ def _become(message, fds):
     return message
 
 
-def _fork_spare(ctrl):
+def _fork_spare(ctrl, poller):
     """Fork the next instance before it is asked for: it leaves the zygote and waits for its request, so a
     cold start does not wait for the fork. Returns the request in that child once it gets one, None in the
     zygote (also when the fork fails: the next request then forks as before)."""
@@ -188,29 +192,47 @@ def _fork_spare(ctrl):
         return _become(message, fds)
     theirs.close()
     os.close(ready_w)
-    spare = (pid, ours, ready_r)
+    pidfd = os.pidfd_open(pid)
+    poller.register(pidfd, select.POLLIN)
+    spare = (pid, ours, ready_r, pidfd)
     return None
 
 
-def _hand_to_spare(message, fds):
-    """Give the request to the spare; its pid, or None (no spare, or it died waiting: fork one now)."""
+def _hand_to_spare(poller, message, fds):
+    """Give the request to the spare: (its pid, its pidfd), or None (no spare, or it is dying: fork)."""
     global spare
     if spare is None:
         return None
-    (pid, sock, ready_r), spare = spare, None
+    pid, sock, ready_r, pidfd = spare
     try:
         sock.sendmsg(
             [json.dumps(message).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
         )
     except OSError:
         os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        _spare_gone(poller)
         return None
-    finally:
-        sock.close()
+    spare = None
+    sock.close()
+    poller.unregister(pidfd)  # an instance's pidfd from now on: its exit is reported
     os.read(ready_r, 1)  # its setsid was done long ago
     os.close(ready_r)
-    return pid
+    return pid, pidfd
+
+
+def _spare_gone(poller):
+    """The spare died waiting (or is being killed): reap it; the loop forks the next one."""
+    global spare
+    pid, sock, ready_r, pidfd = spare
+    spare = None
+    poller.unregister(pidfd)
+    sock.close()
+    os.close(ready_r)
+    os.close(pidfd)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _read_spec(fd):
@@ -252,12 +274,15 @@ def _become_instance(message, out_fd, netns=None):
 
 
 def _report_exit(ctrl, poller, children, pidfd):
-    pid = children.pop(pidfd)
-    poller.unregister(pidfd)
     try:
-        info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOWAIT)
+        info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOWAIT | os.WNOHANG)
     except ChildProcessError:
         info = None
+    else:
+        if info is None:
+            return  # not exited: an event of a descriptor closed in the same poll whose number was reused
+    pid = children.pop(pidfd)
+    poller.unregister(pidfd)
     os.close(pidfd)
     status = None
     if info is not None:
