@@ -45,7 +45,7 @@ MAX_MESSAGE = 1 << 20
 children: dict[int, int] = {}  # pidfd -> pid of each instance forked and not yet reported exited
 # The next instance, forked ahead of its request: (pid, our end of its socket, its "setsid done" pipe,
 # its pidfd: a spare that dies waiting is reaped and replaced at once).
-spare = None
+spare: tuple[int, socket.socket, int, int] | None = None
 
 
 def _end(*_):
@@ -223,6 +223,7 @@ def _hand_to_spare(poller, message, fds):
 def _spare_gone(poller):
     """The spare died waiting (or is being killed): reap it; the loop forks the next one."""
     global spare
+    assert spare is not None
     pid, sock, ready_r, pidfd = spare
     spare = None
     poller.unregister(pidfd)
