@@ -66,7 +66,7 @@ def serve(ctrl_fd):
     signal.signal(signal.SIGTERM, _end)
     poller = select.poll()
     poller.register(ctrl.fileno(), select.POLLIN)
-    child = _fork_spare(ctrl, poller)
+    child = _spare_ahead(ctrl, poller)
     if child is not None:
         return child
     ctrl.send(json.dumps({"ready": True}).encode())
@@ -91,10 +91,10 @@ def serve(ctrl_fd):
                 _reap(message["pid"])
             for fd in fds:
                 os.close(fd)
-        if spare is None:  # after the requests' descriptors are closed: the spare must not hold them
-            child = _fork_spare(ctrl, poller)
-            if child is not None:
-                return child
+        # After the requests' descriptors are closed: a spare must not hold them.
+        child = _spare_ahead(ctrl, poller)
+        if child is not None:
+            return child
 
 
 def _receive(ctrl):
@@ -121,56 +121,40 @@ def _fork(ctrl, poller, children, message, fds):
         _send(ctrl, {"id": message.get("id"), "error": f"expected 2 or 3 descriptors, got {len(fds)}"})
         return None
     handed = _hand_to_spare(poller, message, fds)
-    if handed is not None:
-        _forked(ctrl, poller, message, *handed)
-        return None
-    ready_r, ready_w = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError as e:
-        os.close(ready_r)
-        os.close(ready_w)
-        _send(ctrl, {"id": message["id"], "error": f"fork: {e}"})
-        return None
-    if pid == 0:
-        _leave_zygote(ctrl, ready_r, ready_w)
-        return _become(message, fds)
-    os.close(ready_w)
-    os.read(ready_r, 1)  # end of file once the child called setsid (or died)
-    os.close(ready_r)
-    _forked(ctrl, poller, message, pid, os.pidfd_open(pid))
-    return None
-
-
-def _forked(ctrl, poller, message, pid, pidfd):
+    if handed is None:  # no spare (or it died waiting): fork one now and give it the request
+        try:
+            child = _fork_spare(ctrl, poller)
+        except OSError as e:
+            _send(ctrl, {"id": message["id"], "error": f"fork: {e}"})
+            return None
+        if child is not None:
+            return child
+        handed = _hand_to_spare(poller, message, fds)
+        if handed is None:
+            _send(ctrl, {"id": message["id"], "error": "fork: the new instance ended before its request"})
+            return None
+    pid, pidfd = handed
     children[pidfd] = pid
     poller.register(pidfd, select.POLLIN)
     _send(ctrl, {"id": message["id"], "pid": pid})
+    return None
 
 
-def _leave_zygote(ctrl, ready_r, ready_w):
-    """In a new child: its own session and process group (the zygote answers with the pid only then)."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the zygote's own ending is not the instance's
-    children.clear()
-    os.close(ready_r)
-    ctrl.detach()  # closed with the rest in _become_instance; the object must not close a reused number
-    os.setsid()
-    os.close(ready_w)  # the zygote may answer now: our process group exists
-
-
-def _become(message, fds):
+def _spare_ahead(ctrl, poller):
+    """Fork the spare if there is none, before it is asked for, so that a cold start does not wait for the
+    fork. None in the zygote (also when the fork fails: the next request forks and reports it), the request
+    in the spare once it has one."""
+    if spare is not None:
+        return None
     try:
-        _become_instance(_read_spec(fds[1]), fds[0], fds[2] if len(fds) > 2 else None)
-    except BaseException as e:  # never return into the zygote's loop
-        os.write(2, f"zygote: could not set up the instance: {e!r}\n".encode())
-        os._exit(127)
-    return message
+        return _fork_spare(ctrl, poller)
+    except OSError:
+        return None
 
 
 def _fork_spare(ctrl, poller):
-    """Fork the next instance before it is asked for: it leaves the zygote and waits for its request, so a
-    cold start does not wait for the fork. Returns the request in that child once it gets one, None in the
-    zygote (also when the fork fails: the next request then forks as before)."""
+    """Fork an instance that leaves the zygote and waits on a socket for its request. Returns that request
+    in the child once it gets one, None in the zygote; raises OSError when the fork fails."""
     global spare
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     ready_r, ready_w = os.pipe()
@@ -181,15 +165,25 @@ def _fork_spare(ctrl, poller):
         theirs.close()
         os.close(ready_r)
         os.close(ready_w)
-        return None
+        raise
     if pid == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the zygote's own ending is not the instance's
+        children.clear()
         ours.close()  # so that the zygote's end closing (its exit) is an end of file here
-        _leave_zygote(ctrl, ready_r, ready_w)
+        os.close(ready_r)
+        ctrl.detach()  # closed with the rest in _become_instance; the object must not close a reused number
+        os.setsid()  # our own session and process group before we are handed out
+        os.close(ready_w)  # the zygote may answer with our pid now: our process group exists
         message, fds = _receive(theirs)
         if message is None:
             os._exit(0)  # the zygote is gone
         theirs.detach()  # closed with the rest in _become_instance
-        return _become(message, fds)
+        try:
+            _become_instance(_read_spec(fds[1]), fds[0], fds[2] if len(fds) > 2 else None)
+        except BaseException as e:  # never return into the zygote's loop
+            os.write(2, f"zygote: could not set up the instance: {e!r}\n".encode())
+            os._exit(127)
+        return message
     theirs.close()
     os.close(ready_w)
     pidfd = os.pidfd_open(pid)
