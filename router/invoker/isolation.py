@@ -140,15 +140,17 @@ class Isolation:
     # a dozen paths and stats their folders (1.5-3 ms), which every cold start would otherwise pay.
     _plans: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict)
     # What every plan shares, resolved once per change of the functions: the folders hidden from all (the
-    # state and config folders) and, by runtime, what the runtime needs.
-    _shared: dict[str, list[Path]] = field(default_factory=dict)
-    _closed: dict[Path, Path | None] = field(default_factory=dict)  # closed_ancestor, by path
+    # state and config folders), by runtime what the runtime needs, and closed_ancestor by path.
+    _hidden: list[Path] | None = None
+    _needs: dict[str, list[Path]] = field(default_factory=dict)
+    _closed: dict[Path, Path | None] = field(default_factory=dict)
 
     def functions(self, specs: list[FunctionSpec]) -> None:
         """The router's functions changed: each one's code is hidden from the others. Their plans are made
         now, so that no first cold start waits for one."""
         self._plans.clear()
-        self._shared.clear()
+        self._hidden = None
+        self._needs.clear()
         self._closed.clear()
         for spec in specs:
             self._code[spec.name] = Path(os.path.realpath(spec.code_dir))
@@ -201,20 +203,19 @@ class Isolation:
         return self._closed[path]
 
     def _hidden_from_all(self) -> list[Path]:
-        hidden = self._shared.get("")
-        if hidden is None:
+        if self._hidden is None:
             hidden = [Path(os.path.realpath(self.state_dir))]
             if self.config_dir is not None and len(Path(os.path.realpath(self.config_dir)).parts) > 2:
                 hidden.append(Path(os.path.realpath(self.config_dir)))  # never "/" or a top-level folder
-            self._shared[""] = hidden
-        return hidden
+            self._hidden = hidden
+        return self._hidden
 
     def _runtime_needs(self, spec: FunctionSpec) -> list[Path]:
-        needs = self._shared.get(spec.runtime)
+        needs = self._needs.get(spec.runtime)
         if needs is None:
             needs = [Path(os.path.realpath(p)) for p in runtime_paths(spec)]
             if launch.PYTHON.match(spec.runtime) or launch.NODE.match(spec.runtime):
                 # Our bootstraps reach the Runtime API on a Unix socket there (bound back if it is covered).
                 needs.append(Path(os.path.realpath(runtime_api.socket_dir())))
-            self._shared[spec.runtime] = needs
+            self._needs[spec.runtime] = needs
         return needs
