@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -27,8 +28,20 @@ def utc(t: float) -> dt.datetime:
 
 
 def _seconds_ms(t: float) -> tuple[str, int]:
-    d = utc(t)
-    return d.strftime("%Y-%m-%dT%H:%M:%S"), d.microsecond // 1000
+    """The second's text and the millisecond, split as `datetime.fromtimestamp` splits `t` (the fraction
+    rounded half-even to microseconds). Events in a row share their second: its text is made once."""
+    fraction, whole = math.modf(t)
+    us = round(fraction * 1e6)
+    if us >= 1_000_000:
+        whole, us = whole + 1, us - 1_000_000
+    elif us < 0:
+        whole, us = whole - 1, us + 1_000_000
+    return _second_text(int(whole)), us // 1000
+
+
+@functools.lru_cache(maxsize=8)
+def _second_text(second: int) -> str:
+    return utc(second).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def iso_ms(t: float) -> str:

@@ -82,6 +82,16 @@ def _v2_request_id() -> str:
     return common.b64(os.urandom(11))  # 16 characters ending in '=', like API Gateway's
 
 
+def _query_pairs(raw_query: str) -> list[tuple[str, str]]:
+    """`parse_qsl(raw_query, keep_blank_values=True)`; a query with nothing to decode (no `%`, no `+`, as
+    most are) is split without it (one per gateway request)."""
+    if "%" in raw_query or "+" in raw_query:
+        return parse_qsl(raw_query, keep_blank_values=True)
+    return [
+        (name, value) for part in raw_query.split("&") if part for name, _, value in (part.partition("="),)
+    ]
+
+
 def _multi(pairs: Sequence[tuple[str, str]], names: str) -> dict[str, list[str]]:
     """Group repeated names. names: 'exact' (query), 'lower' (2.0 headers), 'first' (1.0 headers: the first
     spelling seen, matched case-insensitively)."""
@@ -120,7 +130,7 @@ def v1_event(
     """A REST API (payload 1.0) proxy event. `resource` is the matched route template, e.g. /items/{id}."""
     t = common.now(time)
     multi_headers = _multi(headers, "first")
-    query = parse_qsl(raw_query, keep_blank_values=True)
+    query = _query_pairs(raw_query)
     multi_query = _multi(query, "exact") if query else None
     text, is_b64 = encode_body(body, _header(headers, "content-type"), base64)
     domain, prefix = _domain(_header(headers, "host"), api_id, region)
@@ -214,7 +224,7 @@ def v2_event(
             joined[lower] = v
     if cookies is None:
         cookies = found
-    query = _multi(parse_qsl(raw_query, keep_blank_values=True), "exact") if raw_query else {}
+    query = _multi(_query_pairs(raw_query), "exact") if raw_query else {}
     text, is_b64 = encode_body(body, last.get("content-type"), base64)
     domain, prefix = _domain(last.get("host"), api_id, region)
     context: dict[str, Any] = {

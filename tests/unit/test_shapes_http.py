@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 
+import pytest
+
 from router.shapes import apigateway, render
 
 HEADERS = [
@@ -216,3 +218,25 @@ def test_envelope_and_render() -> None:
     assert render("http", [env]) is ev
     v1 = apigateway.envelope(apigateway.v1_event(method="DELETE", path="/b", time=T), source_name="api")
     assert v1.subject == "DELETE /b" and v1.time == env.time
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "q=bench",
+        "a=1&b=2&c=&d",
+        "&&a&=x&",
+        "a=1=2",
+        "p=a%20b&x=%zz",
+        "p=a+b",
+        "k;v=1",
+        "%E2%82%AC=1&e=%C3%A9",
+    ],
+)
+def test_query_pairs_are_parse_qsl(query: str) -> None:
+    """The query's quick split (no %, no +) gives what parse_qsl gives, blank values kept."""
+    from urllib.parse import parse_qsl
+
+    from router.shapes.apigateway import _query_pairs
+
+    assert _query_pairs(query) == parse_qsl(query, keep_blank_values=True)

@@ -45,3 +45,40 @@ def test_clf_is_the_same_whatever_came_before_in_its_second() -> None:
     assert timefmt.clf(second + 0.5) == "10/Mar/2020:05:16:23 +0000"
     assert timefmt.clf(second + 0.9999997) == "10/Mar/2020:05:16:24 +0000"
     assert timefmt.clf(second + 1.0) == "10/Mar/2020:05:16:24 +0000"
+
+
+def _by_datetime(t: float) -> str:
+    import datetime as dt
+
+    d = dt.datetime.fromtimestamp(t, dt.UTC)
+    return f"{d.strftime('%Y-%m-%dT%H:%M:%S')}.{d.microsecond // 1000:03d}Z"
+
+
+@pytest.mark.parametrize(
+    "t",
+    [
+        0.0,
+        1583817383.9999995,  # rounds up into the next second, as datetime does (half-even to microseconds)
+        1583817383.9999994,
+        1583817383.0000005,
+        -0.0000004,
+        -1.5,
+        -0.9999996,
+        1e9 + 2.5e-6,
+    ],
+)
+def test_iso_ms_splits_a_time_as_datetime_does(t: float) -> None:
+    """iso_ms keeps the text of a second and splits the fraction itself: the same text as datetime gives
+    for times at the edges of a second, and for the same second after a time in another."""
+    assert timefmt.iso_ms(t) == _by_datetime(t)
+    assert timefmt.iso_ms(t + 7) == _by_datetime(t + 7)
+    assert timefmt.iso_ms(t) == _by_datetime(t)
+
+
+def test_iso_ms_matches_datetime_on_random_times() -> None:
+    import random
+
+    r = random.Random(7)
+    for _ in range(20_000):
+        t = r.choice([r.uniform(-2e9, 2.5e11), r.randint(0, 2**33) / 1000, r.randint(0, 2**33) + 0.9999995])
+        assert timefmt.iso_ms(t) == _by_datetime(t), t
