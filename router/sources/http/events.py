@@ -24,14 +24,13 @@ from __future__ import annotations
 import base64
 import fnmatch
 import hashlib
-import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from router.core import ids
 from router.shapes import apigateway, cloudevents
 
 if TYPE_CHECKING:
@@ -128,8 +127,8 @@ def api_id_for(source_name: str) -> str:
 def new_request_id(version: str) -> str:
     """HTTP API request ids look like 'JKJaXmPLvHcESHA=', REST API ones are UUIDs."""
     if version == "2.0":
-        return base64.b64encode(secrets.token_bytes(11)).decode("ascii")
-    return str(uuid.uuid4())
+        return base64.b64encode(ids.random_bytes(11)).decode("ascii")
+    return ids.new_request_id()
 
 
 def gateway_headers(facts: RequestFacts) -> list[tuple[str, str]]:
@@ -142,7 +141,7 @@ def gateway_headers(facts: RequestFacts) -> list[tuple[str, str]]:
     if facts.header("x-forwarded-proto") is None:
         headers.append(("X-Forwarded-Proto", facts.scheme))
     if facts.header("x-amzn-trace-id") is None:
-        headers.append(("X-Amzn-Trace-Id", f"Root=1-{int(facts.time):08x}-{secrets.token_hex(12)}"))
+        headers.append(("X-Amzn-Trace-Id", f"Root=1-{int(facts.time):08x}-{ids.random_hex(24)}"))
     return headers
 
 
