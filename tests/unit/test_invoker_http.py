@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import msgspec
 import pytest
 
+from router.invoker import http11
 from router.invoker.http11 import Connection, Parked, Request, Response
 from router.invoker.runtime_api import MAX_RESPONSE_BYTES, Answer, Event, RuntimeApi
 
@@ -335,3 +337,36 @@ async def test_unknown_routes_and_methods() -> None:
 async def test_malformed_paths_are_404(path: str) -> None:
     h = ApiHarness()
     assert h.call("POST", path).status == 404  # type: ignore[union-attr]
+
+
+PLAIN_HEADS = [
+    "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0",
+    "POST /2018-06-01/runtime/invocation/a-1/response HTTP/1.1\r\nHost: 127.0.0.1:9001\r\nContent-Length: 13",
+    "POST /x?y=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 5",
+    "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 007",
+    # near misses: the general parse decides
+    "POST /x HTTP/1.1\r\nHost:  h \r\nContent-Length: 5",
+    "POST /x HTTP/1.1\r\nhost: h\r\nContent-Length: 5",
+    "POST /x HTTP/1.0\r\nHost: h\r\nContent-Length: 5",
+    "PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5",
+    "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nConnection: close",
+    "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5 ",
+    "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: ²",
+]
+
+
+@pytest.mark.parametrize("raw", PLAIN_HEADS)
+def test_the_plain_head_parses_as_the_general_parse_does(raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bootstraps' own heads (request line, Host, Content-Length) take one regular expression; what it
+    gives must be what the general parse gives."""
+
+    def parsed() -> object:
+        try:
+            head = http11._parse_head(raw)
+        except http11._BadRequest as e:
+            return e.status
+        return (head.request.method, head.request.path, head.request.headers, head.keep_alive, head.length)
+
+    quick = parsed()
+    monkeypatch.setattr(http11, "_PLAIN", re.compile(r"(?!)"))  # matches nothing: the general parse
+    assert quick == parsed()
