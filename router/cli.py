@@ -183,7 +183,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             config, invoker=msgspec.structs.replace(config.invoker, workers=args.workers)
         )
     if args.processes is not None:
-        processes: int | str = int(args.processes) if args.processes.isdigit() else args.processes
+        processes: int | str = (
+            int(args.processes) if args.processes.isascii() and args.processes.isdigit() else args.processes
+        )
         if processes != "auto" and not (isinstance(processes, int) and 1 <= processes <= 64):
             log.error(f"--processes: expected 1 to 64 or auto, got {args.processes!r}")
             return 2

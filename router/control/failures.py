@@ -101,7 +101,7 @@ async def failures(request: web.Request) -> web.Response:
     if name is not None and name not in defs:
         raise ApiError(404, RESOURCE_NOT_FOUND, f"Function not found: {name}")
     raw = request.query.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise invalid_parameter(f"limit: expected a whole number, got {raw!r}")
     found = [f for f in failure_destinations(config, defs) if name is None or name in f.functions]
     return web.json_response({"destinations": [await describe(f, config, int(raw)) for f in found]})

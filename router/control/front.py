@@ -159,32 +159,45 @@ def _operation(alias: bool) -> str:
 def _parse(raw: bytes) -> tuple[_Request | None, int]:
     """The request and its body length, or (None, 0) when the lean path does not take it."""
     lines = raw.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or parts[0] != "POST" or parts[2] not in ("HTTP/1.1", "HTTP/1.0"):
+    method, _, rest = lines[0].partition(" ")
+    target, _, version = rest.partition(" ")
+    if method != "POST" or (version != "HTTP/1.1" and version != "HTTP/1.0"):
+        return None, 0  # (a space in the target makes the version something else)
+    found = _target(target)
+    if found is None:
         return None, 0
-    target = _target(parts[1])
-    if target is None:
-        return None, 0
-    alias, name, qualifier = target
-    headers = Headers()
+    fields: dict[str, str] = {}
     for line in lines[1:]:
         key, sep, value = line.partition(":")
         if not sep:
             return None, 0
         field = key.strip().lower()
-        if field in headers and field in SINGLE:
-            return None, 0  # aiohttp's path refuses what is ambiguous (two lengths) in the listener's form
-        headers.setdefault(field, value.strip())
-    if "transfer-encoding" in headers or "expect" in headers or "content-encoding" in headers:
+        if field in fields:
+            if field in SINGLE:
+                return (
+                    None,
+                    0,
+                )  # aiohttp's path refuses what is ambiguous (two lengths) in the listener's form
+            continue
+        fields[field] = value.strip()
+    if "transfer-encoding" in fields or "expect" in fields or "content-encoding" in fields:
         return None, 0  # aiohttp's path reads those (router.edge.bodies decodes with its caps)
-    if headers.get("x-amz-invocation-type", invoke.REQUEST_RESPONSE) != invoke.REQUEST_RESPONSE:
+    kind = fields.get("x-amz-invocation-type")
+    if kind is not None and kind != invoke.REQUEST_RESPONSE:
         return None, 0
-    length_text = headers.get("content-length", "0")
-    if not length_text.isdigit() or int(length_text) > invoke.SYNC_LIMIT:
+    length_text = fields.get("content-length", "0")
+    if not (length_text.isascii() and length_text.isdigit()):
         return None, 0
-    connection = headers.get("connection", "").lower()
-    keep_alive = connection != "close" if parts[2] == "HTTP/1.1" else connection == "keep-alive"
-    return _Request(alias, name, qualifier, headers, keep_alive), int(length_text)
+    length = int(length_text)
+    if length > invoke.SYNC_LIMIT:
+        return None, 0
+    connection = fields.get("connection")
+    if version == "HTTP/1.1":
+        keep_alive = connection is None or connection.lower() != "close"
+    else:
+        keep_alive = connection is not None and connection.lower() == "keep-alive"
+    alias, name, qualifier = found
+    return _Request(alias, name, qualifier, Headers(fields), keep_alive), length
 
 
 def _target(target: str) -> tuple[bool, str, str | None] | None:

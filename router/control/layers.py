@@ -62,7 +62,7 @@ def _name(value: str) -> str:
 
 
 def _number(value: str) -> int:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise invalid_parameter(f"VersionNumber must be a number, got {value!r}")
     return int(value)
 

@@ -166,3 +166,14 @@ async def test_a_flood_of_pipelined_invokes_is_not_buffered_without_bound(
             length = int(head.split("content-length: ")[1].split("\r\n")[0])
             assert json.loads(await reader.readexactly(length))["echo"] == expected
         writer.close()
+
+
+async def test_a_length_in_other_digits_is_left_to_aiohttp(tmp_path: Path) -> None:
+    """`Content-Length: 1²` passes str.isdigit (the head is read as latin-1) but is no number: the lean path
+    leaves it to aiohttp, which refuses it, instead of failing in the middle of parsing (the connection
+    was dropped without an answer)."""
+    async with ApiHarness(tmp_path) as h:
+        await asyncio.to_thread(h.client().create_function, **CREATE)
+        head = f"POST {LAMBDA.format('f1')} HTTP/1.1\r\nHost: x\r\nContent-Length: 1".encode()
+        ((status, _, _),) = await exchange(h.port, [head + b"\xb2\r\n\r\n{}"])
+        assert status == 400

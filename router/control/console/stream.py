@@ -88,7 +88,7 @@ class Feed:
         self.backlog = int(query_number(request, "backlog", 100, 0, MAX_BACKLOG))
         self.interval_s = query_number(request, "interval_s", 2.0, 0.2, 60.0)
         resume = request.query.get("after", request.headers.get("Last-Event-ID"))
-        if resume is not None and not resume.isdigit():
+        if resume is not None and not (resume.isascii() and resume.isdigit()):
             raise invalid_parameter(f"after: expected a whole number, got {resume!r}")
         self.after = int(resume) if resume is not None else None
 

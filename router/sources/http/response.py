@@ -142,7 +142,7 @@ def _proxy_reply(value: dict[str, Any], version: str) -> Reply:
 
 
 def _status(raw: Any) -> int:
-    if isinstance(raw, str) and raw.isdigit():
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit():
         raw = int(raw)
     if isinstance(raw, bool) or not isinstance(raw, int) or not 100 <= raw <= 599:
         raise MalformedResult(f"statusCode {raw!r} is not an HTTP status")

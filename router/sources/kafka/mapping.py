@@ -298,7 +298,7 @@ class KafkaMapping:
             return None
         if isinstance(identifier, int):
             return identifier
-        if isinstance(identifier, str) and identifier.strip().isdigit():
+        if isinstance(identifier, str) and identifier.strip().isascii() and identifier.strip().isdigit():
             return int(identifier)
         return None
 

@@ -61,7 +61,7 @@ def _parse_rate(text: str) -> RateExpression:
     if not m:
         raise ExpressionError(f"invalid rate {text!r}: expected rate(value unit), e.g. rate(5 minutes)")
     value, unit = m.group(1), m.group(2)
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise ExpressionError(f"invalid rate {text!r}: value {value!r} is not a positive whole number")
     n = int(value)
     base = unit[:-1] if unit.endswith("s") else unit
@@ -113,7 +113,7 @@ def _number(f: _Field, token: str) -> int:
     up = token.upper()
     if up in f.names:
         return f.names.index(up) + f.lo
-    if not token.isdigit():
+    if not (token.isascii() and token.isdigit()):
         raise _Bad(f"{f.name} value {token!r} is not a number" + (" or name" if f.names else ""))
     n = int(token)
     if not f.lo <= n <= f.hi:
@@ -141,7 +141,7 @@ def _check_item(f: _Field, item: str) -> None:
         _check_special(f, up)
         return
     base, slash, step = item.partition("/")
-    if slash and (not step.isdigit() or int(step) < 1):
+    if slash and (not (step.isascii() and step.isdigit()) or int(step) < 1):
         raise _Bad(f"{f.name} step {step!r} is not a positive number")
     if base == "*":
         return
@@ -164,7 +164,7 @@ def _check_special(f: _Field, up: str) -> None:
     if wildcard == "#":
         day, _, nth = up.partition("#")
         _number(f, day)
-        if not nth.isdigit() or not 1 <= int(nth) <= 5:
+        if not (nth.isascii() and nth.isdigit()) or not 1 <= int(nth) <= 5:
             raise _Bad(f"{f.name} {up!r}: the number after '#' must be 1-5")
         return
     _number(f, up[:-1])  # nW (day-of-month) or nL (day-of-week)

@@ -307,7 +307,7 @@ class ShardMapping:
         self.store.settled(partition, self.client.sequence(last))
 
     def failed_position(self, identifier: Any, partition: str) -> int | None:
-        if isinstance(identifier, str) and identifier.strip().isdigit():
+        if isinstance(identifier, str) and identifier.strip().isascii() and identifier.strip().isdigit():
             return int(identifier)
         return None
 

@@ -1,0 +1,37 @@
+"""Numbers in requests, configs and function results are ASCII digits.
+
+`str.isdigit()` is also true of superscripts and circled digits ("²", "①"), which `int()` refuses: a check
+with isdigit alone let them through to an `int()` that raised ValueError where a clear refusal was due
+(a 500 instead of a 400, a config error without its key, a dropped connection on the Invoke front:
+tests/unit/test_control_front.py). Each check now also asks for ASCII.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from router.control.errors import ApiError
+from router.control.layers import _number
+from router.sources.http.response import MalformedResult, _status
+from router.sources.schedule.expr import ExpressionError, parse_expression
+
+
+@pytest.mark.parametrize(
+    "expression", ["rate(² minutes)", "cron(1² * * * ? *)", "cron(0/² * * * ? *)", "cron(0 0 ? * 1#² *)"]
+)
+def test_schedule_expressions(expression: str) -> None:
+    with pytest.raises(ExpressionError, match=r"not a|must be"):
+        parse_expression(expression)
+
+
+def test_a_layer_version_number() -> None:
+    with pytest.raises(ApiError) as e:
+        _number("①")
+    assert e.value.status == 400
+    assert _number("12") == 12
+
+
+def test_a_gateway_status_code_from_the_function() -> None:
+    with pytest.raises(MalformedResult):
+        _status("2⁰⁰")
+    assert _status("201") == 201
