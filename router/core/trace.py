@@ -59,6 +59,9 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
         return f"{zlib.crc32(self.root.encode()):08x}:{self.hops}"
 
     def header(self) -> str:
+        if not self.extra:  # the usual case, in one step: the same text as below
+            parent = f"Parent={self.parent};" if self.parent else ""
+            return f"Root={self.root};{parent}Sampled={self.sampled};{LINEAGE}={self.lineage}"
         parts = [f"Root={self.root}"]
         if self.parent:
             parts.append(f"Parent={self.parent}")
@@ -107,7 +110,8 @@ def _hops(lineage: str | None) -> int:
 
 def new_root(random_hex: RandomHex = _random_hex, now: float | None = None) -> Trace:
     epoch = int(time.time() if now is None else now)
-    return Trace(root=f"1-{epoch:08x}-{random_hex(24)}", parent=random_hex(16))
+    noise = random_hex(40)  # the root's 24 digits, then the parent's 16
+    return Trace(root=f"1-{epoch:08x}-{noise[:24]}", parent=noise[24:])
 
 
 def next_hop(incoming: str | None, random_hex: RandomHex = _random_hex) -> Trace:

@@ -78,6 +78,7 @@ class InstancePool:
         self._clock = clock
         self._tasks = tasks
         self._idle: list[Member] = []  # most recently used last
+        self._any_provisioned = False  # a provisioned instance was ever launched here (else no search)
         self._busy: set[Member] = set()
         self._launching = 0
         self._launching_provisioned = 0
@@ -168,7 +169,7 @@ class InstancePool:
         return None
 
     def _pop_idle(self) -> Member:
-        if not self._idle[-1].provisioned:
+        if self._any_provisioned and not self._idle[-1].provisioned:
             for i in range(len(self._idle) - 2, -1, -1):
                 if self._idle[i].provisioned:
                     return self._idle.pop(i)
@@ -206,6 +207,7 @@ class InstancePool:
 
     async def _launch(self, *, provisioned: bool, request_id: str = "") -> Member:
         init_type = INIT_PROVISIONED if provisioned else INIT_ON_DEMAND
+        self._any_provisioned = self._any_provisioned or provisioned
         self._launching += 1
         try:
             instance = await self._factory(self.definition.spec, init_type, request_id)

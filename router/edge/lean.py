@@ -134,15 +134,11 @@ def render(
 ) -> bytes:
     """The answer's bytes: the service's headers (Date and Server included: see `http_date`), then
     Content-Length and Connection. Header names and values must not hold CR or LF (the service checks)."""
-    lines = [f"HTTP/1.1 {status} {reason(status)}"]
-    lines.extend(f"{name}: {value}" for name, value in headers)
+    fields = "".join([f"{name}: {value}\r\n" for name, value in headers])
     bodiless = status < 200 or status in (204, 304)
-    if not bodiless:
-        lines.append(f"Content-Length: {len(body)}")
-    if not keep_alive:
-        lines.append("Connection: close")
-    lines.append("\r\n")
-    text = "\r\n".join(lines).encode("utf-8")
+    length = "" if bodiless else f"Content-Length: {len(body)}\r\n"
+    close = "" if keep_alive else "Connection: close\r\n"
+    text = f"HTTP/1.1 {status} {reason(status)}\r\n{fields}{length}{close}\r\n".encode()
     return text if bodiless or head_only else text + body
 
 
