@@ -104,6 +104,19 @@ def start_bare(cpus: set[int] | None) -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
+def start_floor(cpus: set[int] | None) -> tuple[subprocess.Popen[bytes], str]:
+    """bench/floor_server.py: the router's design with nothing else (docs/performance.md, "The floor")."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "bench" / "floor_server.py"), str(port)],
+        start_new_session=True,
+        preexec_fn=pinned(cpus),
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/", proc)
+    return proc, url
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, including its reaped children (0 if it is gone)."""
     try:
@@ -278,6 +291,10 @@ async def _measure(args: argparse.Namespace, cpus: set[int] | None) -> dict[str,
                 router, url = start_router(folder, cpus, serve_args, config, source)
                 procs.append(router)
                 targets[label] = (url, router.pid)
+            if args.floor:
+                floor, floor_url = start_floor(cpus)
+                procs.append(floor)
+                targets["floor"] = (floor_url, floor.pid)
             bare, bare_url = start_bare(cpus)
             procs.append(bare)
             targets["bare"] = (bare_url, bare.pid)
@@ -370,6 +387,15 @@ def report(label: str, result: dict[str, dict[str, float]]) -> None:
             f"{result[n][key] / bare[key]:15.2f}x" if bare[key] else f"{'-':>16}" for n in names[:-1]
         )
         print(f"{title:24}{values}{ratios}")
+    if "floor" in result:
+        floor = server_us(result["floor"])
+        print("server CPU us/call (daemon, workers and instances), against the floor:")
+        for n in names[:-1]:
+            print(f"{n:>24}: {server_us(result[n]):7.1f}   {server_us(result[n]) / floor:5.2f}x the floor")
+
+
+def server_us(figures: dict[str, float]) -> float:
+    return figures["daemon_us_per_call"] + figures["workers_us_per_call"] + figures["instances_us_per_call"]
 
 
 def load() -> str:
@@ -395,6 +421,11 @@ async def main() -> None:
         action="append",
         default=[],
         help="'LABEL|SERVE OPTIONS|CONFIG YAML|SOURCE TREE': a router to measure, same run (repeatable)",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure bench/floor_server.py: the router's design with nothing else, a lower bound",
     )
     parser.add_argument("--cold", type=int, default=0, help="only the first call: N fresh starts")
     args = parser.parse_args()
