@@ -28,6 +28,7 @@ import msgspec
 from router.core import timefmt
 
 _encode = msgspec.json.Encoder(enc_hook=str).encode
+_HEAD_KEYS = frozenset({"time", "level", "logger", "msg"})  # a call line's own keys, before its fields
 
 
 class JsonFormatter(logging.Formatter):
@@ -105,7 +106,17 @@ class _Sink:
         self, logger: str, lines: Sequence[str], fields: dict[str, Any], last: Mapping[str, Any]
     ) -> None:
         stamp = self._time(time.time())
-        if self.json:
+        if self.json and lines and _HEAD_KEYS.isdisjoint(fields) and _HEAD_KEYS.isdisjoint(last):
+            # Each line is {"time", "level", "logger", "msg", **fields} (the last one's fields updated with
+            # `last`): the parts around the message are encoded once for all the lines.
+            head = f'{{"time":"{stamp}","level":"info","logger":{_encode(logger).decode()},"msg":'
+            rest = "," + _encode(fields).decode()[1:] if fields else "}"
+            final = "," + _encode({**fields, **last}).decode()[1:] if fields or last else "}"
+            last_at = len(lines) - 1
+            parts = [f"{head}{_encode(line).decode()}{rest}\n" for line in lines[:last_at]]
+            parts.append(f"{head}{_encode(lines[last_at]).decode()}{final}\n")
+            text = "".join(parts)
+        elif self.json:
             out = []
             for i, line in enumerate(lines):
                 record = {"time": stamp, "level": "info", "logger": logger, "msg": line, **fields}

@@ -86,15 +86,28 @@ class CallLog:
     def add(self, line: bytes) -> None:
         if not line.endswith(b"\n"):
             line += b"\n"
-        if len(line) > self._limit:
-            line = line[-self._limit :]
         self._lines.append(line)
         self._size += len(line)
-        while self._size > self._limit:
-            self._size -= len(self._lines.popleft())
+        if self._size > self._limit:
+            self._trim()
 
     def add_text(self, text: str) -> None:
-        self.add(text.encode())
+        """A line of the router's own (START, END, REPORT): `add` in one step, as every call adds three."""
+        line = text.encode() if text.endswith("\n") else (text + "\n").encode()
+        self._lines.append(line)
+        self._size += len(line)
+        if self._size > self._limit:
+            self._trim()
+
+    def _trim(self) -> None:
+        """Back within the limit: the last line (the one just added) cut to its last `limit` bytes, then the
+        oldest lines dropped."""
+        last = self._lines[-1]
+        if len(last) > self._limit:
+            self._lines[-1] = last[-self._limit :]
+            self._size -= len(last) - self._limit
+        while self._size > self._limit:
+            self._size -= len(self._lines.popleft())
 
     def take(self) -> bytes:
         data = b"".join(self._lines)
