@@ -34,8 +34,8 @@ from router.dispatch.faults import fault_rates_problem
 from router.dispatch.filter_syntax import pattern_problems
 from router.sources import kind_module
 
-RUNTIMES_PYTHON = re.compile(r"^python3\.\d+\Z")
-RUNTIMES_NODE = re.compile(r"^nodejs\d+\.x\Z")
+RUNTIMES_PYTHON = re.compile(r"^python3\.[0-9]+\Z")
+RUNTIMES_NODE = re.compile(r"^nodejs[0-9]+\.x\Z")
 
 
 def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
@@ -111,9 +111,11 @@ def _names(d: dict[str, Any]) -> str:
 ASYNC_DESTINATIONS = ("directory", "function", "kafka", "sqs", "sns", "eventbridge")
 STREAM_DESTINATIONS = ("directory", "function", "kafka")  # stream failure sinks (sources/stream/failure.py)
 AWS_ARNS = {
-    "sqs": re.compile(r"^(arn:aws[a-zA-Z-]*:sqs:[a-z0-9-]+:\d{12}:[\w.-]+|https?://\S+)\Z"),
-    "sns": re.compile(r"^arn:aws[a-zA-Z-]*:sns:[a-z0-9-]+:\d{12}:[\w.-]+\Z"),
-    "eventbridge": re.compile(r"^(arn:aws[a-zA-Z-]*:events:[a-z0-9-]+:\d{12}:event-bus/[\w./-]+|[\w./-]+)\Z"),
+    "sqs": re.compile(r"^(arn:aws[a-zA-Z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[\w.-]+|https?://\S+)\Z"),
+    "sns": re.compile(r"^arn:aws[a-zA-Z-]*:sns:[a-z0-9-]+:[0-9]{12}:[\w.-]+\Z"),
+    "eventbridge": re.compile(
+        r"^(arn:aws[a-zA-Z-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/[\w./-]+|[\w./-]+)\Z"
+    ),
 }
 
 

@@ -70,7 +70,7 @@ class AccountConfig(Strict):
     concurrency: Annotated[int, msgspec.Meta(ge=1, le=100000)] = 1000
     unreserved_min: NonNegInt = 100
     region: str = "us-east-1"
-    account_id: Annotated[str, msgspec.Meta(pattern=r"^\d{12}\Z")] = "123456789012"
+    account_id: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{12}\Z")] = "123456789012"
 
 
 class BillingConfig(Strict):
@@ -192,7 +192,7 @@ class InspectConfig(Strict):
 
 
 # "90s", "30m", "24h", "7d" (also "500ms"): a span of time, for settings that read better than seconds.
-Duration = Annotated[str, msgspec.Meta(pattern=r"^\d+(\.\d+)?(ms|s|m|h|d)\Z")]
+Duration = Annotated[str, msgspec.Meta(pattern=r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d)\Z")]
 
 
 class RecordConfig(Strict):

@@ -173,11 +173,8 @@ def _parse(raw: bytes) -> tuple[_Request | None, int]:
             return None, 0
         field = key.strip().lower()
         if field in fields:
-            if field in SINGLE:
-                return (
-                    None,
-                    0,
-                )  # aiohttp's path refuses what is ambiguous (two lengths) in the listener's form
+            if field in SINGLE:  # aiohttp's path refuses what is ambiguous (two lengths) in its own form
+                return None, 0
             continue
         fields[field] = value.strip()
     if "transfer-encoding" in fields or "expect" in fields or "content-encoding" in fields:

@@ -25,7 +25,7 @@ from router.core.durable import remove_temporaries, write_atomically
 log = logging.getLogger("router.control.layers")
 
 STATE = "state.json"
-_RECORD = re.compile(r"^v(\d+)\.json\Z")
+_RECORD = re.compile(r"^v([0-9]+)\.json\Z")
 
 
 class LayerVersionRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -32,7 +32,7 @@ from router.core.durable import fsync_dir, remove_temporaries, rename_durably, w
 log = logging.getLogger("router.control.published")
 
 STATE = "state.json"
-_RECORD = re.compile(r"^v(\d+)\.json\Z")
+_RECORD = re.compile(r"^v([0-9]+)\.json\Z")
 
 
 class VersionRecord(msgspec.Struct, frozen=True, kw_only=True):

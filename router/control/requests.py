@@ -27,7 +27,7 @@ from router.edge import bodies
 
 T = TypeVar("T")
 
-RUNTIMES = re.compile(r"^(python3\.\d+|nodejs\d+\.x|provided|provided\.al2|provided\.al2023)\Z")
+RUNTIMES = re.compile(r"^(python3\.[0-9]+|nodejs[0-9]+\.x|provided|provided\.al2|provided\.al2023)\Z")
 ENV_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]+\Z")
 HANDLER = re.compile(r"^\S{1,128}\Z")
 ARCHITECTURES = {"x86_64", "arm64"}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+import re
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -86,17 +87,15 @@ def day_path(t: float) -> str:
 
 
 _UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# Digits, an optional fraction, a unit: what the config's Duration pattern takes. Not float()'s own syntax,
+# which also reads "nan", "inf", "1e400" (infinite) and "-5" (a span into the future).
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
 
 
 def duration_s(text: str) -> float:
     """Seconds in a span written `90s`, `30m`, `24h`, `7d` or `500ms` (the config's Duration); ValueError
     on anything else."""
-    value = text.strip()
-    for unit in ("ms", "s", "m", "h", "d"):
-        number = value.removesuffix(unit)
-        if number != value:
-            try:
-                return float(number) * _UNITS_S[unit]
-            except ValueError:
-                break
-    raise ValueError(f"not a duration (like 90s, 30m, 24h, 7d): {text!r}")
+    found = _DURATION.fullmatch(text.strip())
+    if found is None:
+        raise ValueError(f"not a duration (like 90s, 30m, 24h, 7d): {text!r}")
+    return float(found[1]) * _UNITS_S[found[2]]

@@ -35,8 +35,8 @@ from router.core.errors import RUNTIME_INVALID_ENTRYPOINT, RUNTIME_INVALID_RUNTI
 from router.invoker.types import FunctionSpec
 
 RUNTIMES_DIR = Path(__file__).parent / "runtimes"
-PYTHON = re.compile(r"^python3\.\d+\Z")
-NODE = re.compile(r"^nodejs\d+\.x\Z")
+PYTHON = re.compile(r"^python3\.[0-9]+\Z")
+NODE = re.compile(r"^nodejs[0-9]+\.x\Z")
 PROVIDED = ("provided", "provided.al2", "provided.al2023")
 LAMBDA_PATH = "/usr/local/bin:/usr/bin:/bin:/opt/bin"
 

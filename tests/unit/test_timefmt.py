@@ -82,3 +82,18 @@ def test_iso_ms_matches_datetime_on_random_times() -> None:
     for _ in range(20_000):
         t = r.choice([r.uniform(-2e9, 2.5e11), r.randint(0, 2**33) / 1000, r.randint(0, 2**33) + 0.9999995])
         assert timefmt.iso_ms(t) == _by_datetime(t), t
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90.0), ("500ms", 0.5), ("1.5h", 5400.0), (" 7d ", 604800.0)]
+)
+def test_a_duration(text: str, seconds: float) -> None:
+    assert timefmt.duration_s(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["nans", "infm", "1e400s", "-5m", "5", "m", "5 m", "1.s", "²s"])
+def test_not_a_duration(text: str) -> None:
+    """Only digits and a unit: float() alone would read "nans" as NaN and "1e400s" as infinite, and a replay
+    plan's `since` would then match nothing instead of being refused."""
+    with pytest.raises(ValueError, match="not a duration"):
+        timefmt.duration_s(text)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import pytest
 
+from router.config.loader import decode_config
 from router.control.errors import ApiError
 from router.control.layers import _number
+from router.control.requests import RUNTIMES
 from router.sources.http.response import MalformedResult, _status
 from router.sources.schedule.expr import ExpressionError, parse_expression
 
@@ -35,3 +37,19 @@ def test_a_gateway_status_code_from_the_function() -> None:
     with pytest.raises(MalformedResult):
         _status("2⁰⁰")
     assert _status("201") == 201
+
+
+@pytest.mark.parametrize(
+    "yaml",
+    [
+        'account: {account_id: "١٢٣٤٥٦٧٨٩٠١٢"}',  # Arabic-Indic digits: \d took them
+        "record: {retention: ٣h}",
+    ],
+)
+def test_config_numbers_are_ascii(yaml: str) -> None:
+    loaded = decode_config(yaml)
+    assert loaded.config is None and "expected a string matching" in loaded.problems[0]
+
+
+def test_runtime_names_are_ascii() -> None:
+    assert RUNTIMES.match("python3.11") and not RUNTIMES.match("python3.\u0661\u0661")

@@ -121,8 +121,8 @@ def _number(f: _Field, token: str) -> int:
     return n
 
 
-_NTH_W = re.compile(r"^\d+W\Z")
-_LAST_DAY = re.compile(r"^(\d+|[A-Z]{3})L\Z")
+_NTH_W = re.compile(r"^[0-9]+W\Z")
+_LAST_DAY = re.compile(r"^([0-9]+|[A-Z]{3})L\Z")
 
 
 def _is_special(f: _Field, up: str) -> bool:
