@@ -88,8 +88,22 @@ def serve(handler: Handler, *, max_body: int) -> Callable[[], asyncio.BaseProtoc
     return lambda: Connection(handler, max_body)
 
 
+_FIXED: dict[int, tuple[Response, bytes]] = {}  # by id: the response (holding it keeps its id), its bytes
+
+
+def fixed(response: Response) -> Response:
+    """A response that never changes (do not modify it afterwards): rendered once here, for every keep-alive
+    answer it gives (the Runtime API's 202 ends every call)."""
+    _FIXED[id(response)] = (response, render(response, True))
+    return response
+
+
 def render(response: Response, keep_alive: bool) -> bytes:
     """The answer's bytes: status line, Content-Type, Content-Length, its own headers, Connection: close."""
+    if keep_alive:
+        known = _FIXED.get(id(response))
+        if known is not None and known[0] is response:
+            return known[1]
     extra = "".join([f"{name}: {value}\r\n" for name, value in response.headers]) if response.headers else ""
     close = "" if keep_alive else "Connection: close\r\n"
     return (
@@ -198,15 +212,15 @@ class Connection(asyncio.BufferedProtocol):
             if len(self._buf) > MAX_HEAD:
                 raise _BadRequest(431)
             return False
-        raw = bytes(self._buf[:end]).decode("latin-1")
+        raw = self._buf[:end].decode("latin-1")
         del self._buf[: end + 4]
-        self._head = _parse_head(raw)
-        length = self._head.length
+        self._head = head = _parse_head(raw)
+        length = head.length
         if length is not None and length > self._max_body:
-            self._head.request.too_large = True
+            head.request.too_large = True
             self._discard = length
-        expect = self._head.request.headers.get("expect", "").lower()
-        if expect == "100-continue":
+        headers = head.request.headers
+        if "expect" in headers and headers["expect"].lower() == "100-continue":
             self._out.append(b"HTTP/1.1 100 Continue\r\n\r\n")
             self._flush()
         return True

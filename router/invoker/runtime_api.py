@@ -48,11 +48,13 @@ from router.core.errors import (
     RAPI_NOT_FOUND,
     RAPI_REQUEST_ENTITY_TOO_LARGE,
 )
-from router.invoker import procs
+from router.invoker import http11, procs
 from router.invoker.http11 import Parked, Request, Response, serve
 from router.invoker.outcomes import End
 
 PREFIX = "/2018-06-01/runtime"
+NEXT_PATH = PREFIX + "/invocation/next"
+INVOCATION_PREFIX = PREFIX + "/invocation/"
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # Lambda's limit as the emulator spells it: 6291556
 ERROR_TYPE_HEADER = "lambda-runtime-function-error-type"
 
@@ -85,7 +87,7 @@ def _status(status: int, error_type: str, message: str) -> Response:
     return Response(status, _json.encode({"errorMessage": message, "errorType": error_type}))
 
 
-ACCEPTED = Response(202, b'{"status":"OK"}')
+ACCEPTED = http11.fixed(Response(202, b'{"status":"OK"}'))
 
 
 class RuntimeApi:
@@ -218,6 +220,13 @@ class RuntimeApi:
 
     def handle(self, request: Request) -> Response | asyncio.Future[Response]:
         path = request.path
+        # Every call: its answer, then the request for the next event (the general routing below agrees).
+        if path == NEXT_PATH and request.method == "GET":
+            return self._next()
+        if path.endswith("/response") and path.startswith(INVOCATION_PREFIX) and request.method == "POST":
+            request_id = path[len(INVOCATION_PREFIX) : -len("/response")]
+            if request_id and "/" not in request_id:
+                return self._answer(request_id, End.RESPONSE, request)
         if not path.startswith(PREFIX):
             return _status(404, RAPI_NOT_FOUND, f"no route {request.method} {path}")
         path = path[len(PREFIX) :]

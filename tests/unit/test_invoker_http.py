@@ -370,3 +370,37 @@ def test_the_plain_head_parses_as_the_general_parse_does(raw: str, monkeypatch: 
     quick = parsed()
     monkeypatch.setattr(http11, "_PLAIN", re.compile(r"(?!)"))  # matches nothing: the general parse
     assert quick == parsed()
+
+
+def test_a_fixed_response_renders_as_any_other() -> None:
+    from router.invoker.runtime_api import ACCEPTED
+
+    same = Response(ACCEPTED.status, ACCEPTED.body, list(ACCEPTED.headers), ACCEPTED.content_type)
+    assert http11.render(ACCEPTED, True) == http11.render(same, True)
+    assert http11.render(ACCEPTED, False) == http11.render(same, False)  # not kept: closes the connection
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/2018-06-01/runtime/invocation/next", None),  # parked: the future
+        ("POST", "/2018-06-01/runtime/invocation/next", 405),
+        ("POST", "/2018-06-01/runtime/invocation/r-1/response", 202),
+        ("POST", "/2018-06-01/runtime/invocation/other/response", 400),
+        ("POST", "/2018-06-01/runtime/invocation//response", 400),
+        ("POST", "/2018-06-01/runtime/invocation/a/b/response", 404),
+        ("GET", "/2018-06-01/runtime/invocation/r-1/response", 405),
+        ("POST", "/2018-06-01/runtime/invocation/r-1/error", 202),
+    ],
+)
+async def test_the_routes_of_every_call(method: str, path: str, status: int | None) -> None:
+    """The two requests of every call take a short way through handle(): the same answers as the rest."""
+    api = RuntimeApi(on_answer=lambda answer: None, on_ready=lambda: None, on_init_error=lambda *a: None)
+    api.deliver(Event(request_id="r-1", payload=b"{}", deadline_ms=0, function_arn="arn", trace_id="t"))
+    first = api.handle(Request("GET", "/2018-06-01/runtime/invocation/next", {}))
+    assert isinstance(first, Response) and first.status == 200  # r-1 is now the call in flight
+    answer = api.handle(Request(method, path, {}))
+    if status is None:
+        assert isinstance(answer, asyncio.Future) or answer.status == 403
+    else:
+        assert isinstance(answer, Response) and answer.status == status
