@@ -91,6 +91,7 @@ class Instance:
         log_calls: bool = True,
     ) -> None:
         self.spec = spec
+        self._arn = spec.arn  # the unqualified ARN its events carry (made here, not on every call)
         self._batch = batch
         # START/output/END/REPORT on the daemon's log (router/logs.py); None: quiet.
         self._calls = CallLines(spec.name) if log_calls else None
@@ -525,7 +526,7 @@ class Instance:
                 request_id=rid,
                 payload=request.payload,
                 deadline_ms=int(time.time() * 1000 + timeout * 1000),
-                function_arn=request.function_arn or self.spec.arn,
+                function_arn=request.function_arn or self._arn,
                 trace_id=request.trace_id or new_trace_id(),
                 client_context=client_context_header(request.client_context),
                 cognito_identity=request.cognito_identity,

@@ -50,23 +50,20 @@ def end_line(request_id: str) -> str:
 def report_line(result: InvocationResult, *, status: ReportStatus | None = None) -> str:
     """REPORT as Lambda prints it; `status` is "timeout" or "error" (with the error type) when the call failed
     in the platform (timeout, out of memory, crash), as Lambda's newer REPORT lines say."""
-    fields = [
-        f"REPORT RequestId: {result.request_id}",
-        f"Duration: {result.duration_ms:.2f} ms",
-        f"Billed Duration: {result.billed_ms} ms",
-        f"Memory Size: {result.memory_mb} MB",
-        f"Max Memory Used: {result.max_memory_mb} MB",
-    ]
+    line = (
+        f"REPORT RequestId: {result.request_id}\tDuration: {result.duration_ms:.2f} ms\t"
+        f"Billed Duration: {result.billed_ms} ms\tMemory Size: {result.memory_mb} MB\t"
+        f"Max Memory Used: {result.max_memory_mb} MB"
+    )
     if result.init_ms is not None:
-        fields.append(f"Init Duration: {result.init_ms:.2f} ms")
+        line += f"\tInit Duration: {result.init_ms:.2f} ms"
     if result.cpu_ms is not None:
-        fields.append(f"CPU Time: {result.cpu_ms:.2f} ms")  # ours, not Lambda's: where a cgroup measures it
+        line += f"\tCPU Time: {result.cpu_ms:.2f} ms"  # ours, not Lambda's: where a cgroup measures it
     if status == "timeout":
-        fields.append("Status: timeout")
+        line += "\tStatus: timeout"
     elif status == "error":
-        fields.append("Status: error")
-        fields.append(f"Error Type: {result.error_type}")
-    return "\t".join(fields)
+        line += f"\tStatus: error\tError Type: {result.error_type}"
+    return line
 
 
 def init_report_line(init_ms: float, error_type: str) -> str:
