@@ -49,7 +49,7 @@ def test_config_names_with_a_trailing_newline_are_refused(text: str, problem: st
 
 
 def test_the_config_message_shows_the_pattern_as_usual() -> None:
-    with pytest.raises(ConfigError, match=r"expected a string matching \^\\d\{12\}\$, got '1234'"):
+    with pytest.raises(ConfigError, match=r"expected a string matching \^\[0-9\]\{12\}\$, got '1234'"):
         parse_config('account: {account_id: "1234"}')
 
 
