@@ -25,6 +25,8 @@ functions:
     handler: app.handler
     code: "${FUNCTIONS}/cluster_record"
     reserved_concurrency: 6
+    memory_mb: 1769  # a full vCPU, and time to spare: a call that failed on a busy machine would wait a
+    timeout_s: 30    # minute for its retry (Lambda's delay); this test is about the queue, not CPU quotas
     environment: {RECORD_DIR: "${SHARED}/marks", NODE: "${NODE}"}
 """
 EVENTS = 1000
@@ -81,8 +83,11 @@ async def test_async_events_survive_a_node_killed_mid_way(
     refused = set(range(EVENTS)) - accepted
     assert all(n % 3 == 1 and n >= EVENTS // 2 for n in refused), sorted(refused)[:20]
     assert len(accepted) >= EVENTS - EVENTS // 6 - 1
-    # Duplicates only where the dead node ran it (in flight, or settled but not yet committed).
+    # Duplicates: where the dead node ran it (in flight, or settled but not yet committed), and the calls in
+    # flight on a live node whose partition the rebalance moved to another (docs/cluster.md): at most the
+    # function's concurrency (6, cluster-wide) of those.
     twice = {n: who for n, who in runs.items() if len(who) > 1}
-    assert all("n1" in who for who in twice.values()), twice
+    moved = {n: who for n, who in twice.items() if "n1" not in who}
+    assert len(moved) <= 6, f"{len(moved)} events ran twice on live nodes: {sorted(moved.items())}"
     ran_on = Counter(node for who in runs.values() for node in who)
     assert set(ran_on) == {"n0", "n1", "n2"}, ran_on  # every node consumed a share of the partitions
