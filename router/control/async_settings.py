@@ -24,7 +24,7 @@ _SQS = re.compile(r"^arn:aws[a-zA-Z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[\w.-]+\Z")
 _SNS = re.compile(r"^arn:aws[a-zA-Z-]*:sns:[a-z0-9-]+:[0-9]{12}:[\w.-]+\Z")
 _BUS = re.compile(r"^arn:aws[a-zA-Z-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/[\w./-]+\Z")
 _LAMBDA = re.compile(
-    r"^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:(?P<name>[a-zA-Z0-9_-]+)(?::(?P<q>[\w$-]+))?\Z"
+    r"^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:(?P<name>[a-zA-Z0-9_-]+)(?::(?P<q>[\w$-]+))?\Z"
 )
 
 

@@ -39,7 +39,7 @@ from router.core.arn import layer_arn, parse_layer_version_arn
 from router.core.errors import RESOURCE_NOT_FOUND
 
 LAYER_NAME = re.compile(
-    r"^(arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\d{12}:layer:)?(?P<name>[a-zA-Z0-9_-]{1,140})\Z"
+    r"^(arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:[0-9]{12}:layer:)?(?P<name>[a-zA-Z0-9_-]{1,140})\Z"
 )
 ARCHITECTURES = ("x86_64", "arm64")
 

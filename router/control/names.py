@@ -21,8 +21,8 @@ LATEST = "$LATEST"
 # Lambda's NamespacedFunctionName pattern, anchored.
 _FUNCTION_NAME = re.compile(
     r"^(?:arn:(?:aws[a-zA-Z-]*)?:lambda:)?"
-    r"(?:(?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d:)?"
-    r"(?:\d{12}:)?"
+    r"(?:(?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]:)?"
+    r"(?:[0-9]{12}:)?"
     r"(?:function:)?"
     r"(?P<name>[a-zA-Z0-9_.-]+)"
     r"(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9_-]+))?\Z"

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 LAYER_VERSION_ARN = re.compile(
-    r"^arn:aws[a-zA-Z-]*:lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:layer:"
+    r"^arn:aws[a-zA-Z-]*:lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-[0-9]{1}:[0-9]{12}:layer:"
     r"(?P<name>[a-zA-Z0-9-_]+):(?P<version>[0-9]+)\Z"
 )
 

@@ -47,9 +47,9 @@ log = logging.getLogger("router.invoker.remote")
 
 ANSWER_GRACE_S = 5.0
 REPORT = re.compile(
-    r"REPORT RequestId: \S+\s+Duration: (?P<duration>[\d.]+) ms\s+Billed Duration: (?P<billed>\d+) ms"
-    r"(?:\s+Memory Size: (?P<size>\d+) MB)?(?:\s+Max Memory Used: (?P<used>\d+) MB)?"
-    r"(?:\s+Init Duration: (?P<init>[\d.]+) ms)?"
+    r"REPORT RequestId: \S+\s+Duration: (?P<duration>[0-9.]+) ms\s+Billed Duration: (?P<billed>[0-9]+) ms"
+    r"(?:\s+Memory Size: (?P<size>[0-9]+) MB)?(?:\s+Max Memory Used: (?P<used>[0-9]+) MB)?"
+    r"(?:\s+Init Duration: (?P<init>[0-9.]+) ms)?"
 )
 
 

@@ -13,6 +13,7 @@ import pytest
 from router.config.loader import decode_config
 from router.control.errors import ApiError
 from router.control.layers import _number
+from router.control.names import parse_function_name
 from router.control.requests import RUNTIMES
 from router.sources.http.response import MalformedResult, _status
 from router.sources.schedule.expr import ExpressionError, parse_expression
@@ -53,3 +54,11 @@ def test_config_numbers_are_ascii(yaml: str) -> None:
 
 def test_runtime_names_are_ascii() -> None:
     assert RUNTIMES.match("python3.11") and not RUNTIMES.match("python3.\u0661\u0661")
+
+
+def test_an_arn_account_is_ascii_digits() -> None:
+    account = "\u0661" * 12  # Arabic-Indic digits: \d took them in the FunctionName pattern
+    with pytest.raises(ApiError) as e:
+        parse_function_name(f"arn:aws:lambda:us-east-1:{account}:function:echo")
+    assert e.value.status == 400
+    assert parse_function_name("arn:aws:lambda:us-east-1:123456789012:function:echo").name == "echo"

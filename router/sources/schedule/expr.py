@@ -265,7 +265,7 @@ def _parse_aws_cron(text: str, body: str) -> CronExpression:
         dom, dow = fields[2], fields[4]
         if (dom == "?") == (dow == "?"):
             raise _Bad("exactly one of day-of-month and day-of-week must be '?'")
-        for y in re.findall(r"\d+", fields[5]):
+        for y in re.findall(r"[0-9]+", fields[5]):
             if int(y) > MAX_YEAR and "/" not in fields[5]:
                 raise _Bad(f"year {y} is beyond {MAX_YEAR}, the last year supported here")
     except _Bad as e:
