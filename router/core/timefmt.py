@@ -28,16 +28,22 @@ def utc(t: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(t, dt.UTC)
 
 
-def _seconds_ms(t: float) -> tuple[str, int]:
-    """The second's text and the millisecond, split as `datetime.fromtimestamp` splits `t` (the fraction
-    rounded half-even to microseconds). Events in a row share their second: its text is made once."""
+def _split(t: float) -> tuple[int, int]:
+    """(whole second, microsecond) of `t` as `datetime.fromtimestamp` splits it: the fraction rounded
+    half-even to microseconds, which may carry into the next second. The formats below cache the text of a
+    second (events in a row share it) and add the fraction themselves."""
     fraction, whole = math.modf(t)
     us = round(fraction * 1e6)
     if us >= 1_000_000:
         whole, us = whole + 1, us - 1_000_000
     elif us < 0:
         whole, us = whole - 1, us + 1_000_000
-    return _second_text(int(whole)), us // 1000
+    return int(whole), us
+
+
+def _seconds_ms(t: float) -> tuple[str, int]:
+    second, us = _split(t)
+    return _second_text(second), us // 1000
 
 
 @functools.lru_cache(maxsize=8)
@@ -61,19 +67,13 @@ def lambda_timestamp(t: float) -> str:
 
 def clf(t: float) -> str:
     """`10/Mar/2020:05:16:23 +0000`; one per gateway request, so the text of a second is made once."""
-    second = int(t)
-    if t < 0 or t - second > 0.999999:  # rounded to microseconds, `t` may belong to the next second
-        return _clf(utc(t))
-    return _clf_second(second)
-
-
-def _clf(d: dt.datetime) -> str:
-    return f"{d.day:02d}/{_MONTHS[d.month - 1]}/{d.year}:{d.strftime('%H:%M:%S')} +0000"
+    return _clf_second(_split(t)[0])
 
 
 @functools.lru_cache(maxsize=1)
 def _clf_second(second: int) -> str:
-    return _clf(utc(second))
+    d = utc(second)
+    return f"{d.day:02d}/{_MONTHS[d.month - 1]}/{d.year}:{d.strftime('%H:%M:%S')} +0000"
 
 
 def email_date(t: float) -> str:
