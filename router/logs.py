@@ -28,7 +28,6 @@ import msgspec
 from router.core import timefmt
 
 _encode = msgspec.json.Encoder(enc_hook=str).encode
-_HEAD_KEYS = frozenset({"time", "level", "logger", "msg"})  # a call line's own keys, before its fields
 
 
 class JsonFormatter(logging.Formatter):
@@ -105,10 +104,13 @@ class _Sink:
     def write(
         self, logger: str, lines: Sequence[str], fields: dict[str, Any], last: Mapping[str, Any]
     ) -> None:
+        """`lines` (at least one) as call lines; `fields` (CallLines': request_id, function) on each, updated
+        with `last` on the last one (REPORT's figures). Neither holds a line's own keys (time, level, logger,
+        msg)."""
         stamp = self._time(time.time())
-        if self.json and lines and _HEAD_KEYS.isdisjoint(fields) and _HEAD_KEYS.isdisjoint(last):
-            # Each line is {"time", "level", "logger", "msg", **fields} (the last one's fields updated with
-            # `last`): the parts around the message are encoded once for all the lines.
+        if self.json:
+            # Each line is {"time", "level", "logger", "msg", **fields}: the parts around the message are
+            # encoded once for all the lines.
             head = f'{{"time":"{stamp}","level":"info","logger":{_encode(logger).decode()},"msg":'
             rest = "," + _encode(fields).decode()[1:] if fields else "}"
             final = "," + _encode({**fields, **last}).decode()[1:] if fields or last else "}"
@@ -116,14 +118,6 @@ class _Sink:
             parts = [f"{head}{_encode(line).decode()}{rest}\n" for line in lines[:last_at]]
             parts.append(f"{head}{_encode(lines[last_at]).decode()}{final}\n")
             text = "".join(parts)
-        elif self.json:
-            out = []
-            for i, line in enumerate(lines):
-                record = {"time": stamp, "level": "info", "logger": logger, "msg": line, **fields}
-                if i == len(lines) - 1:
-                    record.update(last)
-                out.append(_encode(record).decode())
-            text = "\n".join(out) + "\n"
         else:
             prefix = f"{stamp} INFO    {logger}: "
             text = "".join(prefix + line + "\n" for line in lines)
