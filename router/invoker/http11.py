@@ -63,6 +63,7 @@ class Response(msgspec.Struct):
     body: bytes = b""
     headers: list[tuple[str, str]] = []
     content_type: str = "application/json"
+    wire: bytes = b""  # its keep-alive bytes, for a response made once (`fixed`)
 
 
 class Parked(asyncio.Future[Response]):
@@ -88,22 +89,17 @@ def serve(handler: Handler, *, max_body: int) -> Callable[[], asyncio.BaseProtoc
     return lambda: Connection(handler, max_body)
 
 
-_FIXED: dict[int, tuple[Response, bytes]] = {}  # by id: the response (holding it keeps its id), its bytes
-
-
 def fixed(response: Response) -> Response:
     """A response that never changes (do not modify it afterwards): rendered once here, for every keep-alive
     answer it gives (the Runtime API's 202 ends every call)."""
-    _FIXED[id(response)] = (response, render(response, True))
+    response.wire = render(response, True)
     return response
 
 
 def render(response: Response, keep_alive: bool) -> bytes:
     """The answer's bytes: status line, Content-Type, Content-Length, its own headers, Connection: close."""
-    if keep_alive:
-        known = _FIXED.get(id(response))
-        if known is not None and known[0] is response:
-            return known[1]
+    if keep_alive and response.wire:
+        return response.wire
     extra = "".join([f"{name}: {value}\r\n" for name, value in response.headers]) if response.headers else ""
     close = "" if keep_alive else "Connection: close\r\n"
     return (
