@@ -55,6 +55,7 @@ from router.invoker.outcomes import End
 PREFIX = "/2018-06-01/runtime"
 NEXT_PATH = PREFIX + "/invocation/next"
 INVOCATION_PREFIX = PREFIX + "/invocation/"
+INIT_ERROR_PATH = PREFIX + "/init/error"
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # Lambda's limit as the emulator spells it: 6291556
 ERROR_TYPE_HEADER = "lambda-runtime-function-error-type"
 
@@ -219,28 +220,21 @@ class RuntimeApi:
         return False
 
     def handle(self, request: Request) -> Response | asyncio.Future[Response]:
-        path = request.path
-        # Every call: its answer, then the request for the next event (the general routing below agrees).
-        if path == NEXT_PATH and request.method == "GET":
-            return self._next()
-        if path.endswith("/response") and path.startswith(INVOCATION_PREFIX) and request.method == "POST":
-            request_id = path[len(INVOCATION_PREFIX) : -len("/response")]
-            if request_id and "/" not in request_id:
-                return self._answer(request_id, End.RESPONSE, request)
+        path, method = request.path, request.method
+        if path == NEXT_PATH:  # every call: the request for the next event
+            return self._next() if method == "GET" else self._not_allowed(request)
         if not path.startswith(PREFIX):
-            return _status(404, RAPI_NOT_FOUND, f"no route {request.method} {path}")
-        path = path[len(PREFIX) :]
-        if path == "/invocation/next":
-            return self._next() if request.method == "GET" else self._not_allowed(request)
-        if request.method != "POST":
+            return _status(404, RAPI_NOT_FOUND, f"no route {method} {path}")
+        if method != "POST":
             return self._not_allowed(request)
-        if path == "/init/error":
+        if path.startswith(INVOCATION_PREFIX):  # every call: its answer, /invocation/{id}/response or /error
+            request_id, _, ending = path[len(INVOCATION_PREFIX) :].partition("/")
+            kind = _ANSWERS.get(ending)
+            if kind is not None:
+                return self._answer(request_id, kind, request)
+        elif path == INIT_ERROR_PATH:
             return self._init_error(request)
-        parts = path.split("/")
-        kind = _ANSWERS.get(parts[3]) if len(parts) == 4 and parts[1] == "invocation" else None
-        if kind is not None:
-            return self._answer(parts[2], kind, request)
-        return _status(404, RAPI_NOT_FOUND, f"no route {request.method} {request.path}")
+        return _status(404, RAPI_NOT_FOUND, f"no route {method} {path}")
 
     # routes ------------------------------------------------------------------------------------------------
 

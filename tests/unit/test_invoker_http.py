@@ -391,10 +391,12 @@ def test_a_fixed_response_renders_as_any_other() -> None:
         ("POST", "/2018-06-01/runtime/invocation/a/b/response", 404),
         ("GET", "/2018-06-01/runtime/invocation/r-1/response", 405),
         ("POST", "/2018-06-01/runtime/invocation/r-1/error", 202),
+        ("POST", "/2018-06-01/runtimex/invocation/r-1/response", 404),  # was taken as an answer
+        ("POST", "/2018-06-01/runtime/init/error/x", 404),
     ],
 )
 async def test_the_routes_of_every_call(method: str, path: str, status: int | None) -> None:
-    """The two requests of every call take a short way through handle(): the same answers as the rest."""
+    """The routes of the two requests of every call, and their near misses."""
     api = RuntimeApi(on_answer=lambda answer: None, on_ready=lambda: None, on_init_error=lambda *a: None)
     api.deliver(Event(request_id="r-1", payload=b"{}", deadline_ms=0, function_arn="arn", trace_id="t"))
     first = api.handle(Request("GET", "/2018-06-01/runtime/invocation/next", {}))
