@@ -59,16 +59,9 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
         return f"{zlib.crc32(self.root.encode()):08x}:{self.hops}"
 
     def header(self) -> str:
-        if not self.extra:  # the usual case, in one step: the same text as below
-            parent = f"Parent={self.parent};" if self.parent else ""
-            return f"Root={self.root};{parent}Sampled={self.sampled};{LINEAGE}={self.lineage}"
-        parts = [f"Root={self.root}"]
-        if self.parent:
-            parts.append(f"Parent={self.parent}")
-        parts.append(f"Sampled={self.sampled}")
-        parts.extend(f"{k}={v}" for k, v in self.extra)
-        parts.append(f"{LINEAGE}={self.lineage}")
-        return ";".join(parts)
+        parent = f"Parent={self.parent};" if self.parent else ""
+        extra = "".join([f"{k}={v};" for k, v in self.extra]) if self.extra else ""
+        return f"Root={self.root};{parent}Sampled={self.sampled};{extra}{LINEAGE}={self.lineage}"
 
 
 def parse(header: str | None) -> Trace | None:
