@@ -64,8 +64,10 @@ def handler(event, context):
             break
         lines.append(json.dumps({**line, "b": context.aws_request_id}) + "\n")
     if lines:
+        # After a newline: a line torn by a kill -9 of the instance mid-write (the kernel stops a write
+        # between pages) then ends there, instead of swallowing this batch's first record. Readers skip both.
         with open(log_file, "a") as f:
-            f.write("".join(lines))
+            f.write("\n" + "".join(lines))
     return {"batchItemFailures": failures}
 
 
